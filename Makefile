@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-services lint typecheck check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Carillon on the embedded default (SQLite, in-process queue, dry-run channels) at :8000
+run: $(STAMP)
+	$(BIN)/carillon serve --host 127.0.0.1 --port 8000
+
+## The suite on the embedded default
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## The same suite on PostgreSQL + Redis (they must be running)
+test-services: $(STAMP)
+	CARILLON_DATABASE_URL=$${CARILLON_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	CARILLON_REDIS_URL=$${CARILLON_REDIS_URL:-redis://127.0.0.1:6379/0} \
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check app channels tests bench migrations
+	$(BIN)/ruff format --check app channels tests bench migrations
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) carillon.db carillon.db-wal carillon.db-shm

@@ -1,0 +1,51 @@
+"""The outbox: one row per message Carillon decided to send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigId, JSONType, UTCDateTime
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+DRY_RUN = "dry_run"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # One delivery per (journey instance, step): the guarantee against double sends.
+        UniqueConstraint("instance_id", "step_path"),
+        Index(
+            "ix_deliveries_pending",
+            "enqueued_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_profile", "profile_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("journey_instances.id"))
+    step_path: Mapped[str] = mapped_column(String(100))
+    journey_id: Mapped[str] = mapped_column(String(100))
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    # The rendered message, so ops can read exactly what was (or would have been) sent.
+    content: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,51 @@
+"""Writing deliveries: the outbox row commits with the step, the queue hears of it after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.delivery import models
+from app.delivery.models import Delivery
+from app.delivery.tasks import send_job
+from app.journeys.models import JourneyInstance
+from app.queue import enqueue
+
+
+def _row(instance: JourneyInstance, step_path: str, channel: str, content: dict[str, Any],
+         status: str, error: str | None = None) -> Delivery:
+    now = clock.now()
+    return Delivery(
+        instance_id=instance.id,
+        step_path=step_path,
+        journey_id=instance.journey_id,
+        profile_id=instance.profile_id,
+        channel=channel,
+        content=content,
+        status=status,
+        attempts=0,
+        error=error,
+        created_at=now,
+        enqueued_at=now,
+        updated_at=now,
+    )
+
+
+def plan(session: Session, instance: JourneyInstance, step_path: str, channel: str,
+         content: dict[str, Any]) -> Delivery:
+    delivery = _row(instance, step_path, channel, content, models.PENDING)
+    session.add(delivery)
+    session.flush()
+    enqueue(session, send_job(channel), delivery.id)
+    return delivery
+
+
+def plan_failed(session: Session, instance: JourneyInstance, step_path: str, channel: str,
+                error: str) -> Delivery:
+    """Record a message that could not even be rendered, with the reason."""
+    delivery = _row(instance, step_path, channel, {}, models.FAILED, error)
+    session.add(delivery)
+    session.flush()
+    return delivery

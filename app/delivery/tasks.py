@@ -1,0 +1,26 @@
+"""Delivery jobs: one queue per channel, so a slow provider never holds up another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from app.delivery import service
+from app.queue import actor
+from channels.registry import CHANNEL_NAMES
+
+
+def _job(channel: str) -> dramatiq.Actor[Any, Any]:
+    @actor(f"delivery.send_{channel}", queue=channel)
+    def send(delivery_id: int) -> None:
+        service.deliver(delivery_id)
+
+    return send  # type: ignore[no-any-return]
+
+
+SEND_JOBS = {channel: _job(channel) for channel in CHANNEL_NAMES}
+
+
+def send_job(channel: str) -> dramatiq.Actor[Any, Any]:
+    return SEND_JOBS[channel]

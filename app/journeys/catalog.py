@@ -1,0 +1,118 @@
+"""Which journey versions exist and which one new people enter.
+
+Journey files are synced into `journey_versions` by the processes that read the directory
+(`serve`, `api`, `scheduler`); workers only read the table, so a reload reaches every worker
+without a restart. Parsed versions are cached per process by version id: a version's text
+never changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.db import is_postgres, session_scope
+from app.journeys.definition import Journey
+from app.journeys.loader import Issue, load_path, parse_journey
+from app.journeys.models import JourneyVersion
+
+log = logging.getLogger(__name__)
+
+_parsed: dict[int, Journey] = {}
+
+
+def journey_of_version(session: Session, version_id: int) -> Journey:
+    journey = _parsed.get(version_id)
+    if journey is None:
+        row = session.get(JourneyVersion, version_id)
+        if row is None:
+            raise LookupError(f"journey version {version_id} does not exist")
+        journey = _parsed[version_id] = parse_journey(row.source, row.file)
+    return journey
+
+
+def current_journeys(session: Session) -> list[tuple[int, Journey]]:
+    ids = session.scalars(
+        select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
+    )
+    return [(version_id, journey_of_version(session, version_id)) for version_id in ids]
+
+
+def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:
+    """Record a new version for every journey whose text changed; retire vanished journeys.
+
+    Returns the versions created."""
+    if is_postgres(session):
+        # Several processes may start at once; one syncs at a time.
+        session.execute(text("SELECT pg_advisory_xact_lock(7401)"))
+    created = []
+    for journey in journeys:
+        latest = session.scalars(
+            select(JourneyVersion)
+            .where(JourneyVersion.journey_id == journey.id)
+            .order_by(JourneyVersion.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.checksum == journey.checksum:
+            if not latest.is_current:
+                latest.is_current = True
+            continue
+        session.execute(
+            update(JourneyVersion)
+            .where(JourneyVersion.journey_id == journey.id)
+            .values(is_current=False)
+        )
+        version = JourneyVersion(
+            journey_id=journey.id,
+            version=(latest.version + 1) if latest else 1,
+            checksum=journey.checksum,
+            file=journey.file,
+            source=journey.source,
+            loaded_at=clock.now(),
+            is_current=True,
+        )
+        session.add(version)
+        created.append(version)
+    present = [j.id for j in journeys]
+    session.execute(
+        update(JourneyVersion)
+        .where(JourneyVersion.is_current, JourneyVersion.journey_id.not_in(present))
+        .values(is_current=False)
+    )
+    session.flush()
+    for version in created:
+        log.info("journey %s: version %d loaded from %s", version.journey_id, version.version,
+                 version.file)
+    return created
+
+
+def sync_directory(path: Path) -> list[Issue]:
+    """Load `path` and sync the valid journeys; invalid files keep their last good version."""
+    journeys, issues = load_path(path)
+    for issue in issues:
+        log.error("journey file rejected: %s", issue)
+    invalid_files = {issue.file for issue in issues}
+    with session_scope() as session:
+        kept = [
+            row.journey_id
+            for row in session.scalars(
+                select(JourneyVersion).where(
+                    JourneyVersion.is_current, JourneyVersion.file.in_(invalid_files)
+                )
+            )
+        ]
+        good = [j for j in journeys if j.file not in invalid_files]
+        known = {j.id for j in good}
+        # A broken file must not retire the journey it used to define.
+        good += [
+            journey_of_version(session, vid)
+            for vid, j in current_journeys(session)
+            if j.id in kept and j.id not in known
+        ]
+        sync(session, good)
+    return issues
+

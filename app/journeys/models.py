@@ -1,0 +1,84 @@
+"""Journey versions, the people travelling through them, and their timers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigId, UTCDateTime
+
+ACTIVE = "active"
+
+
+class JourneyVersion(Base):
+    """Every version of every journey file ever loaded; instances pin the one they started on."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = (UniqueConstraint("journey_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The version new people enter; False for older versions and for journeys whose file is gone.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JourneyInstance(Base):
+    """One person's trip through one journey version; `cursor` is the path of the step it is at."""
+
+    __tablename__ = "journey_instances"
+    __table_args__ = (
+        # At most one live instance per person and journey.
+        Index(
+            "uq_journey_instances_live",
+            "journey_id",
+            "profile_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        Index("ix_journey_instances_profile_status", "profile_id", "status"),
+        Index("ix_journey_instances_entry", "journey_id", "profile_id", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(100))
+    journey_version_id: Mapped[int] = mapped_column(ForeignKey("journey_versions.id"))
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
+    trigger_event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    status: Mapped[str] = mapped_column(String(16))  # active | completed | exited
+    cursor: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_reason: Mapped[str | None] = mapped_column(String(255))
+
+
+class Timer(Base):
+    """A durable wait: the scheduler resumes the instance at `due_at`."""
+
+    __tablename__ = "journey_timers"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "step_path"),
+        Index(
+            "ix_journey_timers_due",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("journey_instances.id"), index=True)
+    step_path: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # pending | fired | cancelled | error
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,46 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import migrate
+from app.events.endpoints import Rejected, rejected_response
+from app.events.endpoints import router as events_router
+from app.journeys import catalog
+from app.settings import get_settings
+
+
+def create_app(*, embedded: bool = False) -> FastAPI:
+    """`embedded=True` is `carillon serve`: migrate the SQLite file, then run the queue worker
+    and the scheduler inside this process."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if embedded:
+            migrate.upgrade()
+        catalog.sync_directory(get_settings().journeys_dir)
+        runner = None
+        if embedded:
+            from app.embedded import Embedded
+
+            runner = Embedded()
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+
+    app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(Rejected, rejected_response)
+    app.include_router(events_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,19 @@
+"""Imports every table so `Base.metadata` is complete (Alembic, test setup)."""
+
+from app.db import Base
+from app.delivery.models import Delivery
+from app.events.models import Event
+from app.journeys.models import JourneyInstance, JourneyVersion, Timer
+from app.profiles.models import Identity, Profile, Trait
+
+__all__ = [
+    "Base",
+    "Delivery",
+    "Event",
+    "Identity",
+    "JourneyInstance",
+    "JourneyVersion",
+    "Profile",
+    "Timer",
+    "Trait",
+]

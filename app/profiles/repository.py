@@ -1,0 +1,101 @@
+"""Profile queries, including the last-write-wins trait upsert that makes traits converge."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.db import is_postgres
+from app.profiles.models import Identity, Profile, Trait
+
+
+def lock_identities(session: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """Serialize work on one person across workers: a transaction-scoped advisory lock per
+    identity, taken in a fixed order so two workers cannot deadlock. (SQLite already runs one
+    writer at a time.)"""
+    if not is_postgres(session):
+        return
+    for kind, value in sorted(set(keys)):
+        key = zlib.crc32(f"{kind}:{value}".encode()) - 2**31
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def find_identities(session: Session, keys: Sequence[tuple[str, str]]) -> list[Identity]:
+    if not keys:
+        return []
+    stmt = select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys))
+    return list(session.scalars(stmt))
+
+
+def identities_of(session: Session, profile_id: str) -> list[Identity]:
+    return list(session.scalars(select(Identity).where(Identity.profile_id == profile_id)))
+
+
+def traits_of(session: Session, profile_id: str) -> dict[str, Any]:
+    rows = session.execute(select(Trait.name, Trait.value).where(Trait.profile_id == profile_id))
+    return {name: value for name, value in rows}
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if is_postgres(session) else sqlite.insert
+
+
+def upsert_traits(
+    session: Session,
+    profile_id: str,
+    traits: dict[str, Any],
+    timestamp: datetime,
+    message_id: str,
+) -> None:
+    """Write each trait unless the stored one was set by a newer event (ties: larger messageId).
+
+    One atomic statement, so concurrent workers need no lock to converge."""
+    if not traits:
+        return
+    rows = [
+        {
+            "profile_id": profile_id,
+            "name": name,
+            "value": value,
+            "timestamp": timestamp,
+            "message_id": message_id,
+        }
+        for name, value in traits.items()
+    ]
+    stmt = _insert(session)(Trait).values(rows)
+    newer = tuple_(Trait.timestamp, Trait.message_id) < tuple_(
+        stmt.excluded.timestamp, stmt.excluded.message_id
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Trait.profile_id, Trait.name],
+        set_={
+            "value": stmt.excluded.value,
+            "timestamp": stmt.excluded.timestamp,
+            "message_id": stmt.excluded.message_id,
+        },
+        where=newer,
+    )
+    session.execute(stmt)
+
+
+def move_traits(session: Session, source_id: str, target_id: str) -> None:
+    """Fold the source's traits into the target with the same last-write-wins rule."""
+    for trait in session.scalars(select(Trait).where(Trait.profile_id == source_id)):
+        upsert_traits(
+            session, target_id, {trait.name: trait.value}, trait.timestamp, trait.message_id
+        )
+    session.execute(Trait.__table__.delete().where(Trait.profile_id == source_id))
+
+
+def repoint(session: Session, column: Any, source_id: str, target_id: str) -> None:
+    session.execute(update(column.class_).where(column == source_id).values({column.key: target_id}))
+
+
+def get_profile(session: Session, profile_id: str) -> Profile | None:
+    return session.get(Profile, profile_id)

@@ -1,0 +1,60 @@
+"""The broker, and the one way to enqueue: ids only, after commit.
+
+Redis in production; without `CARILLON_REDIS_URL`, dramatiq's in-process broker serves the
+embedded default. Either way the database holds the truth and the sweeper re-enqueues anything
+a lost message left behind, so losing the in-process queue on restart loses no work.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications
+from dramatiq.middleware import TimeLimit
+from sqlalchemy.orm import Session
+
+from app.db import after_commit
+from app.settings import get_settings
+
+# A failed job (e.g. the database briefly down) is retried a few times; after that the row
+# stays due in the database and the sweeper hands it over again.
+MAX_RETRIES = 5
+
+
+@lru_cache
+def get_broker() -> dramatiq.Broker:
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=5 * 60 * 1000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=MAX_RETRIES, min_backoff=500, max_backoff=30_000),
+    ]
+    url = get_settings().redis_url
+    broker: dramatiq.Broker
+    if url:
+        broker = RedisBroker(url=url, middleware=middleware, namespace="carillon")
+    else:
+        broker = StubBroker(middleware=middleware)
+        broker.emit_after("process_boot")
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def actor(name: str, queue: str) -> Any:
+    """Declare a job named `domain.action` on `queue` of Carillon's broker."""
+
+    def decorate(fn: Any) -> dramatiq.Actor[Any, Any]:
+        return dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=get_broker())
+
+    return decorate
+
+
+def enqueue(session: Session, job: dramatiq.Actor[Any, Any], *args: Any) -> None:
+    """Send `job(*args)` once `session` commits; nothing is sent if it rolls back."""
+    after_commit(session, lambda: job.send(*args))

@@ -1,0 +1,83 @@
+"""All configuration, read once from the environment (prefix `CARILLON_`).
+
+Provider credentials keep the providers' own variable names (`SENDGRID_API_KEY`, `TWILIO_*`,
+`META_ACCESS_TOKEN`) so the values people already export for the official SDKs just work.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARILLON_", extra="ignore")
+
+    database_url: str = "sqlite:///./carillon.db"
+    # Unset: the in-process queue of the embedded default.
+    redis_url: str | None = None
+    journeys_dir: Path = Path("./journeys")
+    # Comma-separated write keys; `name=key` labels the source. Production must set its own.
+    write_keys: str = "dev"
+    admin_token: str | None = None
+
+    # Worker threads for the embedded `serve` and per `carillon worker` process.
+    worker_threads: int = 4
+    scheduler_interval_seconds: float = 1.0
+    timer_batch_size: int = 500
+    # Rows still pending this long after their enqueue are re-enqueued by the sweeper.
+    sweep_after_seconds: float = 30.0
+
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    twilio_base_url: str = "https://api.twilio.com"
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_api_version: str = "v21.0"
+    provider_timeout_seconds: float = 10.0
+
+    sendgrid_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENDGRID_API_KEY", "CARILLON_SENDGRID_API_KEY")
+    )
+    sendgrid_from_email: str = "no-reply@example.com"
+    twilio_account_sid: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "CARILLON_TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "CARILLON_TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_FROM_NUMBER", "CARILLON_TWILIO_FROM_NUMBER"),
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TWILIO_MESSAGING_SERVICE_SID", "CARILLON_TWILIO_MESSAGING_SERVICE_SID"
+        ),
+    )
+    meta_access_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("META_ACCESS_TOKEN", "CARILLON_META_ACCESS_TOKEN")
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def write_key_sources(self) -> dict[str, str]:
+        """Map each accepted write key to the name of its source."""
+        sources: dict[str, str] = {}
+        for item in self.write_keys.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, key = item.partition("=")
+            sources[key if sep else name] = name if sep else "default"
+        return sources
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

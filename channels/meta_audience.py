@@ -1,0 +1,230 @@
+"""Adding a person to a Meta Custom Audience (Marketing API, Custom Audience Users edge).
+
+Meta matches people on SHA-256 hashes of normalized identifiers, so only hashes ever leave
+Carillon: the raw e-mail address or phone number is never part of the request. Normalization
+follows Meta's "Hashing and Normalizing Data" rules for customer-file custom audiences; a
+value normalized differently from Meta's side hashes differently and simply never matches.
+
+The request is `POST /{version}/{audience_id}/users` with the form fields `payload` (JSON) and
+`access_token`. With both identifiers the multi-key form is used (`schema: ["EMAIL", "PHONE"]`,
+`data: [[email_hash, phone_hash]]`); with one, the single-key form (`schema: "EMAIL_SHA256"`,
+`data: [email_hash]`). Both are documented on the Custom Audience Users reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import httpx
+
+from app.settings import Settings
+from channels._retry import is_transient_status, retry_after_seconds
+from channels.base import Message, Outcome, SendResult
+
+# Graph error codes whose documented recovery is "wait and retry" (Graph API "Handling
+# Errors" guide and Marketing API "Rate Limiting"): unknown/service errors, app, user, page
+# and ad-account throttling, temporary blocks, and the business-use-case limits 80000-80014
+# (80003 is the custom-audience one).
+TRANSIENT_GRAPH_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613})
+BUSINESS_USE_CASE_CODES = range(80000, 80015)
+
+_NOT_DIGITS = re.compile(r"\D")
+# "+33 (0)6 12 34 56 78": the bracketed trunk prefix is dialled nationally only.
+_TRUNK_PREFIX = re.compile(r"\(\s*0\s*\)")
+_AUDIENCE_ID = re.compile(r"\d{1,32}")
+
+
+def normalize_email(email: str) -> str:
+    """Meta: trim leading and trailing whitespace, lower-case."""
+    return email.strip().lower()
+
+
+def normalize_phone(phone: str) -> str:
+    """Meta: digits only, country code included, no symbols, letters or leading zeros.
+
+    "+33 6 12 34 56 78", "+33 (0)6 12 34 56 78" and "0033612345678" all give "33612345678".
+    A national number without its country code cannot be repaired here: profiles store E.164.
+    """
+    return _NOT_DIGITS.sub("", _TRUNK_PREFIX.sub("", phone)).lstrip("0")
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def audience_payload(email: str | None, phone: str | None) -> dict[str, Any] | None:
+    """The `payload` parameter for one person, or None when there is nothing to match on."""
+    email_norm = normalize_email(email) if email else ""
+    phone_norm = normalize_phone(phone) if phone else ""
+    if email_norm and phone_norm:
+        return {
+            "schema": ["EMAIL", "PHONE"],
+            "is_raw": True,
+            "data": [[sha256_hex(email_norm), sha256_hex(phone_norm)]],
+        }
+    if email_norm:
+        return {"schema": "EMAIL_SHA256", "data": [sha256_hex(email_norm)]}
+    if phone_norm:
+        return {"schema": "PHONE_SHA256", "data": [sha256_hex(phone_norm)]}
+    return None
+
+
+class MetaCustomAudience:
+    name = "meta_audience"
+
+    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+        if not settings.meta_access_token:
+            raise ValueError("MetaCustomAudience needs settings.meta_access_token")
+        self._token = settings.meta_access_token
+        self._base = f"{settings.meta_graph_url.rstrip('/')}/{settings.meta_api_version.strip('/')}"
+        self._client = client or httpx.Client(timeout=settings.provider_timeout_seconds)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(self, message: Message) -> SendResult:
+        audience_id = str(message.content.get("audience_id") or "").strip()
+        if not _AUDIENCE_ID.fullmatch(audience_id):
+            return SendResult(
+                Outcome.FAILED,
+                error=f"audience_id {audience_id!r} is not a Meta custom audience id (digits)",
+            )
+        payload = audience_payload(message.recipient.email, message.recipient.phone)
+        if payload is None:
+            return SendResult(
+                Outcome.FAILED,
+                error=f"recipient {message.recipient.profile_id} has neither e-mail nor phone",
+            )
+        try:
+            response = self._client.post(
+                f"{self._base}/{audience_id}/users",
+                data={"payload": json.dumps(payload), "access_token": self._token},
+            )
+        except httpx.TransportError as exc:
+            # Connection refused, DNS, timeouts, a dropped connection: worth another try.
+            return SendResult(
+                Outcome.FAILED, error=f"Meta unreachable: {type(exc).__name__}", transient=True
+            )
+        return _result(response)
+
+
+def _result(response: httpx.Response) -> SendResult:
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if status >= 400 or (isinstance(body, dict) and "error" in body):
+        return _from_graph_error(response, body)
+    if not isinstance(body, dict):
+        return SendResult(
+            Outcome.FAILED,
+            error=f"Meta answered HTTP {status} with an unreadable body",
+            status_code=status,
+            transient=True,
+        )
+    received = _int(body.get("num_received"))
+    invalid = _int(body.get("num_invalid_entries"))
+    if invalid and received is not None and invalid >= received:
+        samples = body.get("invalid_entry_samples") or {}
+        detail = f" (samples: {json.dumps(samples)})" if samples else ""
+        return SendResult(
+            Outcome.FAILED,
+            error=f"Meta rejected all {received} entries as invalid{detail}",
+            status_code=status,
+        )
+    session_id = body.get("session_id")
+    provider_id = session_id if session_id not in (None, "") else body.get("audience_id")
+    return SendResult(
+        Outcome.SENT,
+        provider_message_id=str(provider_id) if provider_id is not None else None,
+        status_code=status,
+    )
+
+
+def _from_graph_error(response: httpx.Response, body: Any) -> SendResult:
+    status = response.status_code
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        text = response.text.strip()[:500] or response.reason_phrase
+        return SendResult(
+            Outcome.FAILED,
+            error=f"Meta HTTP {status}: {text}",
+            status_code=status,
+            transient=is_transient_status(status),
+            retry_after_seconds=retry_after_seconds(response.headers.get("Retry-After")),
+        )
+    code = _int(error.get("code"))
+    subcode = _int(error.get("error_subcode"))
+    words = str(error.get("message") or "").strip()
+    user_msg = str(error.get("error_user_msg") or "").strip()
+    if user_msg and user_msg not in words:
+        words = f"{words} ({user_msg})" if words else user_msg
+    label = f"{code}" if subcode is None else f"{code}/{subcode}"
+    transient = (
+        is_transient_status(status)
+        or code in TRANSIENT_GRAPH_CODES
+        or (code is not None and code in BUSINESS_USE_CASE_CODES)
+        or error.get("is_transient") is True
+    )
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    if retry_after is None and transient:
+        retry_after = _regain_access_seconds(response.headers)
+    return SendResult(
+        Outcome.FAILED,
+        error=f"{label}: {words}" if words else label,
+        status_code=status,
+        transient=transient,
+        retry_after_seconds=retry_after,
+    )
+
+
+def _regain_access_seconds(headers: httpx.Headers) -> float | None:
+    """Meta's throttling headers say when calls will be accepted again (Graph API "Rate
+    Limiting": `estimated_time_to_regain_access` in minutes, `reset_time_duration` in
+    seconds)."""
+    longest = 0.0
+    for name in ("X-Business-Use-Case-Usage", "X-Ad-Account-Usage", "X-App-Usage"):
+        raw = headers.get(name)
+        if not raw:
+            continue
+        try:
+            usage = json.loads(raw)
+        except ValueError:
+            continue
+        longest = max([longest, *_regain_seconds(usage)])
+    return longest or None
+
+
+def _regain_seconds(node: Any) -> list[float]:
+    found: list[float] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            number = _float(value)
+            if key == "estimated_time_to_regain_access" and number:
+                found.append(number * 60.0)
+            elif key == "reset_time_duration" and number:
+                found.append(number)
+            else:
+                found.extend(_regain_seconds(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_regain_seconds(item))
+    return found
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

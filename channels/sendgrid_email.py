@@ -1,0 +1,142 @@
+"""E-mail through SendGrid's v3 Mail Send API, with the official `sendgrid` library.
+
+The delivery id travels in `custom_args`, so SendGrid's Event Webhook (delivered, open, click,
+bounce) carries it back and the webhook handler finds the delivery without a lookup table; the
+journey id is a category, so SendGrid's own statistics can be read per journey.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Category, CustomArg, Mail
+
+from app.settings import Settings
+from channels._retry import is_transient_status, retry_after_seconds, seconds_until_epoch
+from channels.base import Message, Outcome, SendResult
+
+DELIVERY_ID_ARG = "carillon_delivery_id"
+# SendGrid refuses categories longer than this (Mail Send API reference, `categories`).
+MAX_CATEGORY_LENGTH = 255
+
+
+class SendGridEmail:
+    name = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.sendgrid_api_key:
+            raise ValueError("SendGridEmail needs settings.sendgrid_api_key")
+        self._from_email = settings.sendgrid_from_email
+        self._client = SendGridAPIClient(
+            api_key=settings.sendgrid_api_key, host=settings.sendgrid_base_url.rstrip("/")
+        )
+        # The library has no timeout argument of its own; its python_http_client passes this
+        # attribute to every child client it builds and on to urllib, so a hung connection
+        # costs one timeout, not a worker thread forever.
+        self._client.client.timeout = settings.provider_timeout_seconds
+
+    def build_mail(self, message: Message) -> Mail:
+        """The request body, separate from sending so it can be inspected and tested."""
+        content = message.content
+        mail = Mail(
+            from_email=self._from_email,
+            to_emails=(message.recipient.email or "").strip(),
+            subject=content.get("subject"),
+            plain_text_content=content.get("text") or None,
+            html_content=content.get("html") or None,
+        )
+        mail.custom_arg = CustomArg(DELIVERY_ID_ARG, str(message.delivery_id))
+        if message.journey_id:
+            mail.category = Category(str(message.journey_id)[:MAX_CATEGORY_LENGTH])
+        return mail
+
+    def send(self, message: Message) -> SendResult:
+        refusal = _refusal(message)
+        if refusal is not None:
+            return SendResult(Outcome.FAILED, error=refusal, transient=False)
+        try:
+            response = self._client.send(self.build_mail(message))
+        except HTTPError as exc:
+            return _from_http_error(exc)
+        except (OSError, http.client.HTTPException) as exc:
+            # urllib raises URLError (an OSError) for refused connections and DNS failures,
+            # TimeoutError for timeouts, RemoteDisconnected when the peer hangs up.
+            return SendResult(
+                Outcome.FAILED, error=f"SendGrid unreachable: {_describe(exc)}", transient=True
+            )
+        status = int(response.status_code)
+        message_id = response.headers.get("X-Message-Id") if response.headers else None
+        if 200 <= status < 300:
+            return SendResult(Outcome.SENT, provider_message_id=message_id, status_code=status)
+        # A 1xx/3xx answer is not an acceptance; say so rather than claim a send.
+        return SendResult(
+            Outcome.FAILED,
+            error=f"SendGrid answered HTTP {status} without accepting the message",
+            status_code=status,
+            transient=is_transient_status(status),
+        )
+
+
+def _refusal(message: Message) -> str | None:
+    """Problems no provider call can fix: retrying them would only repeat the refusal."""
+    if not (message.recipient.email or "").strip():
+        return f"recipient {message.recipient.profile_id} has no e-mail address"
+    if not str(message.content.get("subject") or "").strip():
+        return "the e-mail has no subject"
+    if not message.content.get("text") and not message.content.get("html"):
+        return "the e-mail has neither a text nor an html body"
+    return None
+
+
+def _from_http_error(exc: HTTPError) -> SendResult:
+    status = int(exc.status_code)
+    headers = exc.headers
+    retry_after: float | None = None
+    if headers is not None:
+        retry_after = retry_after_seconds(headers.get("Retry-After"))
+        if retry_after is None and status == 429:
+            # SendGrid's documented rate-limit answer carries the reset time, not Retry-After.
+            retry_after = seconds_until_epoch(headers.get("X-RateLimit-Reset"))
+    return SendResult(
+        Outcome.FAILED,
+        error=f"SendGrid HTTP {status}: {sendgrid_error_text(exc.body, exc.reason)}",
+        status_code=status,
+        transient=is_transient_status(status),
+        retry_after_seconds=retry_after,
+    )
+
+
+def sendgrid_error_text(body: bytes | str | None, reason: Any = None) -> str:
+    """The provider's own words from `{"errors": [{"message", "field", "help"}]}`."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    messages: list[str] = []
+    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+        for item in parsed["errors"]:
+            if not isinstance(item, dict):
+                continue
+            text = str(item.get("message") or "").strip()
+            field = item.get("field")
+            if field and field != "null":
+                text = f"{field}: {text}" if text else str(field)
+            if text:
+                messages.append(text)
+    if messages:
+        return "; ".join(messages)
+    if raw.strip():
+        return raw.strip()[:500]
+    return str(reason or "no error body")
+
+
+def _describe(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if reason is not None and reason is not exc:
+        return f"{type(exc).__name__}: {reason}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,289 @@
+"""MetaCustomAudience against the local Graph API stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from app.settings import Settings
+from channels.base import Message, Outcome, Recipient
+from channels.meta_audience import MetaCustomAudience, normalize_email, normalize_phone
+from tests.providers.meta import (
+    TEST_ACCESS_TOKEN,
+    TEST_AUDIENCE_ID,
+    MetaGraphServer,
+    graph_error,
+)
+from tests.providers.server import RecordedRequest, unused_port
+
+RAW_EMAIL = "  Ann.Martin@Example.COM "
+RAW_PHONE = "+33 (0)6 12-34-56-78"
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# Normalized by hand, following Meta's rules, independently of the adapter's code.
+EMAIL_HASH = sha256("ann.martin@example.com")
+PHONE_HASH = sha256("33612345678")
+
+
+def message(
+    email: str | None = RAW_EMAIL,
+    phone: str | None = RAW_PHONE,
+    audience_id: str = TEST_AUDIENCE_ID,
+) -> Message:
+    return Message(
+        delivery_id="9",
+        channel="meta_audience",
+        recipient=Recipient(profile_id="p-3", email=email, phone=phone),
+        content={"audience_id": audience_id},
+        journey_id="instagram-retarget",
+    )
+
+
+@pytest.fixture
+def channel(
+    meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
+) -> MetaCustomAudience:
+    return MetaCustomAudience(make_settings(**meta_server.settings_overrides()))
+
+
+def payload_of(request: RecordedRequest) -> dict[str, object]:
+    payload = json.loads(request.body["payload"])
+    assert isinstance(payload, dict)
+    return payload
+
+
+def assert_no_raw_identifier(request: RecordedRequest, *raw_values: str) -> None:
+    everything = " ".join(
+        [request.path, json.dumps(request.query), json.dumps(request.headers), request.text]
+    ).lower()
+    for raw in raw_values:
+        for form in {raw, raw.strip(), raw.strip().lower(), quote(raw.strip()), quote_plus(raw)}:
+            assert form.lower() not in everything, f"{form!r} left Carillon"
+
+
+def test_person_with_email_and_phone_is_added_by_hashes_only(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    result = channel.send(message())
+
+    assert result.outcome is Outcome.SENT, result.error
+    (request,) = meta_server.requests
+    assert (request.method, request.path) == ("POST", f"/v21.0/{TEST_AUDIENCE_ID}/users")
+    assert request.header("content-type") == "application/x-www-form-urlencoded"
+    assert request.body["access_token"] == TEST_ACCESS_TOKEN
+    assert payload_of(request) == {
+        "schema": ["EMAIL", "PHONE"],
+        "is_raw": True,
+        "data": [[EMAIL_HASH, PHONE_HASH]],
+    }
+    assert_no_raw_identifier(request, RAW_EMAIL, RAW_PHONE, "33612345678", "0612345678")
+    # The provider id is Graph's upload session id.
+    assert result.provider_message_id is not None
+    assert result.provider_message_id.isdigit()
+    assert result.status_code == 200
+
+
+def test_email_only_uses_the_single_key_schema(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    assert channel.send(message(phone=None)).outcome is Outcome.SENT
+    request = meta_server.requests[0]
+    assert payload_of(request) == {"schema": "EMAIL_SHA256", "data": [EMAIL_HASH]}
+    assert_no_raw_identifier(request, RAW_EMAIL)
+
+
+def test_phone_only_uses_the_single_key_schema(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    assert channel.send(message(email=None, phone="0033 6 12 34 56 78")).outcome is Outcome.SENT
+    request = meta_server.requests[0]
+    assert payload_of(request) == {"schema": "PHONE_SHA256", "data": [sha256("33612345678")]}
+    assert_no_raw_identifier(request, "0033 6 12 34 56 78", "33612345678")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("  Ann@Example.COM\t", "ann@example.com"),
+        ("bob@example.com", "bob@example.com"),
+    ],
+)
+def test_email_normalization(raw: str, normalized: str) -> None:
+    assert normalize_email(raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+33 6 12 34 56 78", "33612345678"),
+        ("+33 (0)6 12 34 56 78", "33612345678"),
+        ("0033612345678", "33612345678"),
+        ("+1 (650) 555-1212", "16505551212"),
+        ("tel:+44 7700-900123", "447700900123"),
+    ],
+)
+def test_phone_normalization(raw: str, normalized: str) -> None:
+    assert normalize_phone(raw) == normalized
+
+
+@pytest.mark.parametrize(("email", "phone"), [(None, None), ("  ", "--")])
+def test_no_identifier_fails_permanently_without_a_call(
+    channel: MetaCustomAudience,
+    meta_server: MetaGraphServer,
+    email: str | None,
+    phone: str | None,
+) -> None:
+    result = channel.send(message(email=email, phone=phone))
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert "neither e-mail nor phone" in (result.error or "")
+    assert meta_server.requests == []
+
+
+@pytest.mark.parametrize("audience_id", ["", "abc", "123/../456"])
+def test_bad_audience_id_fails_permanently_without_a_call(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer, audience_id: str
+) -> None:
+    result = channel.send(message(audience_id=audience_id))
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert "audience_id" in (result.error or "")
+    assert meta_server.requests == []
+
+
+def test_invalid_token_is_permanent_with_graphs_code_and_words(
+    meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
+) -> None:
+    channel = MetaCustomAudience(
+        make_settings(meta_access_token="EAAB-expired", meta_graph_url=meta_server.base_url)
+    )
+    result = channel.send(message())
+    assert result.outcome is Outcome.FAILED
+    assert (result.status_code, result.transient) == (400, False)
+    assert result.error == "190: Invalid OAuth access token - Cannot parse access token"
+
+
+def test_unknown_audience_is_permanent(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.audience_ids = {TEST_AUDIENCE_ID}
+    try:
+        result = channel.send(message(audience_id="999"))
+    finally:
+        meta_server.audience_ids = None
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert (result.error or "").startswith("100/33: Unsupported post request.")
+
+
+@pytest.mark.parametrize(
+    ("code", "subcode"),
+    [(4, None), (17, 2446079), (32, None), (613, 1487742), (80003, 2446079)],
+)
+def test_throttling_codes_are_transient(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer, code: int, subcode: int | None
+) -> None:
+    meta_server.fail_next(400, graph_error(code, "User request limit reached", subcode=subcode))
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (
+        Outcome.FAILED,
+        400,
+        True,
+    )
+    assert (result.error or "").startswith(f"{code}")
+
+
+def test_business_use_case_header_gives_the_wait(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    usage = {
+        "1234567890": [
+            {
+                "type": "custom_audience",
+                "call_count": 100,
+                "total_cputime": 40,
+                "total_time": 35,
+                "estimated_time_to_regain_access": 5,
+            }
+        ]
+    }
+    meta_server.fail_next(
+        400,
+        graph_error(80003, "There have been too many calls to this ad-account."),
+        {"X-Business-Use-Case-Usage": json.dumps(usage)},
+    )
+    result = channel.send(message())
+    assert result.transient is True
+    assert result.retry_after_seconds == 300.0
+
+
+def test_http_429_with_retry_after_is_transient(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.fail_next(
+        429, graph_error(4, "Application request limit reached"), {"Retry-After": "12"}
+    )
+    result = channel.send(message())
+    assert (result.transient, result.retry_after_seconds) == (True, 12.0)
+
+
+def test_server_error_without_json_is_transient(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.fail_next(502, "<html>Bad Gateway</html>")
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 502, True)
+
+
+def test_invalid_parameter_is_permanent(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.fail_next(400, graph_error(100, "(#100) Invalid parameter"))
+    result = channel.send(message())
+    assert (result.transient, result.error) == (False, "100: (#100) Invalid parameter")
+
+
+def test_every_entry_invalid_is_a_permanent_failure(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.fail_next(
+        200,
+        {
+            "audience_id": TEST_AUDIENCE_ID,
+            "session_id": "4242",
+            "num_received": 1,
+            "num_invalid_entries": 1,
+            "invalid_entry_samples": {EMAIL_HASH: "Invalid EMAIL value"},
+        },
+    )
+    result = channel.send(message())
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert "rejected all 1 entries" in (result.error or "")
+
+
+def test_connection_refused_is_transient(make_settings: Callable[..., Settings]) -> None:
+    channel = MetaCustomAudience(
+        make_settings(
+            meta_access_token=TEST_ACCESS_TOKEN,
+            meta_graph_url=f"http://127.0.0.1:{unused_port()}",
+        )
+    )
+    result = channel.send(message())
+    assert (result.outcome, result.transient, result.status_code) == (Outcome.FAILED, True, None)
+    assert "unreachable" in (result.error or "")
+
+
+def test_timeout_is_the_configured_one_and_transient(
+    meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
+) -> None:
+    channel = MetaCustomAudience(
+        make_settings(**meta_server.settings_overrides(), provider_timeout_seconds=0.3)
+    )
+    meta_server.fail_next(200, {"audience_id": TEST_AUDIENCE_ID}, delay_seconds=10)
+    result = channel.send(message())
+    assert (result.outcome, result.transient) == (Outcome.FAILED, True)

@@ -1,0 +1,148 @@
+"""The registry's choice of adapter, the content rules, and the dry run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from app.settings import Settings
+from channels.base import Message, Outcome, Recipient
+from channels.dry_run import DryRun
+from channels.meta_audience import MetaCustomAudience
+from channels.registry import CHANNEL_NAMES, build_channels, required_content
+from channels.sendgrid_email import SendGridEmail
+from channels.twilio_sms import TwilioSMS
+from tests.providers.meta import MetaGraphServer
+from tests.providers.sendgrid import SendGridServer
+from tests.providers.twilio import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    TEST_FROM_NUMBER,
+    TEST_MESSAGING_SERVICE_SID,
+    TwilioServer,
+)
+
+ALL_CREDENTIALS = {
+    "sendgrid_api_key": "SG.key",
+    "twilio_account_sid": TEST_ACCOUNT_SID,
+    "twilio_auth_token": TEST_AUTH_TOKEN,
+    "twilio_from_number": TEST_FROM_NUMBER,
+    "meta_access_token": "EAAB-token",
+}
+
+
+def test_channel_names() -> None:
+    assert CHANNEL_NAMES == ("email", "sms", "meta_audience")
+
+
+def test_settings_take_credentials_by_field_name(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(**ALL_CREDENTIALS)
+    assert settings.sendgrid_api_key == "SG.key"
+    assert settings.twilio_account_sid == TEST_ACCOUNT_SID
+    assert settings.meta_access_token == "EAAB-token"
+
+
+def test_without_credentials_every_channel_runs_dry(
+    make_settings: Callable[..., Settings],
+) -> None:
+    channels = build_channels(make_settings())
+    assert list(channels) == list(CHANNEL_NAMES)
+    for name, channel in channels.items():
+        assert isinstance(channel, DryRun)
+        assert channel.name == name
+
+
+def test_with_credentials_every_channel_is_real(make_settings: Callable[..., Settings]) -> None:
+    channels = build_channels(make_settings(**ALL_CREDENTIALS))
+    assert isinstance(channels["email"], SendGridEmail)
+    assert isinstance(channels["sms"], TwilioSMS)
+    assert isinstance(channels["meta_audience"], MetaCustomAudience)
+    assert {name: channel.name for name, channel in channels.items()} == {
+        name: name for name in CHANNEL_NAMES
+    }
+
+
+@pytest.mark.parametrize(
+    ("twilio", "real"),
+    [
+        ({"twilio_account_sid": TEST_ACCOUNT_SID, "twilio_auth_token": TEST_AUTH_TOKEN}, False),
+        ({"twilio_account_sid": TEST_ACCOUNT_SID, "twilio_from_number": TEST_FROM_NUMBER}, False),
+        ({"twilio_auth_token": TEST_AUTH_TOKEN, "twilio_from_number": TEST_FROM_NUMBER}, False),
+        (
+            {
+                "twilio_account_sid": TEST_ACCOUNT_SID,
+                "twilio_auth_token": TEST_AUTH_TOKEN,
+                "twilio_messaging_service_sid": TEST_MESSAGING_SERVICE_SID,
+            },
+            True,
+        ),
+        (
+            {
+                "twilio_account_sid": TEST_ACCOUNT_SID,
+                "twilio_auth_token": TEST_AUTH_TOKEN,
+                "twilio_from_number": TEST_FROM_NUMBER,
+            },
+            True,
+        ),
+    ],
+)
+def test_sms_needs_sid_token_and_a_sender(
+    make_settings: Callable[..., Settings], twilio: dict[str, str], real: bool
+) -> None:
+    channel = build_channels(make_settings(**twilio))["sms"]
+    assert isinstance(channel, TwilioSMS) is real
+    assert isinstance(channel, DryRun) is not real
+
+
+def test_each_channel_is_configured_independently(
+    make_settings: Callable[..., Settings],
+) -> None:
+    channels = build_channels(make_settings(sendgrid_api_key="SG.key"))
+    assert isinstance(channels["email"], SendGridEmail)
+    assert isinstance(channels["sms"], DryRun)
+    assert isinstance(channels["meta_audience"], DryRun)
+
+
+def test_required_content() -> None:
+    assert required_content("email") == {"subject", "html", "text"}
+    assert required_content("sms") == {"text"}
+    assert required_content("meta_audience") == {"audience_id"}
+    with pytest.raises(ValueError, match="unknown channel 'fax'"):
+        required_content("fax")
+
+
+def test_dry_run_records_what_would_be_sent_and_sends_nothing(
+    make_settings: Callable[..., Settings],
+    sendgrid_server: SendGridServer,
+    twilio_server: TwilioServer,
+    meta_server: MetaGraphServer,
+) -> None:
+    # Base URLs point at live stand-ins, credentials are absent: nothing may reach them.
+    settings = make_settings(
+        sendgrid_base_url=sendgrid_server.base_url,
+        twilio_base_url=twilio_server.base_url,
+        meta_graph_url=meta_server.base_url,
+    )
+    recipient = Recipient(profile_id="p-9", email="eve@example.com", phone="+33611111111")
+    contents = {
+        "email": {"subject": "s", "html": "<p>h</p>", "text": "t"},
+        "sms": {"text": "hello"},
+        "meta_audience": {"audience_id": "23850000000000001"},
+    }
+    for name, channel in build_channels(settings).items():
+        result = channel.send(
+            Message("d-1", name, recipient, contents[name], journey_id="journey-1")
+        )
+        assert result.outcome is Outcome.DRY_RUN
+        assert result.error is None and result.provider_message_id is None
+        assert result.detail == {
+            "channel": name,
+            "delivery_id": "d-1",
+            "journey_id": "journey-1",
+            "recipient": {"profile_id": "p-9", "email": "eve@example.com", "phone": "+33611111111"},
+            "content": contents[name],
+        }
+    assert sendgrid_server.requests == []
+    assert twilio_server.requests == []
+    assert meta_server.requests == []

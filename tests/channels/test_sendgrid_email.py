@@ -1,0 +1,223 @@
+"""SendGridEmail through the official library against the local SendGrid stand-in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from channels.base import Message, Outcome, Recipient
+from channels.sendgrid_email import SendGridEmail
+from tests.providers.sendgrid import SendGridServer, error_body, sendgrid_error
+from tests.providers.server import unused_port
+
+CONTENT = {
+    "subject": "Votre panier vous attend",
+    "html": "<p>Code <b>PANIER10</b></p>",
+    "text": "Code PANIER10",
+}
+
+
+def message(
+    email: str | None = "ann@example.com",
+    journey_id: str | None = "cart-abandonment",
+    content: dict[str, Any] | None = None,
+) -> Message:
+    return Message(
+        delivery_id="1234",
+        channel="email",
+        recipient=Recipient(profile_id="p-1", email=email),
+        content=dict(CONTENT if content is None else content),
+        journey_id=journey_id,
+    )
+
+
+@pytest.fixture
+def channel(
+    sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
+) -> SendGridEmail:
+    return SendGridEmail(
+        make_settings(
+            **sendgrid_server.settings_overrides(), sendgrid_from_email="shop@example.com"
+        )
+    )
+
+
+def test_sent_with_exactly_what_sendgrid_expects(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    result = channel.send(message())
+
+    assert result.outcome is Outcome.SENT, result.error
+    assert result.status_code == 202
+    (request,) = sendgrid_server.requests
+    assert (request.method, request.path) == ("POST", "/v3/mail/send")
+    assert request.header("authorization") == "Bearer SG.test-key"
+    assert request.header("content-type") == "application/json"
+    body = request.body
+    assert body["personalizations"] == [{"to": [{"email": "ann@example.com"}]}]
+    assert body["from"] == {"email": "shop@example.com"}
+    assert body["subject"] == CONTENT["subject"]
+    assert body["content"] == [
+        {"type": "text/plain", "value": CONTENT["text"]},
+        {"type": "text/html", "value": CONTENT["html"]},
+    ]
+    assert body["custom_args"] == {"carillon_delivery_id": "1234"}
+    assert body["categories"] == ["cart-abandonment"]
+    # The id SendGrid put in X-Message-Id is the one recorded.
+    (accepted_id, _), *_ = sendgrid_server.accepted
+    assert result.provider_message_id == accepted_id
+
+
+def test_no_category_without_a_journey(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    assert channel.send(message(journey_id=None)).outcome is Outcome.SENT
+    assert "categories" not in sendgrid_server.requests[0].body
+
+
+def test_text_only_message_is_sent(channel: SendGridEmail, sendgrid_server: SendGridServer) -> None:
+    result = channel.send(message(content={"subject": "s", "html": "", "text": "plain"}))
+    assert result.outcome is Outcome.SENT, result.error
+    assert sendgrid_server.requests[0].body["content"] == [{"type": "text/plain", "value": "plain"}]
+
+
+def test_wrong_api_key_is_a_permanent_failure_with_sendgrids_words(
+    sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
+) -> None:
+    channel = SendGridEmail(
+        make_settings(sendgrid_api_key="SG.wrong", sendgrid_base_url=sendgrid_server.base_url)
+    )
+    result = channel.send(message())
+    assert result.outcome is Outcome.FAILED
+    assert result.status_code == 401
+    assert result.transient is False
+    assert "The provided authorization grant is invalid, expired, or revoked" in (
+        result.error or ""
+    )
+
+
+def test_bad_request_keeps_every_provider_message(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    sendgrid_server.fail_next(
+        400,
+        error_body(
+            sendgrid_error("Does not contain a valid address.", "personalizations.0.to.0.email"),
+            sendgrid_error("The from address does not match a verified Sender Identity.", "from"),
+        ),
+    )
+    result = channel.send(message())
+    assert result.outcome is Outcome.FAILED
+    assert (result.status_code, result.transient) == (400, False)
+    assert result.error is not None
+    assert "personalizations.0.to.0.email: Does not contain a valid address." in result.error
+    assert "from: The from address does not match a verified Sender Identity." in result.error
+
+
+@pytest.mark.parametrize("status", [401, 403, 413])
+def test_refusals_are_permanent(
+    channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
+) -> None:
+    sendgrid_server.fail_next(status, error_body(sendgrid_error("refused")))
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (
+        Outcome.FAILED,
+        status,
+        False,
+    )
+    assert "refused" in (result.error or "")
+
+
+def test_throttled_with_retry_after_is_transient(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    sendgrid_server.fail_next(
+        429, error_body(sendgrid_error("too many requests")), {"Retry-After": "7"}
+    )
+    result = channel.send(message())
+    assert result.outcome is Outcome.FAILED
+    assert (result.status_code, result.transient) == (429, True)
+    assert result.retry_after_seconds == 7.0
+    assert "too many requests" in (result.error or "")
+
+
+def test_throttled_with_rate_limit_reset_gives_the_wait(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    """SendGrid's documented 429 carries X-RateLimit-Reset (epoch seconds), not Retry-After."""
+    reset = int(time.time()) + 30
+    sendgrid_server.fail_next(
+        429,
+        error_body(sendgrid_error("too many requests")),
+        {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+    )
+    result = channel.send(message())
+    assert result.transient is True
+    assert result.retry_after_seconds is not None
+    assert 20 <= result.retry_after_seconds <= 31
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_transient(
+    channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
+) -> None:
+    sendgrid_server.fail_next(status, "<html>Bad gateway</html>")
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (
+        Outcome.FAILED,
+        status,
+        True,
+    )
+    assert "Bad gateway" in (result.error or "")
+
+
+def test_connection_refused_is_transient(make_settings: Callable[..., Settings]) -> None:
+    channel = SendGridEmail(
+        make_settings(
+            sendgrid_api_key="SG.test-key", sendgrid_base_url=f"http://127.0.0.1:{unused_port()}"
+        )
+    )
+    result = channel.send(message())
+    assert result.outcome is Outcome.FAILED
+    assert result.transient is True
+    assert result.status_code is None
+    assert "unreachable" in (result.error or "")
+
+
+def test_timeout_is_the_configured_one_and_transient(
+    sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
+) -> None:
+    channel = SendGridEmail(
+        make_settings(**sendgrid_server.settings_overrides(), provider_timeout_seconds=0.3)
+    )
+    sendgrid_server.fail_next(202, None, {"X-Message-Id": "late"}, delay_seconds=10)
+    started = time.monotonic()
+    result = channel.send(message())
+    assert time.monotonic() - started < 5
+    assert (result.outcome, result.transient) == (Outcome.FAILED, True)
+
+
+@pytest.mark.parametrize(
+    ("email", "content", "reason"),
+    [
+        (None, None, "no e-mail address"),
+        ("   ", None, "no e-mail address"),
+        ("ann@example.com", {"subject": "", "html": "x", "text": "x"}, "no subject"),
+        ("ann@example.com", {"subject": "s", "html": "", "text": ""}, "neither a text nor"),
+    ],
+)
+def test_unsendable_messages_fail_permanently_without_a_call(
+    channel: SendGridEmail,
+    sendgrid_server: SendGridServer,
+    email: str | None,
+    content: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    result = channel.send(message(email=email, content=content))
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert reason in (result.error or "")
+    assert sendgrid_server.requests == []

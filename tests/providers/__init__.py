@@ -1,0 +1,5 @@
+"""Local stand-ins for the providers (SendGrid, Twilio, Meta Graph), speaking their wire formats.
+
+Import from the modules: `tests.providers.sendgrid.SendGridServer`,
+`tests.providers.twilio.TwilioServer`, `tests.providers.meta.MetaGraphServer`.
+"""

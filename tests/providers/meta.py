@@ -1,0 +1,218 @@
+"""A local stand-in for the Graph API's Custom Audience Users edge (Meta Marketing API).
+
+`POST /{version}/{custom_audience_id}/users` with the parameters `payload` (a JSON object:
+`schema` and `data`) and `access_token`, as form fields, query parameters or a JSON body, the
+way Graph accepts them. The payload is checked the way the Custom Audience Users reference
+describes it: a single-key schema (`EMAIL_SHA256`, `PHONE_SHA256`, ...) with a flat `data`
+list, or a multi-key schema (`["EMAIL", "PHONE", ...]`) with one row per person, unknown
+values left blank. Hashed identifiers must be SHA-256 hex digests (64 lowercase hex
+characters); others are counted as invalid entries, as Graph does.
+
+Answers follow Graph: `200 {"audience_id", "session_id", "num_received", "num_invalid_entries",
+"invalid_entry_samples"}`, or an error body `{"error": {"message", "type", "code",
+"error_subcode", "fbtrace_id"}}` (Graph API "Handling Errors").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+from .server import ProviderServer, RecordedRequest, Reply
+
+TEST_ACCESS_TOKEN = "EAAB-test-token"
+TEST_AUDIENCE_ID = "23850000000000001"
+
+_ROUTE = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<audience>[^/]+)/users$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+SINGLE_KEY_SCHEMAS = {"EMAIL_SHA256", "PHONE_SHA256", "MOBILE_ADVERTISER_ID", "UID"}
+MULTI_KEYS = {
+    "EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST",
+    "ZIP", "MADID", "COUNTRY", "LOOKALIKE_VALUE",
+}  # fmt: skip
+# Keys Meta wants as SHA-256 of the normalized value; the others are sent as they are.
+HASHED_KEYS = MULTI_KEYS - {"EXTERN_ID", "MADID", "LOOKALIKE_VALUE"} | {
+    "EMAIL_SHA256",
+    "PHONE_SHA256",
+}
+MAX_ENTRIES = 10000
+
+
+def fbtrace_id() -> str:
+    return secrets.token_urlsafe(8)
+
+
+def graph_error(
+    code: int,
+    message: str,
+    *,
+    type: str = "OAuthException",
+    subcode: int | None = None,
+    is_transient: bool | None = None,
+) -> dict[str, Any]:
+    """A Graph API error body."""
+    error: dict[str, Any] = {"message": message, "type": type, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if is_transient is not None:
+        error["is_transient"] = is_transient
+    error["fbtrace_id"] = fbtrace_id()
+    return {"error": error}
+
+
+def _invalid_parameter(detail: str) -> Reply:
+    return Reply.json(400, graph_error(100, f"(#100) {detail}"))
+
+
+def _params(request: RecordedRequest) -> dict[str, Any]:
+    """Graph reads parameters from the query string and from a form or JSON body."""
+    params: dict[str, Any] = {name: values[-1] for name, values in request.query.items()}
+    if isinstance(request.body, dict):
+        params.update(request.body)
+    return params
+
+
+def _token(request: RecordedRequest, params: dict[str, Any]) -> str | None:
+    authorization = request.header("authorization") or ""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() in ("bearer", "oauth") and value:
+        return value.strip()
+    token = params.get("access_token")
+    return str(token) if token else None
+
+
+class MetaGraphServer(ProviderServer):
+    def __init__(
+        self,
+        access_token: str = TEST_ACCESS_TOKEN,
+        audience_ids: set[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.access_token = access_token
+        # When given, only these audiences exist (and are shared with the token's user).
+        self.audience_ids = audience_ids
+        self.added: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        super().reset()
+        with self._condition:
+            self.added.clear()
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """Keyword arguments for `Settings(...)` that point the Meta channel here."""
+        return {"meta_access_token": self.access_token, "meta_graph_url": self.base_url}
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        route = _ROUTE.match(request.path)
+        params = _params(request)
+        token = _token(request, params)
+        if not token:
+            return Reply.json(
+                400,
+                graph_error(104, "An access token is required to request this resource."),
+            )
+        if token != self.access_token:
+            return Reply.json(
+                400,
+                graph_error(190, "Invalid OAuth access token - Cannot parse access token"),
+                {
+                    "WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token" '
+                    '"Invalid OAuth access token - Cannot parse access token"'
+                },
+            )
+        if route is None:
+            return Reply.json(400, graph_error(2500, f"Unknown path components: {request.path}"))
+        audience = route["audience"]
+        if (
+            request.method not in ("POST", "DELETE")
+            or not audience.isdigit()
+            or (self.audience_ids is not None and audience not in self.audience_ids)
+        ):
+            return Reply.json(
+                400,
+                graph_error(
+                    100,
+                    f"Unsupported {request.method.lower()} request. Object with ID '{audience}' "
+                    "does not exist, cannot be loaded due to missing permissions, or does not "
+                    "support this operation.",
+                    type="GraphMethodException",
+                    subcode=33,
+                ),
+            )
+        payload = params.get("payload")
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                return _invalid_parameter("param payload must be a JSON object")
+        if not isinstance(payload, dict):
+            return _invalid_parameter("The parameter payload is required")
+        checked = check_payload(payload)
+        if isinstance(checked, Reply):
+            return checked
+        received, invalid_count, invalid_samples = checked
+        session = params.get("session")
+        session_id = (
+            str(session.get("session_id"))
+            if isinstance(session, dict) and session.get("session_id")
+            else str(secrets.randbelow(9 * 10**17) + 10**17)
+        )
+        answer = {
+            "audience_id": audience,
+            "session_id": session_id,
+            "num_received": received,
+            "num_invalid_entries": invalid_count,
+            "invalid_entry_samples": invalid_samples,
+        }
+        with self._condition:
+            self.added.append({"audience_id": audience, "payload": payload})
+        return Reply.json(200, answer)
+
+
+def check_payload(payload: dict[str, Any]) -> Reply | tuple[int, int, dict[str, str]]:
+    """(entries received, invalid entries, {invalid value: reason}) or the error to answer."""
+    schema = payload.get("schema")
+    data = payload.get("data")
+    if not isinstance(data, list) or not data:
+        return _invalid_parameter("param payload[data] must be a non-empty array")
+    if len(data) > MAX_ENTRIES:
+        return _invalid_parameter(f"Too many entries: at most {MAX_ENTRIES} per request")
+    invalid: dict[str, str] = {}
+    invalid_count = 0
+    if isinstance(schema, str):
+        if schema not in SINGLE_KEY_SCHEMAS:
+            return _invalid_parameter(f"Invalid schema: {schema}")
+        for entry in data:
+            if not isinstance(entry, str):
+                return _invalid_parameter(f"Invalid value in payload[data] for schema {schema}")
+            if schema in HASHED_KEYS and not SHA256_HEX.match(entry):
+                invalid_count += 1
+                invalid[entry] = f"Invalid {schema} value: not a SHA-256 hex digest"
+        return len(data), invalid_count, invalid
+    if not isinstance(schema, list) or not schema:
+        return _invalid_parameter("param payload[schema] must be a key type or an array of them")
+    unknown = [key for key in schema if key not in MULTI_KEYS]
+    if unknown or len(set(schema)) != len(schema):
+        return _invalid_parameter(f"Invalid multi-key schema: {schema}")
+    for row in data:
+        if not isinstance(row, list) or len(row) != len(schema):
+            return _invalid_parameter(
+                "Number of keys in each row of payload[data] must match payload[schema]"
+            )
+        if all(value in ("", None) for value in row):
+            invalid_count += 1
+            invalid[json.dumps(row)] = "Empty row: every key is blank"
+            continue
+        bad = {
+            str(value): f"Invalid {key} value: not a SHA-256 hex digest"
+            for key, value in zip(schema, row, strict=True)
+            if value not in ("", None)
+            and key in HASHED_KEYS
+            and not (isinstance(value, str) and SHA256_HEX.match(value))
+        }
+        if bad:
+            invalid_count += 1
+            invalid.update(bad)
+    return len(data), invalid_count, invalid

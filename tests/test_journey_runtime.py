@@ -1,0 +1,171 @@
+"""The three seed journeys running on the real database and queue, with a manual clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.delivery.models import Delivery
+from app.journeys import catalog
+from app.journeys.models import JourneyInstance, Timer
+from app.journeys.timers import fire_due
+from tests.conftest import REPO, Pipeline
+from tests.test_profiles import at, ingest
+
+SHIPPED = REPO / "journeys"
+
+
+def deliveries() -> list[Delivery]:
+    with session_scope() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def instances() -> list[JourneyInstance]:
+    with session_scope() as session:
+        return list(session.scalars(select(JourneyInstance).order_by(JourneyInstance.id)))
+
+
+def timers() -> list[Timer]:
+    with session_scope() as session:
+        return list(session.scalars(select(Timer).order_by(Timer.id)))
+
+
+def send(pipeline: Pipeline, *events: dict[str, Any]) -> None:
+    ingest(*events)
+    pipeline.drain()
+
+
+def alice(minutes: int = 0) -> dict[str, Any]:
+    return {"type": "identify", "userId": "alice", "timestamp": at(minutes),
+            "traits": {"first_name": "Alice", "email": "alice@example.com",
+                       "phone": "+33612345678"}}
+
+
+def cart(total: float, minutes: int = 1, user: str = "alice", **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": "Cart Abandoned", "timestamp": at(minutes),
+            "properties": {"total": total, "cart_url": "https://shop.example/cart/1"}, **extra}
+
+
+def order(minutes: int = 2, user: str = "alice") -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": "Order Completed", "timestamp": at(minutes)}
+
+
+def test_cart_reminder_is_sent_one_hour_later(manual_clock, pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), cart(42.5))
+    [instance] = instances()
+    assert (instance.journey_id, instance.status, instance.cursor) == (
+        "cart-abandonment", "active", "0")
+    [timer] = timers()
+    assert timer.due_at == manual_clock.now() + timedelta(hours=1)
+    assert deliveries() == []
+
+    manual_clock.advance(timedelta(minutes=59))
+    assert fire_due(100) == 0
+    manual_clock.advance(timedelta(minutes=1))
+    assert fire_due(100) == 1
+    pipeline.drain()
+
+    [delivery] = deliveries()
+    assert delivery.channel == "email"
+    assert delivery.status == "dry_run"  # no SendGrid key in this test
+    assert delivery.content["subject"] == "Alice, votre panier vous attend"
+    assert "42.5 €" in delivery.content["text"]
+    assert "https://shop.example/cart/1" in delivery.content["html"]
+    assert instances()[0].status == "completed"
+
+
+def test_order_completed_cancels_the_pending_reminder(manual_clock, pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), cart(30))
+    send(pipeline, order())
+    [instance] = instances()
+    assert instance.status == "exited"
+    assert instance.exit_reason == "exit_when: Order Completed"
+    assert [t.status for t in timers()] == ["cancelled"]
+    manual_clock.advance(timedelta(hours=2))
+    assert fire_due(100) == 0
+    pipeline.drain()
+    assert deliveries() == []
+
+
+def test_order_processed_before_the_cart_it_follows_still_prevents_the_reminder(
+    manual_clock, pipeline
+) -> None:
+    """Concurrent workers can process the order before the cart; event time decides."""
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), order(minutes=5))
+    send(pipeline, cart(50, minutes=1))
+    assert instances() == []
+
+
+def test_cart_under_20_euros_does_not_enter(pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), cart(19.99), {"type": "track", "userId": "alice",
+                                          "event": "Cart Abandoned", "timestamp": at(2),
+                                          "properties": {}})
+    assert instances() == []
+
+
+def test_cooldown_blocks_reentry_for_seven_days(manual_clock, pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), cart(30))
+    manual_clock.advance(timedelta(hours=1))
+    fire_due(100)
+    pipeline.drain()
+    send(pipeline, cart(35, minutes=70))  # completed, but inside the 7-day cooldown
+    assert len(instances()) == 1
+    manual_clock.advance(timedelta(days=7))
+    send(pipeline, cart(40, minutes=60 * 24 * 7 + 80))
+    assert [i.status for i in instances()] == ["completed", "active"]
+
+
+def test_newsletter_signup_sends_the_welcome_sms_at_once(pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), {"type": "track", "userId": "alice",
+                             "event": "Newsletter Subscribed", "timestamp": at(1)})
+    [delivery] = deliveries()
+    assert delivery.channel == "sms"
+    assert delivery.status == "dry_run"
+    assert delivery.content["text"].startswith("Bienvenue Alice !")
+    assert "BIENVENUE15" in delivery.content["text"]
+
+
+def test_instagram_like_plans_a_custom_audience_add(pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), {"type": "track", "userId": "alice",
+                             "event": "Instagram Post Liked", "timestamp": at(1)})
+    [delivery] = deliveries()
+    assert (delivery.channel, delivery.status) == ("meta_audience", "dry_run")
+    assert delivery.content == {"audience_id": "23850000000000001"}
+
+
+def test_a_message_that_cannot_render_is_recorded_with_the_reason(
+    tmp_path: Path, pipeline
+) -> None:
+    (tmp_path / "j.yaml").write_text(
+        "id: strict\nname: Strict\ntrigger: {event: Signed Up}\n"
+        "steps:\n  - send: {channel: sms, text: 'Hi {{ profile.traits.nickname }}'}\n"
+    )
+    catalog.sync_directory(tmp_path)
+    send(pipeline, {"type": "track", "userId": "bob", "event": "Signed Up", "timestamp": at(0)})
+    [delivery] = deliveries()
+    assert delivery.status == "failed"
+    assert "nickname" in (delivery.error or "")
+
+
+def test_a_queue_message_delivered_twice_makes_one_delivery(pipeline) -> None:
+    from app.delivery.tasks import send_job
+
+    catalog.sync_directory(SHIPPED)
+    send(pipeline, alice(), {"type": "track", "userId": "alice",
+                             "event": "Newsletter Subscribed", "timestamp": at(1)})
+    [delivery] = deliveries()
+    send_job("sms").send(delivery.id)
+    pipeline.drain()
+    [again] = deliveries()
+    assert again.attempts == 1
