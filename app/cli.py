@@ -69,13 +69,23 @@ def worker(
     threads: Annotated[int, typer.Option(help="Threads per process.")] = 8,
     queues: Annotated[
         list[str] | None,
-        typer.Option("--queue", help="Only consume this queue (repeatable): events, email, "
-                     "sms, meta_audience."),
+        typer.Option(
+            "--queue",
+            help="Only consume this queue (repeatable): events, email, sms, meta_audience.",
+        ),
     ] = None,
 ) -> None:
     """Run queue workers (production): route events through journeys and make deliveries."""
-    args = [sys.executable, "-m", "dramatiq", "app.tasks",
-            "--processes", str(processes), "--threads", str(threads)]
+    args = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "app.tasks",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
     if queues:
         args += ["--queues", *queues]
     os.execv(sys.executable, args)

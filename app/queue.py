@@ -13,8 +13,14 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications
-from dramatiq.middleware import TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 from sqlalchemy.orm import Session
 
 from app.db import after_commit
@@ -50,11 +56,14 @@ def actor(name: str, queue: str) -> Any:
     """Declare a job named `domain.action` on `queue` of Carillon's broker."""
 
     def decorate(fn: Any) -> dramatiq.Actor[Any, Any]:
-        return dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=get_broker())
+        return dramatiq.actor(actor_name=name, queue_name=queue, broker=get_broker())(fn)
 
     return decorate
 
 
 def enqueue(session: Session, job: dramatiq.Actor[Any, Any], *args: Any) -> None:
     """Send `job(*args)` once `session` commits; nothing is sent if it rolls back."""
-    after_commit(session, lambda: job.send(*args))
+    def send() -> None:
+        job.send(*args)
+
+    after_commit(session, send)

@@ -28,8 +28,10 @@ def fire_timers() -> None:
 
 
 def sweep(older_than: timedelta | None = None) -> None:
-    age = older_than if older_than is not None else timedelta(
-        seconds=get_settings().sweep_after_seconds
+    age = (
+        older_than
+        if older_than is not None
+        else timedelta(seconds=get_settings().sweep_after_seconds)
     )
     sweeper.sweep_events(age)
     sweeper.sweep_deliveries(age)
@@ -40,8 +42,11 @@ def build(*, blocking: bool) -> BaseScheduler:
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(
-        fire_timers, "interval", seconds=settings.scheduler_interval_seconds,
-        id="journeys.fire_timers", **common,
+        fire_timers,
+        "interval",
+        seconds=settings.scheduler_interval_seconds,
+        id="journeys.fire_timers",
+        **common,
     )
     scheduler.add_job(
         sweep, "interval", seconds=SWEEP_INTERVAL_SECONDS, id="outbox.sweep", **common

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "CARILLON_TWILIO_ACCOUNT_SID"),
     )
     twilio_auth_token: str | None = Field(
-        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "CARILLON_TWILIO_AUTH_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "CARILLON_TWILIO_AUTH_TOKEN"),
     )
     twilio_from_number: str | None = Field(
         default=None,
@@ -59,7 +60,8 @@ class Settings(BaseSettings):
         ),
     )
     meta_access_token: str | None = Field(
-        default=None, validation_alias=AliasChoices("META_ACCESS_TOKEN", "CARILLON_META_ACCESS_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("META_ACCESS_TOKEN", "CARILLON_META_ACCESS_TOKEN"),
     )
 
     @property

@@ -29,13 +29,24 @@ def event_count() -> int:
         return session.scalar(select(func.count()).select_from(Event)) or 0
 
 
-def track(user: str, name: str, properties: dict[str, Any] | None = None,
-          timestamp: str = "2026-11-02T09:00:00Z", **extra: Any) -> dict[str, Any]:
-    return {"type": "track", "userId": user, "event": name, "properties": properties or {},
-            "timestamp": timestamp, **extra}
+def track(
+    user: str,
+    name: str,
+    properties: dict[str, Any] | None = None,
+    timestamp: str = "2026-11-02T09:00:00Z",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": name,
+        "properties": properties or {},
+        "timestamp": timestamp,
+        **extra,
+    }
 
 
-def identify(user: str, traits: dict[str, Any], timestamp: str = "2026-11-02T08:00:00Z",
-             **extra: Any) -> dict[str, Any]:
-    return {"type": "identify", "userId": user, "traits": traits, "timestamp": timestamp,
-            **extra}
+def identify(
+    user: str, traits: dict[str, Any], timestamp: str = "2026-11-02T08:00:00Z", **extra: Any
+) -> dict[str, Any]:
+    return {"type": "identify", "userId": user, "traits": traits, "timestamp": timestamp, **extra}

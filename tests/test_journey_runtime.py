@@ -40,14 +40,23 @@ def send(pipeline: Pipeline, *events: dict[str, Any]) -> None:
 
 
 def alice(minutes: int = 0) -> dict[str, Any]:
-    return {"type": "identify", "userId": "alice", "timestamp": at(minutes),
-            "traits": {"first_name": "Alice", "email": "alice@example.com",
-                       "phone": "+33612345678"}}
+    return {
+        "type": "identify",
+        "userId": "alice",
+        "timestamp": at(minutes),
+        "traits": {"first_name": "Alice", "email": "alice@example.com", "phone": "+33612345678"},
+    }
 
 
 def cart(total: float, minutes: int = 1, user: str = "alice", **extra: Any) -> dict[str, Any]:
-    return {"type": "track", "userId": user, "event": "Cart Abandoned", "timestamp": at(minutes),
-            "properties": {"total": total, "cart_url": "https://shop.example/cart/1"}, **extra}
+    return {
+        "type": "track",
+        "userId": user,
+        "event": "Cart Abandoned",
+        "timestamp": at(minutes),
+        "properties": {"total": total, "cart_url": "https://shop.example/cart/1"},
+        **extra,
+    }
 
 
 def order(minutes: int = 2, user: str = "alice") -> dict[str, Any]:
@@ -59,7 +68,10 @@ def test_cart_reminder_is_sent_one_hour_later(manual_clock, pipeline) -> None:
     send(pipeline, alice(), cart(42.5))
     [instance] = instances()
     assert (instance.journey_id, instance.status, instance.cursor) == (
-        "cart-abandonment", "active", "0")
+        "cart-abandonment",
+        "active",
+        "0",
+    )
     [timer] = timers()
     assert timer.due_at == manual_clock.now() + timedelta(hours=1)
     assert deliveries() == []
@@ -105,9 +117,18 @@ def test_order_processed_before_the_cart_it_follows_still_prevents_the_reminder(
 
 def test_cart_under_20_euros_does_not_enter(pipeline) -> None:
     catalog.sync_directory(SHIPPED)
-    send(pipeline, alice(), cart(19.99), {"type": "track", "userId": "alice",
-                                          "event": "Cart Abandoned", "timestamp": at(2),
-                                          "properties": {}})
+    send(
+        pipeline,
+        alice(),
+        cart(19.99),
+        {
+            "type": "track",
+            "userId": "alice",
+            "event": "Cart Abandoned",
+            "timestamp": at(2),
+            "properties": {},
+        },
+    )
     assert instances() == []
 
 
@@ -126,8 +147,11 @@ def test_cooldown_blocks_reentry_for_seven_days(manual_clock, pipeline) -> None:
 
 def test_newsletter_signup_sends_the_welcome_sms_at_once(pipeline) -> None:
     catalog.sync_directory(SHIPPED)
-    send(pipeline, alice(), {"type": "track", "userId": "alice",
-                             "event": "Newsletter Subscribed", "timestamp": at(1)})
+    send(
+        pipeline,
+        alice(),
+        {"type": "track", "userId": "alice", "event": "Newsletter Subscribed", "timestamp": at(1)},
+    )
     [delivery] = deliveries()
     assert delivery.channel == "sms"
     assert delivery.status == "dry_run"
@@ -137,16 +161,17 @@ def test_newsletter_signup_sends_the_welcome_sms_at_once(pipeline) -> None:
 
 def test_instagram_like_plans_a_custom_audience_add(pipeline) -> None:
     catalog.sync_directory(SHIPPED)
-    send(pipeline, alice(), {"type": "track", "userId": "alice",
-                             "event": "Instagram Post Liked", "timestamp": at(1)})
+    send(
+        pipeline,
+        alice(),
+        {"type": "track", "userId": "alice", "event": "Instagram Post Liked", "timestamp": at(1)},
+    )
     [delivery] = deliveries()
     assert (delivery.channel, delivery.status) == ("meta_audience", "dry_run")
     assert delivery.content == {"audience_id": "23850000000000001"}
 
 
-def test_a_message_that_cannot_render_is_recorded_with_the_reason(
-    tmp_path: Path, pipeline
-) -> None:
+def test_a_message_that_cannot_render_is_recorded_with_the_reason(tmp_path: Path, pipeline) -> None:
     (tmp_path / "j.yaml").write_text(
         "id: strict\nname: Strict\ntrigger: {event: Signed Up}\n"
         "steps:\n  - send: {channel: sms, text: 'Hi {{ profile.traits.nickname }}'}\n"
@@ -162,8 +187,11 @@ def test_a_queue_message_delivered_twice_makes_one_delivery(pipeline) -> None:
     from app.delivery.tasks import send_job
 
     catalog.sync_directory(SHIPPED)
-    send(pipeline, alice(), {"type": "track", "userId": "alice",
-                             "event": "Newsletter Subscribed", "timestamp": at(1)})
+    send(
+        pipeline,
+        alice(),
+        {"type": "track", "userId": "alice", "event": "Newsletter Subscribed", "timestamp": at(1)},
+    )
     [delivery] = deliveries()
     send_job("sms").send(delivery.id)
     pipeline.drain()

@@ -44,9 +44,20 @@ def at(minutes: int) -> str:
 
 
 def test_identify_sets_traits_and_contact_identities() -> None:
-    process(ingest({"type": "identify", "userId": "u1", "timestamp": at(0),
-                    "traits": {"email": "alice@example.com", "phone": "+33612345678",
-                               "first_name": "Alice"}}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": at(0),
+                "traits": {
+                    "email": "alice@example.com",
+                    "phone": "+33612345678",
+                    "first_name": "Alice",
+                },
+            }
+        )
+    )
     alice = profile_of("user_id", "u1")
     assert alice["traits"]["first_name"] == "Alice"
     assert alice["email"] == "alice@example.com"
@@ -55,27 +66,61 @@ def test_identify_sets_traits_and_contact_identities() -> None:
 
 
 def test_an_older_identify_arriving_late_does_not_overwrite_a_newer_trait() -> None:
-    process(ingest(
-        {"type": "identify", "userId": "u1", "timestamp": at(10), "messageId": "new",
-         "traits": {"plan": "pro", "city": "Lyon"}},
-    ))
-    process(ingest(
-        {"type": "identify", "userId": "u1", "timestamp": at(5), "messageId": "old",
-         "traits": {"plan": "free", "newsletter": True}},
-    ))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": at(10),
+                "messageId": "new",
+                "traits": {"plan": "pro", "city": "Lyon"},
+            },
+        )
+    )
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": at(5),
+                "messageId": "old",
+                "traits": {"plan": "free", "newsletter": True},
+            },
+        )
+    )
     traits = profile_of("user_id", "u1")["traits"]
     assert traits == {"plan": "pro", "city": "Lyon", "newsletter": True}
 
 
 def test_identify_after_anonymous_events_keeps_the_anonymous_history() -> None:
-    process(ingest(
-        {"type": "track", "anonymousId": "anon-1", "event": "Product Viewed", "timestamp": at(0)},
-        {"type": "identify", "anonymousId": "anon-1", "timestamp": at(1),
-         "traits": {"utm_source": "instagram"}},
-    ))
+    process(
+        ingest(
+            {
+                "type": "track",
+                "anonymousId": "anon-1",
+                "event": "Product Viewed",
+                "timestamp": at(0),
+            },
+            {
+                "type": "identify",
+                "anonymousId": "anon-1",
+                "timestamp": at(1),
+                "traits": {"utm_source": "instagram"},
+            },
+        )
+    )
     anonymous = profile_of("anonymous_id", "anon-1")
-    process(ingest({"type": "identify", "userId": "u1", "anonymousId": "anon-1",
-                    "timestamp": at(2), "traits": {"email": "bob@example.com"}}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "anonymousId": "anon-1",
+                "timestamp": at(2),
+                "traits": {"email": "bob@example.com"},
+            }
+        )
+    )
     known = profile_of("user_id", "u1")
     assert known["id"] == anonymous["id"]
     assert known["traits"] == {"utm_source": "instagram", "email": "bob@example.com"}
@@ -85,15 +130,39 @@ def test_identify_after_anonymous_events_keeps_the_anonymous_history() -> None:
 
 
 def test_known_user_seen_on_a_new_anonymous_device_merges_that_device() -> None:
-    process(ingest({"type": "identify", "userId": "u1", "timestamp": at(0),
-                    "traits": {"first_name": "Chloé"}}))
-    process(ingest({"type": "track", "anonymousId": "phone-app", "event": "Liked",
-                    "timestamp": at(1)},
-                   {"type": "identify", "anonymousId": "phone-app", "timestamp": at(2),
-                    "traits": {"device": "ios"}}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": at(0),
+                "traits": {"first_name": "Chloé"},
+            }
+        )
+    )
+    process(
+        ingest(
+            {"type": "track", "anonymousId": "phone-app", "event": "Liked", "timestamp": at(1)},
+            {
+                "type": "identify",
+                "anonymousId": "phone-app",
+                "timestamp": at(2),
+                "traits": {"device": "ios"},
+            },
+        )
+    )
     assert profile_of("anonymous_id", "phone-app")["id"] != profile_of("user_id", "u1")["id"]
-    process(ingest({"type": "track", "userId": "u1", "anonymousId": "phone-app",
-                    "event": "Opened", "timestamp": at(3)}))
+    process(
+        ingest(
+            {
+                "type": "track",
+                "userId": "u1",
+                "anonymousId": "phone-app",
+                "event": "Opened",
+                "timestamp": at(3),
+            }
+        )
+    )
     merged = profile_of("user_id", "u1")
     assert merged["id"] == profile_of("anonymous_id", "phone-app")["id"]
     assert merged["traits"] == {"first_name": "Chloé", "device": "ios"}
@@ -103,33 +172,76 @@ def test_known_user_seen_on_a_new_anonymous_device_merges_that_device() -> None:
 
 
 def test_a_shared_device_does_not_merge_two_known_people() -> None:
-    process(ingest({"type": "identify", "userId": "u1", "anonymousId": "kiosk",
-                    "timestamp": at(0), "traits": {"first_name": "Ana"}}))
-    process(ingest({"type": "identify", "userId": "u2", "anonymousId": "kiosk",
-                    "timestamp": at(1), "traits": {"first_name": "Ben"}}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "anonymousId": "kiosk",
+                "timestamp": at(0),
+                "traits": {"first_name": "Ana"},
+            }
+        )
+    )
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u2",
+                "anonymousId": "kiosk",
+                "timestamp": at(1),
+                "traits": {"first_name": "Ben"},
+            }
+        )
+    )
     assert profile_of("user_id", "u1")["traits"] == {"first_name": "Ana"}
     assert profile_of("user_id", "u2")["traits"] == {"first_name": "Ben"}
 
 
 def test_alias_merges_two_ids() -> None:
-    process(ingest(
-        {"type": "identify", "userId": "old-crm-id", "timestamp": at(0),
-         "traits": {"lifecycle_stage": "regular"}},
-        {"type": "identify", "userId": "shop-42", "timestamp": at(1),
-         "traits": {"email": "dee@example.com"}},
-    ))
-    process(ingest({"type": "alias", "userId": "shop-42", "previousId": "old-crm-id",
-                    "timestamp": at(2)}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "old-crm-id",
+                "timestamp": at(0),
+                "traits": {"lifecycle_stage": "regular"},
+            },
+            {
+                "type": "identify",
+                "userId": "shop-42",
+                "timestamp": at(1),
+                "traits": {"email": "dee@example.com"},
+            },
+        )
+    )
+    process(
+        ingest(
+            {"type": "alias", "userId": "shop-42", "previousId": "old-crm-id", "timestamp": at(2)}
+        )
+    )
     merged = profile_of("user_id", "shop-42")
     assert profile_of("user_id", "old-crm-id")["id"] == merged["id"]
     assert merged["traits"] == {"lifecycle_stage": "regular", "email": "dee@example.com"}
 
 
 def test_contact_owned_by_someone_else_is_not_stolen() -> None:
-    process(ingest({"type": "identify", "userId": "u1", "timestamp": at(0),
-                    "traits": {"email": "family@example.com"}},
-                   {"type": "identify", "userId": "u2", "timestamp": at(1),
-                    "traits": {"email": "family@example.com"}}))
+    process(
+        ingest(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": at(0),
+                "traits": {"email": "family@example.com"},
+            },
+            {
+                "type": "identify",
+                "userId": "u2",
+                "timestamp": at(1),
+                "traits": {"email": "family@example.com"},
+            },
+        )
+    )
     assert profile_of("email", "family@example.com")["id"] == profile_of("user_id", "u1")["id"]
     assert profile_of("user_id", "u2")["email"] == "family@example.com"
 
@@ -145,8 +257,10 @@ def _identify_calls(seed: int) -> list[dict[str, Any]]:
             "messageId": f"msg-{n:04d}",
             # Distinct timestamps per user, so "in order" has one unambiguous answer.
             "timestamp": at(n),
-            "traits": {rng.choice(["plan", "city", "score", "stage"]): rng.randint(0, 9),
-                       "last_seen": n},
+            "traits": {
+                rng.choice(["plan", "city", "score", "stage"]): rng.randint(0, 9),
+                "last_seen": n,
+            },
         }
         if n % 2:
             call["anonymousId"] = f"anon-{n % 25}-{n % 3}"

@@ -14,8 +14,14 @@ from app.journeys.models import JourneyInstance
 from app.queue import enqueue
 
 
-def _row(instance: JourneyInstance, step_path: str, channel: str, content: dict[str, Any],
-         status: str, error: str | None = None) -> Delivery:
+def _row(
+    instance: JourneyInstance,
+    step_path: str,
+    channel: str,
+    content: dict[str, Any],
+    status: str,
+    error: str | None = None,
+) -> Delivery:
     now = clock.now()
     return Delivery(
         instance_id=instance.id,
@@ -33,8 +39,13 @@ def _row(instance: JourneyInstance, step_path: str, channel: str, content: dict[
     )
 
 
-def plan(session: Session, instance: JourneyInstance, step_path: str, channel: str,
-         content: dict[str, Any]) -> Delivery:
+def plan(
+    session: Session,
+    instance: JourneyInstance,
+    step_path: str,
+    channel: str,
+    content: dict[str, Any],
+) -> Delivery:
     delivery = _row(instance, step_path, channel, content, models.PENDING)
     session.add(delivery)
     session.flush()
@@ -42,8 +53,9 @@ def plan(session: Session, instance: JourneyInstance, step_path: str, channel: s
     return delivery
 
 
-def plan_failed(session: Session, instance: JourneyInstance, step_path: str, channel: str,
-                error: str) -> Delivery:
+def plan_failed(
+    session: Session, instance: JourneyInstance, step_path: str, channel: str, error: str
+) -> Delivery:
     """Record a message that could not even be rendered, with the reason."""
     delivery = _row(instance, step_path, channel, {}, models.FAILED, error)
     session.add(delivery)

@@ -24,7 +24,11 @@ from channels.registry import build_channels
 
 log = logging.getLogger(__name__)
 
-_STATUS = {Outcome.SENT: models.SENT, Outcome.DRY_RUN: models.DRY_RUN, Outcome.FAILED: models.FAILED}
+_STATUS = {
+    Outcome.SENT: models.SENT,
+    Outcome.DRY_RUN: models.DRY_RUN,
+    Outcome.FAILED: models.FAILED,
+}
 
 
 @lru_cache
@@ -50,7 +54,9 @@ def _claim(delivery_id: int) -> Message | None:
         return Message(
             delivery_id=str(delivery.id),
             channel=delivery.channel,
-            recipient=Recipient(profile_id=profile.id, email=person["email"], phone=person["phone"]),
+            recipient=Recipient(
+                profile_id=profile.id, email=person["email"], phone=person["phone"]
+            ),
             content=delivery.content,
             journey_id=delivery.journey_id,
         )
@@ -76,5 +82,10 @@ def deliver(delivery_id: int) -> None:
                 updated_at=now,
             )
         )
-    log.info("delivery %s via %s: %s %s", delivery_id, message.channel, result.outcome.value,
-             result.error or "")
+    log.info(
+        "delivery %s via %s: %s %s",
+        delivery_id,
+        message.channel,
+        result.outcome.value,
+        result.error or "",
+    )

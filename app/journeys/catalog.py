@@ -85,8 +85,12 @@ def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:
     )
     session.flush()
     for version in created:
-        log.info("journey %s: version %d loaded from %s", version.journey_id, version.version,
-                 version.file)
+        log.info(
+            "journey %s: version %d loaded from %s",
+            version.journey_id,
+            version.version,
+            version.file,
+        )
     return created
 
 
@@ -115,4 +119,3 @@ def sync_directory(path: Path) -> list[Issue]:
         ]
         sync(session, good)
     return issues
-

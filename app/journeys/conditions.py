@@ -32,8 +32,21 @@ VARIABLES: tuple[str, ...] = ("event", "profile")
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Type names (`type(x) == int`) are identifiers too.
 _TYPE_NAMES = frozenset(
-    {"bool", "bytes", "double", "duration", "int", "list", "map", "null_type", "string",
-     "timestamp", "type", "uint", "dyn"}
+    {
+        "bool",
+        "bytes",
+        "double",
+        "duration",
+        "int",
+        "list",
+        "map",
+        "null_type",
+        "string",
+        "timestamp",
+        "type",
+        "uint",
+        "dyn",
+    }
 )
 _FUNCTIONS = frozenset(name for name in base_functions if "_" not in name or name == "null_type")
 _GLOBAL_FUNCTIONS = _FUNCTIONS | {"has", "dyn"}
@@ -43,9 +56,7 @@ _METHODS = (_FUNCTIONS - _TYPE_NAMES) | _MACROS
 class ConditionSyntaxError(ValueError):
     """The condition cannot be compiled; `line`/`column` are 1-based, inside the expression."""
 
-    def __init__(
-        self, message: str, column: int, line: int = 1, hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, column: int, line: int = 1, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.column = column
@@ -235,10 +246,18 @@ _NUMERIC_COMPARISONS: dict[str, Any] = {
 }
 
 _OPERATORS = {
-    "relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=",
-    "relation_eq": "==", "relation_ne": "!=", "relation_in": "in",
-    "addition_add": "+", "addition_sub": "-", "multiplication_mul": "*",
-    "multiplication_div": "/", "multiplication_mod": "%",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
 }
 
 

@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.db import is_postgres
 from app.delivery import models as delivery
 from app.delivery.models import Delivery
-from app.db import is_postgres
 from app.events.models import Event
 from app.journeys.definition import Journey
 from app.journeys.models import ACTIVE, JourneyInstance, Timer

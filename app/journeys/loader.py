@@ -154,15 +154,24 @@ class _Checker:
         value, key_pos = mapping[key], _lc(mapping.lc.key, key)
         return _Field(value, key_pos, key_pos if value is None else _lc(mapping.lc.value, key))
 
-    def keys(self, mapping: Any, where: Pos, section: str, required: Iterable[str],
-             optional: Iterable[str] = ()) -> None:
+    def keys(
+        self,
+        mapping: Any,
+        where: Pos,
+        section: str,
+        required: Iterable[str],
+        optional: Iterable[str] = (),
+    ) -> None:
         """Report unknown keys (at the key) and missing required ones (at `where`)."""
         required = list(required)
         allowed = [*required, *optional]
         for key in mapping:
             if key not in allowed:
-                self.error(_lc(mapping.lc.key, key), f"unknown key {str(key)!r} in {section}",
-                           _allowed_hint(str(key), allowed))
+                self.error(
+                    _lc(mapping.lc.key, key),
+                    f"unknown key {str(key)!r} in {section}",
+                    _allowed_hint(str(key), allowed),
+                )
         for key in required:
             if key not in mapping:
                 self.error(where, f"{section} is missing required key {key!r}")
@@ -199,8 +208,9 @@ class _Checker:
             self.error(f.at, f"{what}: {exc}", _DURATION_HINT)
             return None
 
-    def compiled(self, f: _Field, what: str, compile: Callable[[str], _T],
-                 hint: str | None = None) -> _T | None:
+    def compiled(
+        self, f: _Field, what: str, compile: Callable[[str], _T], hint: str | None = None
+    ) -> _T | None:
         """A CEL condition or a template, compiled; syntax errors point inside the text."""
         if (text := self.text(f, what, hint)) is None:
             return None
@@ -264,8 +274,13 @@ def _parse(text: str, file: str) -> tuple[Journey, Pos]:
     if not isinstance(data, dict):
         c.error(_START, "a journey file must be a mapping with id, name, trigger and steps")
         raise JourneyInvalid(c.issues)
-    c.keys(data, _START, "the journey", ("id", "name", "trigger", "steps"),
-           ("description", "enabled", "exit_when", "re_entry"))
+    c.keys(
+        data,
+        _START,
+        "the journey",
+        ("id", "name", "trigger", "steps"),
+        ("description", "enabled", "exit_when", "re_entry"),
+    )
     id_field = c.field(data, "id")
     journey_id = _journey_id(c, id_field) if id_field else None
     name = c.text(f, "name") if (f := c.field(data, "name")) else None
@@ -311,8 +326,9 @@ def _load_yaml(c: _Checker, text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = str(exc.problem or exc.context or "invalid YAML")
         hint = next((h for text, h in _YAML_HINTS.items() if text in problem), None)
-        c.error((mark.line + 1, mark.column + 1) if mark else _START, f"invalid YAML: {problem}",
-                hint)
+        c.error(
+            (mark.line + 1, mark.column + 1) if mark else _START, f"invalid YAML: {problem}", hint
+        )
     except YAMLError as exc:
         c.error(_START, f"invalid YAML: {exc}")
     raise JourneyInvalid(c.issues)
@@ -321,9 +337,12 @@ def _load_yaml(c: _Checker, text: str) -> Any:
 def _journey_id(c: _Checker, f: _Field) -> str | None:
     text = c.text(f, "id")
     if text is not None and (not _SLUG.fullmatch(text) or len(text) > _MAX_ID):
-        c.error(f.at, f"id {text!r} is not a valid journey id",
-                f"use up to {_MAX_ID} lowercase letters, digits and dashes, starting with a "
-                "letter or digit, e.g. cart-abandonment")
+        c.error(
+            f.at,
+            f"id {text!r} is not a valid journey id",
+            f"use up to {_MAX_ID} lowercase letters, digits and dashes, starting with a "
+            "letter or digit, e.g. cart-abandonment",
+        )
         return None
     return text
 
@@ -331,8 +350,11 @@ def _journey_id(c: _Checker, f: _Field) -> str | None:
 def _enabled(c: _Checker, f: _Field | None) -> bool:
     if f is None or isinstance(f.value, bool):
         return True if f is None else bool(f.value)
-    c.error(f.at, f"enabled must be true or false, not {_describe(f.value)}",
-            "write enabled: true or enabled: false, without quotes")
+    c.error(
+        f.at,
+        f"enabled must be true or false, not {_describe(f.value)}",
+        "write enabled: true or enabled: false, without quotes",
+    )
     return True
 
 
@@ -345,7 +367,8 @@ def _event_rule(c: _Checker, f: _Field, section: str) -> tuple[str, Condition | 
     when = c.field(rule, "when")
     condition = (
         c.compiled(when, f"{section}.when", compile_condition, "e.g. event.properties.total >= 20")
-        if when else None
+        if when
+        else None
     )
     if event is None or (when is not None and condition is None):
         return None
@@ -356,8 +379,11 @@ def _re_entry(c: _Checker, f: _Field | None) -> ReEntry | None:
     if f is None or f.value in ("never", "always"):
         return ReEntry("always" if f and f.value == "always" else "never", None)
     if not isinstance(f.value, dict):
-        c.error(f.at, f"re_entry must be never, always or a cooldown, not {_describe(f.value)}",
-                "write re_entry: never, re_entry: always, or re_entry: {cooldown: 7d}")
+        c.error(
+            f.at,
+            f"re_entry must be never, always or a cooldown, not {_describe(f.value)}",
+            "write re_entry: never, re_entry: always, or re_entry: {cooldown: 7d}",
+        )
         return None
     c.keys(f.value, f.key, "re_entry", ("cooldown",))
     cooldown = c.field(f.value, "cooldown")
@@ -373,8 +399,11 @@ StepParser = Callable[[_Checker, _Field, str], Step | None]  # (checker, step's 
 def _step_list(c: _Checker, f: _Field, what: str, prefix: str) -> tuple[Step, ...] | None:
     """A list of steps; `prefix` is the path of the step holding it ("" at the top level)."""
     if not isinstance(f.value, list) or not f.value:
-        c.error(f.at, f"{what} must be a non-empty list of steps, not {_describe(f.value)}",
-                "start each step on its own line with '- ', e.g. - wait: 1h")
+        c.error(
+            f.at,
+            f"{what} must be a non-empty list of steps, not {_describe(f.value)}",
+            "start each step on its own line with '- ', e.g. - wait: 1h",
+        )
         return None
     items: Any = f.value  # a CommentedSeq: it knows where each item is written
     steps: list[Step] = []
@@ -384,8 +413,11 @@ def _step_list(c: _Checker, f: _Field, what: str, prefix: str) -> tuple[Step, ..
         path = f"{prefix}.{index}" if prefix else str(index)
         at = _lc(items.lc.item, index)
         if exit_path is not None and not unreachable:  # report the first one only
-            c.error(at, f"step {path} can never run: it comes after exit (step {exit_path})",
-                    "remove it, or move exit to the end")
+            c.error(
+                at,
+                f"step {path} can never run: it comes after exit (step {exit_path})",
+                "remove it, or move exit to the end",
+            )
             unreachable = True
         step = _step(c, _Field(item, at, at), path)
         if step is not None:
@@ -406,8 +438,11 @@ def _step(c: _Checker, f: _Field, path: str) -> Step | None:
         assert field is not None
         if parser := STEP_PARSERS.get(kind):
             return parser(c, field, path)
-        hint = (f"write '- {kind}' alone, without ':'" if kind in BARE_STEPS
-                else _allowed_hint(str(kind), kinds))
+        hint = (
+            f"write '- {kind}' alone, without ':'"
+            if kind in BARE_STEPS
+            else _allowed_hint(str(kind), kinds)
+        )
         c.error(field.key, f"unknown step kind {str(kind)!r}", hint)
     elif isinstance(f.value, str):
         c.error(f.at, f"unknown step {f.value!r}", _allowed_hint(f.value, kinds))
@@ -418,8 +453,11 @@ def _step(c: _Checker, f: _Field, path: str) -> Step | None:
             hint = "indent the options under the step kind, two spaces further than it"
         c.error(f.at, f"a step has exactly one kind, found {', '.join(map(str, keys))}", hint)
     else:
-        c.error(f.at, f"a step must be one of {', '.join(kinds)}, not {_describe(f.value)}",
-                "e.g. - wait: 1h")
+        c.error(
+            f.at,
+            f"a step must be one of {', '.join(kinds)}, not {_describe(f.value)}",
+            "e.g. - wait: 1h",
+        )
     return None
 
 
@@ -448,8 +486,11 @@ def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
         if (kf := c.field(send, key)) and (template := c.compiled(kf, key, compile)):
             content[key] = template
             if key == "audience_id" and "{" not in kf.value and not _DIGITS.fullmatch(kf.value):
-                c.error(kf.at, f"audience_id {kf.value!r} is not a Meta audience id",
-                        'an audience id is digits only, e.g. "23850000000000001"')
+                c.error(
+                    kf.at,
+                    f"audience_id {kf.value!r} is not a Meta audience id",
+                    'an audience id is digits only, e.g. "23850000000000001"',
+                )
     if len(content) != len(content_keys):
         return None
     return SendStep(path, channel, MappingProxyType(content))
@@ -459,8 +500,11 @@ STEP_PARSERS: dict[str, StepParser] = {"wait": _wait_step, "send": _send_step}
 BARE_STEPS: dict[str, Callable[[str], Step]] = {"exit": ExitStep}
 
 
-_FALLBACK_CONTENT = {"email": ("subject", "html", "text"), "sms": ("text",),
-                     "meta_audience": ("audience_id",)}
+_FALLBACK_CONTENT = {
+    "email": ("subject", "html", "text"),
+    "sms": ("text",),
+    "meta_audience": ("audience_id",),
+}
 
 
 @cache

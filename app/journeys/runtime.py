@@ -102,13 +102,14 @@ def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
         if _exit_already_seen(session, journey, profile["id"], event, variables):
             log.info("%s: not entered, exit event already recorded", journey.id)
             continue
-        instance = lifecycle.start(session, journey, version_id, profile["id"], event)
-        if instance is not None:
-            advance(StepContext(session, instance, journey, event.payload, profile))
+        started = lifecycle.start(session, journey, version_id, profile["id"], event)
+        if started is not None:
+            advance(StepContext(session, started, journey, event.payload, profile))
 
 
-def resume(session: Session, instance: JourneyInstance, after_path: str,
-           profile: dict[str, Any]) -> None:
+def resume(
+    session: Session, instance: JourneyInstance, after_path: str, profile: dict[str, Any]
+) -> None:
     """Continue a trip after the step at `after_path` (a wait whose timer fired)."""
     journey = catalog.journey_of_version(session, instance.journey_version_id)
     following = next_path(journey, after_path)

@@ -28,9 +28,7 @@ VARIABLES: tuple[str, ...] = ("event", "profile")
 class TemplateSyntaxError(ValueError):
     """The template cannot be compiled; `line` is 1-based inside the template text."""
 
-    def __init__(
-        self, message: str, line: int, hint: str | None = None, column: int = 1
-    ) -> None:
+    def __init__(self, message: str, line: int, hint: str | None = None, column: int = 1) -> None:
         super().__init__(message)
         self.message = message
         self.line = line

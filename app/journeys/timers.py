@@ -50,7 +50,7 @@ def fire_due(batch_size: int) -> int:
                 stmt = stmt.with_for_update(
                     skip_locked=True, of=[Timer.__table__, JourneyInstance.__table__]
                 )
-            rows = session.execute(stmt).tuples().all()
+            rows = session.execute(stmt).all()
             for timer, instance in rows:
                 try:
                     with session.begin_nested():

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import delete, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -90,11 +90,13 @@ def move_traits(session: Session, source_id: str, target_id: str) -> None:
         upsert_traits(
             session, target_id, {trait.name: trait.value}, trait.timestamp, trait.message_id
         )
-    session.execute(Trait.__table__.delete().where(Trait.profile_id == source_id))
+    session.execute(delete(Trait).where(Trait.profile_id == source_id))
 
 
 def repoint(session: Session, column: Any, source_id: str, target_id: str) -> None:
-    session.execute(update(column.class_).where(column == source_id).values({column.key: target_id}))
+    session.execute(
+        update(column.class_).where(column == source_id).values({column.key: target_id})
+    )
 
 
 def get_profile(session: Session, profile_id: str) -> Profile | None:

@@ -45,9 +45,7 @@ def _attach(session: Session, profile_id: str, kind: str, value: str) -> None:
 
 
 def _has_user_id(session: Session, profile_id: str) -> bool:
-    stmt = select(
-        exists().where(Identity.profile_id == profile_id, Identity.kind == USER_ID)
-    )
+    stmt = select(exists().where(Identity.profile_id == profile_id, Identity.kind == USER_ID))
     return bool(session.scalar(stmt))
 
 

@@ -120,8 +120,9 @@ def test_enabled_must_be_a_real_bool(value: str) -> None:
 
 
 def test_enabled_false_is_kept() -> None:
-    journey = parse_journey("id: d\nname: D\nenabled: false\ntrigger: {event: X}\nsteps: [exit]\n",
-                            "j.yaml")
+    journey = parse_journey(
+        "id: d\nname: D\nenabled: false\ntrigger: {event: X}\nsteps: [exit]\n", "j.yaml"
+    )
     assert journey.enabled is False
 
 
@@ -190,7 +191,7 @@ def test_bad_cel_syntax_points_inside_the_expression() -> None:
 def test_bad_cel_in_quoted_and_block_scalars() -> None:
     issues = issues_of(
         "id: demo\nname: Demo\ntrigger:\n  event: X\n"
-        "  when: \"has(event.properties.total) && )\"\n"
+        '  when: "has(event.properties.total) && )"\n'
         "exit_when:\n  event: Y\n  when: |\n    event.properties.a == 1 &&\n"
         "      event.properties.b $ 2\nsteps: [exit]\n"
     )
@@ -213,8 +214,8 @@ def test_unknown_cel_variable() -> None:
 def test_jinja_syntax_errors() -> None:
     issues = issues_of(
         HEAD + "steps:\n"
-        "  - send:\n      channel: sms\n      text: \"Hi {{ profile.traits.name }\"\n"
-        "  - send:\n      channel: email\n      subject: \"{{ profil.email }}\"\n"
+        '  - send:\n      channel: sms\n      text: "Hi {{ profile.traits.name }"\n'
+        '  - send:\n      channel: email\n      subject: "{{ profil.email }}"\n'
         "      html: |\n        <p>Hello</p>\n        {% if event.properties.total %}\n"
         "      text: \"{{ event.x | defualt('a') }}\"\n"
     )
@@ -270,9 +271,7 @@ def test_exit_last_is_fine() -> None:
 
 
 def test_bad_id_name_trigger_re_entry_and_empty_steps() -> None:
-    issues = issues_of(
-        "id: Demo_1\nname: ''\ntrigger: Signed Up\nre_entry: sometimes\nsteps: []\n"
-    )
+    issues = issues_of("id: Demo_1\nname: ''\ntrigger: Signed Up\nre_entry: sometimes\nsteps: []\n")
     assert [(where(i), i.message) for i in issues] == [
         ((1, 5), "id 'Demo_1' is not a valid journey id"),
         ((2, 7), "name must not be empty"),

@@ -24,8 +24,13 @@ def shipped() -> dict[str, Journey]:
 
 def cart_event(**properties: object) -> dict[str, object]:
     return {
-        "event": {"event": "Cart Abandoned", "type": "track", "userId": "u1",
-                  "properties": properties, "timestamp": "2026-11-02T09:00:00Z"},
+        "event": {
+            "event": "Cart Abandoned",
+            "type": "track",
+            "userId": "u1",
+            "properties": properties,
+            "timestamp": "2026-11-02T09:00:00Z",
+        },
         "profile": {"id": "p1", "traits": {}, "email": "a@example.com"},
     }
 
