@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,30 +121,36 @@ def _healthy(url: str) -> bool:
         return False
 
 
+SERVE = ("serve",)
+PRODUCTION_ROLES = ("api", "worker", "scheduler")
+
+
 @contextmanager
 def running_carillon(
-    workdir: Path, env: dict[str, str], *, split: bool, worker_processes: int = 1
+    workdir: Path, env: dict[str, str], roles: Sequence[str] = SERVE, *, worker_processes: int = 1
 ) -> Iterator[Carillon]:
-    """`split=False`: one `carillon serve`; `split=True`: `api`, `worker` and `scheduler`, as in
-    production (PostgreSQL and Redis must be in `env`)."""
+    """Start the given commands: `serve` alone (embedded), or any of `api`, `worker` and
+    `scheduler` as in production (PostgreSQL and Redis must then be in `env`)."""
     port = unused_port()
-    full_env = {**os.environ, "CARILLON_SCHEDULER_INTERVAL_SECONDS": "0.2", **env}
-    host = ["--host", "127.0.0.1", "--port", str(port)]
-    commands = (
-        [
-            ["api", *host],
-            ["worker", "--processes", str(worker_processes), "--threads", "4"],
-            ["scheduler"],
-        ]
-        if split
-        else [["serve", *host]]
-    )
+    full_env = {
+        **os.environ,
+        "CARILLON_WRITE_KEYS": WRITE_KEY,
+        "CARILLON_SCHEDULER_INTERVAL_SECONDS": "0.2",
+        **env,
+    }
+    options = {
+        "serve": ["--host", "127.0.0.1", "--port", str(port)],
+        "api": ["--host", "127.0.0.1", "--port", str(port)],
+        "worker": ["--processes", str(worker_processes), "--threads", "4"],
+        "scheduler": [],
+    }
     with ExitStack() as stack:
         processes = []
-        for args in commands:
-            process = Process(args, full_env, workdir / f"{args[0]}.log")
+        for role in roles:
+            process = Process([role, *options[role]], full_env, workdir / f"{role}.log")
             stack.callback(process.stop)
             processes.append(process)
         carillon = Carillon(f"http://127.0.0.1:{port}", processes)
-        carillon.wait_until("API up", lambda: _healthy(carillon.base_url))
+        if {"serve", "api"} & set(roles):
+            carillon.wait_until("API up", lambda: _healthy(carillon.base_url))
         yield carillon

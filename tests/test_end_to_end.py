@@ -24,7 +24,15 @@ from app.profiles.models import Identity
 from app.profiles.service import USER_ID
 from app.settings import get_settings
 from channels.meta_audience import normalize_email, sha256_hex
-from tests.processes import Carillon, Providers, fast_journeys, provider_servers, running_carillon
+from tests.processes import (
+    PRODUCTION_ROLES,
+    SERVE,
+    Carillon,
+    Providers,
+    fast_journeys,
+    provider_servers,
+    running_carillon,
+)
 
 PRODUCTION = get_settings().redis_url is not None and not get_settings().is_sqlite
 
@@ -42,7 +50,8 @@ def carillon(tmp_path: Path, providers: Providers) -> Iterator[Carillon]:
         "CARILLON_JOURNEYS_DIR": str(fast_journeys(tmp_path / "journeys")),
         "CARILLON_SWEEP_AFTER_SECONDS": "5",
     }
-    with running_carillon(tmp_path, env, split=PRODUCTION) as running:
+    roles = PRODUCTION_ROLES if PRODUCTION else SERVE
+    with running_carillon(tmp_path, env, roles) as running:
         yield running
 
 
