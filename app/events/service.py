@@ -85,13 +85,14 @@ def store(session: Session, events: list[SegmentEvent], source: str) -> list[int
             event.message_id = f"carillon-{uuid.uuid4()}"
     rows = [_row(e, source, received_at) for e in events]
     insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    # One cached statement with many parameter sets: SQLAlchemy batches it into multi-row
+    # INSERTs ("insertmanyvalues") without compiling a new statement per batch size.
     stmt = (
-        insert(Event)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[Event.source, Event.message_id])
-        .returning(Event.id)
+        insert(Event.__table__)
+        .on_conflict_do_nothing(index_elements=["source", "message_id"])
+        .returning(Event.__table__.c.id)
     )
-    ids = list(session.scalars(stmt))
+    ids = list(session.connection().execute(stmt, rows).scalars())
     if ids:
         enqueue(session, process, ids)
     return ids
