@@ -40,9 +40,10 @@ def _logging() -> None:
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Run everything in one process: the API, queue workers and the scheduler.
 
-    The embedded default: a SQLite file (CARILLON_DATABASE_URL), an in-process queue unless
-    CARILLON_REDIS_URL is set, and dry-run channels for providers without credentials. The
-    schema is created or upgraded on start."""
+    The embedded default: a SQLite file (CARILLON_DATABASE_URL), an in-process queue unless CARILLON_REDIS_URL is set, and dry-run channels for providers without credentials.
+
+    The schema is created or upgraded on start.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     import uvicorn
 
     from app.main import create_app
@@ -53,8 +54,10 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 @app.command()
 def api(host: Host = "0.0.0.0", port: Port = 8000) -> None:
-    """Run the HTTP API only (production). Events are stored and queued; run `carillon worker`
-    and `carillon scheduler` alongside. Run `carillon db upgrade` first."""
+    """Run the HTTP API only (production).
+
+    Events are stored and queued; run `carillon worker` and `carillon scheduler` alongside. Run `carillon db upgrade` first.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     import uvicorn
 
     from app.main import create_app
@@ -84,7 +87,7 @@ def worker(
 ) -> None:
     """Run queue workers (production): route events through journeys and make deliveries."""
     # dramatiq reads its idle back-off ceiling from the environment (default 1 s).
-    os.environ["dramatiq_worker_timeout"] = str(poll_ms)
+    os.environ["dramatiq_worker_timeout"] = str(poll_ms)  # noqa: SIM112 (dramatiq's spelling)
     args = [
         sys.executable,
         "-m",
@@ -133,7 +136,8 @@ def journeys_validate(
         typer.echo(f"{len(issues)} error(s)", err=True)
         raise typer.Exit(1)
     for journey in journeys:
-        typer.echo(f"ok  {journey.file}: {journey.id} ({len(journey.steps)} steps)")
+        steps = len(journey.steps)
+        typer.echo(f"ok  {journey.file}: {journey.id} ({steps} step{'s' if steps != 1 else ''})")
 
 
 @db_app.command("upgrade")

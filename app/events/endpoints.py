@@ -31,9 +31,16 @@ class Rejected(Exception):
         self.message = message
 
 
+_CODES = {400: "invalid_request", 401: "unauthorized"}
+
+
 def rejected_response(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Rejected)
-    return JSONResponse({"success": False, "message": exc.message}, status_code=exc.status)
+    # Segment SDKs read `code` and `message` from an error body.
+    code = _CODES.get(exc.status, "error")
+    return JSONResponse(
+        {"success": False, "code": code, "message": exc.message}, status_code=exc.status
+    )
 
 
 async def _body(request: Request, limit: int) -> Any:

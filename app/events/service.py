@@ -88,9 +88,9 @@ def store(session: Session, events: list[SegmentEvent], source: str) -> list[int
     # One cached statement with many parameter sets: SQLAlchemy batches it into multi-row
     # INSERTs ("insertmanyvalues") without compiling a new statement per batch size.
     stmt = (
-        insert(Event.__table__)
-        .on_conflict_do_nothing(index_elements=["source", "message_id"])
-        .returning(Event.__table__.c.id)
+        insert(Event)
+        .on_conflict_do_nothing(index_elements=[Event.source, Event.message_id])
+        .returning(Event.id)
     )
     ids = list(session.connection().execute(stmt, rows).scalars())
     if ids:
