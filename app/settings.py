@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # Comma-separated write keys; `name=key` labels the source. Production must set its own.
     write_keys: str = "dev"
     admin_token: str | None = None
+    # For `wait: {until: "09:00"}` when a profile has no valid `timezone` trait (IANA name).
+    default_timezone: str = "UTC"
 
     # Worker threads for the embedded `serve` and per `carillon worker` process.
     worker_threads: int = 4

@@ -38,6 +38,8 @@ class Delivery(Base):
     journey_id: Mapped[str] = mapped_column(String(100))
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
     channel: Mapped[str] = mapped_column(String(32))
+    # The A/B/n arm of the trip when the message was planned, for per-arm results.
+    arm: Mapped[str | None] = mapped_column(String(50))
     # The rendered message, so ops can read exactly what was (or would have been) sent.
     content: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16))

@@ -29,6 +29,7 @@ def _row(
         journey_id=instance.journey_id,
         profile_id=instance.profile_id,
         channel=channel,
+        arm=instance.arm,
         content=content,
         status=status,
         attempts=0,

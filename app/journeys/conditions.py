@@ -15,6 +15,7 @@ comparison operators are replaced by ones that compare any two numbers (as the C
 
 from __future__ import annotations
 
+import logging
 import operator
 import re
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ import celpy
 import lark
 from celpy import celtypes
 from celpy.evaluation import CELEvalError, base_functions, boolean
+
+_log = logging.getLogger(__name__)
 
 VARIABLES: tuple[str, ...] = ("event", "profile")
 
@@ -281,3 +284,15 @@ def _type_name(value: Any) -> str:
 
 
 _ENV = celpy.Environment(annotations={name: celtypes.MapType for name in VARIABLES})
+
+
+def holds(condition: Condition | None, variables: dict[str, Any], what: str) -> bool:
+    """Whether a journey rule applies: no condition always does; one that cannot be evaluated
+    (say, a missing property) does not, and the reason is logged for whoever wonders why."""
+    if condition is None:
+        return True
+    try:
+        return condition.evaluate(variables)
+    except ConditionEvalError as exc:
+        _log.info("%s: condition %r not met: %s", what, condition.source, exc)
+        return False

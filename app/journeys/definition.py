@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal
+from datetime import time, timedelta
+from functools import cached_property
+from typing import Any, Literal
 
 from app.journeys.conditions import Condition
 from app.journeys.templates import Template
@@ -43,11 +44,85 @@ class ReEntry:
 
 
 @dataclass(frozen=True)
+class Goal:
+    """What counts as a conversion: `event` (if `when` holds) within `within` of entry.
+
+    Without `within`, only while the trip is still running."""
+
+    event: str
+    when: Condition | None
+    within: timedelta | None
+
+
+@dataclass(frozen=True)
 class WaitStep:
     """Pause the trip for `duration`."""
 
     path: str
     duration: timedelta
+
+
+@dataclass(frozen=True)
+class WaitUntilStep:
+    """Pause until the next `at` (wall-clock time) in the person's timezone."""
+
+    path: str
+    at: time
+
+
+@dataclass(frozen=True)
+class WaitForStep:
+    """Pause until the person sends `event` (if `when` holds), at most `timeout`; on timeout
+    the `on_timeout` steps run first. Either way the trip then goes on after this step."""
+
+    path: str
+    event: str
+    when: Condition | None
+    timeout: timedelta
+    on_timeout: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class BranchArm:
+    """`when` is None for the `else` arm."""
+
+    when: Condition | None
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class BranchStep:
+    """The first arm whose condition holds runs; with none, the trip goes on after the branch."""
+
+    path: str
+    arms: tuple[BranchArm, ...]
+
+
+@dataclass(frozen=True)
+class SplitArm:
+    """One arm of an A/B/n test. A holdout arm has no steps and receives no message at all
+    for the rest of the trip: it is the control group conversions are compared with."""
+
+    name: str
+    weight: int
+    holdout: bool
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class SplitStep:
+    """Weighted random arms; a person's arm depends only on the profile and journey version."""
+
+    path: str
+    arms: tuple[SplitArm, ...]
+
+
+@dataclass(frozen=True)
+class UpdateProfileStep:
+    """Set traits; string values are templates rendered with the trip's variables."""
+
+    path: str
+    set: Mapping[str, Template | str | int | float | bool | None]
 
 
 @dataclass(frozen=True)
@@ -66,7 +141,55 @@ class ExitStep:
     path: str
 
 
-Step = WaitStep | SendStep | ExitStep
+Step = (
+    WaitStep
+    | WaitUntilStep
+    | WaitForStep
+    | BranchStep
+    | SplitStep
+    | UpdateProfileStep
+    | SendStep
+    | ExitStep
+)
+
+
+def child_lists(step: Step) -> tuple[tuple[Step, ...], ...]:
+    """The nested step lists of a step, in arm order (empty for a plain step).
+
+    Nested paths are `<step path>.<arm index>.<index in arm>`: `2.1.0` is the first step of
+    the second arm of top-level step 2; the `on_timeout` steps of a `wait_for` are arm 0."""
+    if isinstance(step, WaitForStep):
+        return (step.on_timeout,)
+    if isinstance(step, BranchStep | SplitStep):
+        return tuple(arm.steps for arm in step.arms)
+    return ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A journey's own test case (`tests:` in the file): a profile, events at times relative to
+    the first one, and the messages expected (an empty `expect` means: nothing is sent)."""
+
+    name: str
+    profile: Mapping[str, Any]
+    events: tuple[ScenarioEvent, ...]
+    expect: tuple[ExpectedSend, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    at: timedelta
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ExpectedSend:
+    """A message expected `at` (relative to the first event) on `channel`, whose rendered
+    content contains each `contains` value in the named field."""
+
+    at: timedelta | None
+    channel: str
+    contains: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -83,6 +206,30 @@ class Journey:
     source: str
     checksum: str
     file: str
+    goal: Goal | None = None
+    tests: tuple[Scenario, ...] = ()  # the `tests:` of the file
+
+    @cached_property
+    def _index(self) -> tuple[dict[str, Step], dict[str, str | None]]:
+        by_path: dict[str, Step] = {}
+        following: dict[str, str | None] = {}
+
+        def walk(steps: tuple[Step, ...], after: str | None) -> None:
+            for index, step in enumerate(steps):
+                by_path[step.path] = step
+                following[step.path] = steps[index + 1].path if index + 1 < len(steps) else after
+                for arm in child_lists(step):
+                    walk(arm, following[step.path])
+
+        walk(self.steps, None)
+        return by_path, following
+
+    def step(self, path: str) -> Step:
+        return self._index[0][path]
+
+    def after(self, path: str) -> str | None:
+        """The step that runs once the step at `path` (and any arm it entered) is done."""
+        return self._index[1][path]
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 COMPLETED = "completed"
 EXITED = "exited"
+CONVERTED = "converted"
 
 
 def may_enter(session: Session, journey: Journey, profile_id: str) -> bool:
@@ -77,9 +78,11 @@ def finish(instance: JourneyInstance, status: str, reason: str) -> None:
     instance.updated_at = now
 
 
-def exit_instance(session: Session, instance: JourneyInstance, reason: str) -> None:
+def exit_instance(
+    session: Session, instance: JourneyInstance, reason: str, status: str = EXITED
+) -> None:
     """Leave the journey at once: pending waits and not-yet-sent messages are cancelled."""
-    finish(instance, EXITED, reason)
+    finish(instance, status, reason)
     session.execute(
         update(Timer)
         .where(Timer.instance_id == instance.id, Timer.status == "pending")
@@ -91,6 +94,38 @@ def exit_instance(session: Session, instance: JourneyInstance, reason: str) -> N
         .values(status=delivery.CANCELLED, error=f"cancelled: {reason}", updated_at=clock.now())
     )
     log.info("instance %s of %s exited: %s", instance.id, instance.journey_id, reason)
+
+
+def record_conversion(instance: JourneyInstance, event: Event) -> None:
+    instance.converted_at = event.timestamp
+    log.info(
+        "instance %s of %s converted (arm %s) on %s",
+        instance.id,
+        instance.journey_id,
+        instance.arm,
+        event.name,
+    )
+
+
+def convert(session: Session, instance: JourneyInstance, event: Event) -> None:
+    """The goal is reached: record it and end the trip, nothing more to send."""
+    record_conversion(instance, event)
+    exit_instance(session, instance, f"goal: {event.name}", CONVERTED)
+
+
+def finished_unconverted(
+    session: Session, profile_id: str, journey_ids: list[str]
+) -> list[JourneyInstance]:
+    return list(
+        session.scalars(
+            select(JourneyInstance).where(
+                JourneyInstance.profile_id == profile_id,
+                JourneyInstance.journey_id.in_(journey_ids),
+                JourneyInstance.status == COMPLETED,
+                JourneyInstance.converted_at.is_(None),
+            )
+        )
+    )
 
 
 def move_instances(session: Session, source_id: str, target_id: str) -> None:

@@ -52,8 +52,12 @@ class JourneyInstance(Base):
     journey_version_id: Mapped[int] = mapped_column(ForeignKey("journey_versions.id"))
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
     trigger_event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
-    status: Mapped[str] = mapped_column(String(16))  # active | completed | exited
+    status: Mapped[str] = mapped_column(String(16))  # active | completed | exited | converted
     cursor: Mapped[str] = mapped_column(String(100))
+    # The A/B/n arm a `split` put this person in (None before any split).
+    arm: Mapped[str | None] = mapped_column(String(50))
+    # Set once, when the journey's goal event arrives within its window.
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

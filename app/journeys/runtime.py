@@ -9,49 +9,51 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.events.models import Event
 from app.journeys import catalog, lifecycle
-from app.journeys.conditions import Condition, ConditionEvalError
-from app.journeys.definition import Journey
-from app.journeys.models import ACTIVE, JourneyInstance
-from app.journeys.steps import RUNNERS, Outcome, StepContext
+from app.journeys.conditions import holds
+from app.journeys.definition import Journey, WaitForStep
+from app.journeys.models import ACTIVE, JourneyInstance, Timer
+from app.journeys.steps import RUNNERS, Goto, Outcome, StepContext
 
 log = logging.getLogger(__name__)
 
 
-def matches(condition: Condition | None, variables: dict[str, Any], what: str) -> bool:
-    """A condition that cannot be evaluated (say, a missing property) does not match."""
-    if condition is None:
-        return True
-    try:
-        return condition.evaluate(variables)
-    except ConditionEvalError as exc:
-        log.info("%s: condition %r not met: %s", what, condition.source, exc)
-        return False
-
-
-def next_path(journey: Journey, path: str) -> str | None:
-    paths = [step.path for step in journey.steps]
-    index = paths.index(path) + 1
-    return paths[index] if index < len(paths) else None
-
-
 def advance(ctx: StepContext) -> None:
     instance, journey = ctx.instance, ctx.journey
-    steps = {step.path: step for step in journey.steps}
     while instance.status == ACTIVE:
-        step = steps[instance.cursor]
+        step = journey.step(instance.cursor)
         outcome = RUNNERS[type(step)](ctx, step)
         if outcome is Outcome.SUSPEND:
             return
-        following = next_path(journey, step.path)
-        if outcome is Outcome.EXIT or following is None:
+        if outcome is Outcome.EXIT:
+            lifecycle.finish(instance, lifecycle.COMPLETED, f"exit at step {step.path}")
+            return
+        following = outcome.path if isinstance(outcome, Goto) else journey.after(step.path)
+        if following is None:
             lifecycle.finish(instance, lifecycle.COMPLETED, f"reached step {step.path}")
             return
         instance.cursor = following
+
+
+def continue_at(
+    session: Session,
+    instance: JourneyInstance,
+    journey: Journey,
+    path: str | None,
+    profile: dict[str, Any],
+) -> None:
+    """Move a suspended trip to `path` (None: the end) and run it from there."""
+    if path is None:
+        lifecycle.finish(instance, lifecycle.COMPLETED, "reached the end")
+        return
+    instance.cursor = path
+    trigger = session.get(Event, instance.trigger_event_id)
+    assert trigger is not None
+    advance(StepContext(session, instance, journey, trigger.payload, profile))
 
 
 def _exit_already_seen(
@@ -74,28 +76,92 @@ def _exit_already_seen(
         .limit(20)
     )
     return any(
-        matches(exit_when.when, {**variables, "event": e.payload}, f"{journey.id} exit_when")
+        holds(exit_when.when, {**variables, "event": e.payload}, f"{journey.id} exit_when")
         for e in later
     )
 
 
+def _reached_goal(
+    journey: Journey, instance: JourneyInstance, event: Event, variables: dict[str, Any]
+) -> bool:
+    goal = journey.goal
+    if goal is None or goal.event != event.name:
+        return False
+    if goal.within is not None and event.timestamp > instance.entered_at + goal.within:
+        return False
+    return holds(goal.when, variables, f"{journey.id} goal")
+
+
+def _on_live_trip(
+    session: Session,
+    instance: JourneyInstance,
+    event: Event,
+    variables: dict[str, Any],
+    profile: dict[str, Any],
+) -> None:
+    """What an event does to a trip in progress: exit it, convert it, or end its wait_for."""
+    journey = catalog.journey_of_version(session, instance.journey_version_id)
+    exit_when = journey.exit_when
+    if (
+        exit_when is not None
+        and exit_when.event == event.name
+        and holds(exit_when.when, variables, f"{journey.id} exit_when")
+    ):
+        lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")
+    elif _reached_goal(journey, instance, event, variables):
+        lifecycle.convert(session, instance, event)
+    else:
+        step = journey.step(instance.cursor)
+        if (
+            isinstance(step, WaitForStep)
+            and step.event == event.name
+            and holds(step.when, variables, f"{journey.id} wait_for at {step.path}")
+        ):
+            session.execute(
+                update(Timer)
+                .where(
+                    Timer.instance_id == instance.id,
+                    Timer.step_path == step.path,
+                    Timer.status == "pending",
+                )
+                .values(status="cancelled")
+            )
+            continue_at(session, instance, journey, journey.after(step.path), profile)
+
+
+def _late_conversions(
+    session: Session, profile_id: str, event: Event, variables: dict[str, Any]
+) -> None:
+    """A trip that already completed (the e-mail went out, nothing left to do) still converts
+    when the goal event arrives within the goal's window."""
+    with_goal = [
+        journey.id
+        for _, journey in catalog.current_journeys(session)
+        if journey.goal is not None and journey.goal.event == event.name
+    ]
+    if not with_goal:
+        return
+    for instance in lifecycle.finished_unconverted(session, profile_id, with_goal):
+        journey = catalog.journey_of_version(session, instance.journey_version_id)
+        if (
+            journey.goal is not None
+            and journey.goal.within is not None
+            and _reached_goal(journey, instance, event, variables)
+        ):
+            lifecycle.record_conversion(instance, event)
+
+
 def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
-    """Exit the trips this event ends, then start the journeys it triggers."""
+    """Move the trips this event concerns, then start the journeys it triggers."""
     variables = {"event": event.payload, "profile": profile}
     for instance in lifecycle.live_instances(session, profile["id"]):
-        journey = catalog.journey_of_version(session, instance.journey_version_id)
-        exit_when = journey.exit_when
-        if (
-            exit_when is not None
-            and exit_when.event == event.name
-            and matches(exit_when.when, variables, f"{journey.id} exit_when")
-        ):
-            lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")
+        _on_live_trip(session, instance, event, variables, profile)
+    _late_conversions(session, profile["id"], event, variables)
 
     for version_id, journey in catalog.current_journeys(session):
         if not journey.enabled or journey.trigger.event != event.name:
             continue
-        if not matches(journey.trigger.when, variables, f"{journey.id} trigger"):
+        if not holds(journey.trigger.when, variables, f"{journey.id} trigger"):
             continue
         if not lifecycle.may_enter(session, journey, profile["id"]):
             continue
@@ -108,15 +174,14 @@ def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
 
 
 def resume(
-    session: Session, instance: JourneyInstance, after_path: str, profile: dict[str, Any]
+    session: Session, instance: JourneyInstance, timer_path: str, profile: dict[str, Any]
 ) -> None:
-    """Continue a trip after the step at `after_path` (a wait whose timer fired)."""
+    """Continue a trip whose timer at `timer_path` fired: after a wait, or into the
+    `on_timeout` steps of a wait_for."""
     journey = catalog.journey_of_version(session, instance.journey_version_id)
-    following = next_path(journey, after_path)
-    if following is None:
-        lifecycle.finish(instance, lifecycle.COMPLETED, f"reached step {after_path}")
-        return
-    instance.cursor = following
-    trigger = session.get(Event, instance.trigger_event_id)
-    assert trigger is not None
-    advance(StepContext(session, instance, journey, trigger.payload, profile))
+    step = journey.step(timer_path)
+    if isinstance(step, WaitForStep) and step.on_timeout:
+        target: str | None = step.on_timeout[0].path
+    else:
+        target = journey.after(timer_path)
+    continue_at(session, instance, journey, target, profile)

@@ -1,4 +1,4 @@
-"""What a step sees while it runs."""
+"""What a step sees while it runs, and what it answers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ class Outcome(Enum):
     NEXT = "next"  # go on to the following step now
     SUSPEND = "suspend"  # stop here; a timer or an event resumes the trip
     EXIT = "exit"  # the trip is over
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Continue at `path` now (the first step of the arm a branch or split chose)."""
+
+    path: str
 
 
 @dataclass

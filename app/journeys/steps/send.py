@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.delivery import outbox
 from app.journeys.definition import SendStep
 from app.journeys.steps.context import Outcome, StepContext
 from app.journeys.templates import TemplateRenderError
 
+log = logging.getLogger(__name__)
+
+HOLDOUT = "holdout"
+
 
 def run(ctx: StepContext, step: SendStep) -> Outcome:
+    if ctx.instance.arm == HOLDOUT:
+        # The control group: nothing is sent, the trip goes on so its conversions count.
+        log.info("instance %s step %s: holdout, nothing sent", ctx.instance.id, step.path)
+        return Outcome.NEXT
     try:
         content = {key: tpl.render(ctx.variables) for key, tpl in step.content.items()}
     except TemplateRenderError as exc:
