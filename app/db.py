@@ -14,9 +14,19 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from app.settings import get_settings
@@ -110,23 +120,68 @@ def session_scope() -> Iterator[Session]:
 
 
 def after_commit(session: Session, fn: Callable[[], None]) -> None:
-    """Run `fn` once the session's current transaction has committed."""
-    session.info.setdefault("after_commit", []).append(fn)
+    """Run `fn` once the session's outermost transaction has committed.
+
+    Registered inside a savepoint (`begin_nested()`), `fn` is dropped if that savepoint rolls
+    back, and still waits for the outermost commit if it is released: a released savepoint is
+    not durable, and a job that ran before the commit would not see its row.
+    """
+    owner = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault("after_commit", []).append((owner, fn))
+
+
+def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    """True when a hook registered in `owner` belongs to `ended` or to one of its savepoints."""
+    while owner is not None:
+        if owner is ended:
+            return True
+        owner = owner.parent
+    return False
 
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    for fn in session.info.pop("after_commit", []):
+    if session.in_nested_transaction():
+        return  # a savepoint released: its hooks now wait for the enclosing transaction
+    for _owner, fn in session.info.pop("after_commit", []):
         try:
             fn()
         except Exception:  # the sweeper re-enqueues whatever this failed to hand over
             log.exception("after-commit hook failed")
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop("after_commit", None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, ended: SessionTransaction) -> None:
+    hooks = session.info.get("after_commit")
+    if not hooks:
+        return
+    if ended.parent is None:
+        session.info.pop("after_commit", None)
+        return
+    # A savepoint rolled back: only the work registered inside it is undone.
+    session.info["after_commit"] = [(o, fn) for o, fn in hooks if not _within(o, ended)]
 
 
 # Autoincrementing 64-bit ids; SQLite only autoincrements a plain INTEGER primary key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def forget_engine() -> None:
+    """Drop the engine and session factory, so the next session follows the current
+    CARILLON_DATABASE_URL (the journey simulator switches to a scratch file)."""
+    _session_factory.cache_clear()
+    get_engine.cache_clear()
+
+
+def reset_all() -> None:
+    """Delete every row of every table: between simulated scenarios, and between tests."""
+    import app.models  # noqa: F401  (registers every table; app.models imports this module)
+
+    engine = get_engine()
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))

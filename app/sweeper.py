@@ -52,7 +52,7 @@ def sweep_deliveries(older_than: timedelta, limit: int = 1000) -> int:
         )
         if is_postgres(session):
             stmt = stmt.with_for_update(skip_locked=True)
-        rows = session.execute(stmt).tuples().all()
+        rows = session.execute(stmt).all()
         if rows:
             ids = [delivery_id for delivery_id, _ in rows]
             session.execute(

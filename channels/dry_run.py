@@ -7,9 +7,13 @@ machine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from channels.base import Message, Outcome, SendResult
+
+# The address each channel would have used; a channel not listed here would use both.
+_ADDRESS_FIELDS: dict[str, tuple[str, ...]] = {"email": ("email",), "sms": ("phone",)}
 
 
 class DryRun:
@@ -32,3 +36,18 @@ class DryRun:
 
     def __repr__(self) -> str:
         return f"DryRun({self.name!r})"
+
+
+def dry_run_note(detail: Mapping[str, Any]) -> str:
+    """One line for the delivery record: nothing was sent, why, and where it would have gone.
+
+    The rendered message itself is already on the delivery row (`content`)."""
+    channel = str(detail.get("channel") or "?")
+    recipient = detail.get("recipient") or {}
+    fields = _ADDRESS_FIELDS.get(channel, ("email", "phone"))
+    addresses = [str(recipient[f]) for f in fields if recipient.get(f)]
+    target = ", ".join(addresses) or "no address on file"
+    return (
+        f"dry run: channel {channel} has no provider credentials configured, nothing was sent "
+        f"(would have gone to {target})"
+    )

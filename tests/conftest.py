@@ -36,10 +36,9 @@ from dramatiq.brokers.stub import StubBroker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app import clock  # noqa: E402
-from app.db import get_engine  # noqa: E402
+from app.db import get_engine, reset_all  # noqa: E402
 from app.journeys import catalog  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Base  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from app.tasks import broker  # noqa: E402
 
@@ -56,21 +55,10 @@ def schema() -> None:
     upgrade()
 
 
-def _empty_tables() -> None:
-    engine = get_engine()
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
-    catalog._parsed.clear()
-
-
 @pytest.fixture(autouse=True)
 def clean_state() -> Iterator[None]:
-    _empty_tables()
+    reset_all()
+    catalog.forget_parsed()
     broker.flush_all()
     yield
     clock.set_clock(clock.SystemClock())
