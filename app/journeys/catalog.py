@@ -9,20 +9,28 @@ never changes.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import is_postgres, session_scope
 from app.journeys.definition import Journey
 from app.journeys.loader import Issue, load_path, parse_journey
-from app.journeys.models import JourneyVersion
+from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
 
 log = logging.getLogger(__name__)
 
 _parsed: dict[int, Journey] = {}
+
+
+def forget_parsed() -> None:
+    """Drop the parsed-version cache: needed only when the table itself is emptied (between
+    simulated scenarios and tests), since ids may then be reused."""
+    _parsed.clear()
 
 
 def journey_of_version(session: Session, version_id: int) -> Journey:
@@ -40,6 +48,42 @@ def current_journeys(session: Session) -> list[tuple[int, Journey]]:
         select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
     )
     return [(version_id, journey_of_version(session, version_id)) for version_id in ids]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    journey_id: str
+    version: int
+    state: str  # live | paused (enabled: false) | previous
+    live: int  # trips still running on this version
+    loaded_at: datetime
+    file: str
+
+
+def versions(session: Session, *, current_only: bool) -> list[VersionRow]:
+    live = (
+        select(func.count())
+        .where(
+            JourneyInstance.journey_version_id == JourneyVersion.id,
+            JourneyInstance.status == ACTIVE,
+        )
+        .scalar_subquery()
+    )
+    stmt = select(JourneyVersion, live).order_by(JourneyVersion.journey_id, JourneyVersion.version)
+    if current_only:
+        stmt = stmt.where(JourneyVersion.is_current)
+    rows = []
+    for version, running in session.execute(stmt).all():
+        if not version.is_current:
+            state = "previous"
+        else:
+            state = "live" if journey_of_version(session, version.id).enabled else "paused"
+        rows.append(
+            VersionRow(
+                version.journey_id, version.version, state, running, version.loaded_at, version.file
+            )
+        )
+    return rows
 
 
 def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
 
-from app.journeys import loader
 from app.journeys.definition import SendStep
 from app.journeys.loader import Issue, JourneyInvalid, load_directory, load_path, parse_journey
+from channels import registry
 
 HEAD = """\
 id: demo
@@ -19,6 +17,7 @@ name: Demo
 trigger:
   event: Signed Up
 """  # lines 1-4; the snippets below start at line 5
+KINDS = "wait, wait_for, branch, split, update_profile, send, exit"
 
 
 def issues_of(text: str) -> list[Issue]:
@@ -245,7 +244,7 @@ def test_step_with_two_keys_or_none() -> None:
     assert [(where(i), i.message) for i in issues] == [
         ((6, 5), "a step has exactly one kind, found wait, send"),
         ((10, 5), "a step has exactly one kind, found send, channel, text"),
-        ((13, 5), "a step must be one of wait, send, exit, not an empty mapping"),
+        ((13, 5), f"a step must be one of {KINDS}, not an empty mapping"),
     ]
     assert issues[1].hint == "indent the options under the step kind, two spaces further than it"
 
@@ -253,8 +252,8 @@ def test_step_with_two_keys_or_none() -> None:
 def test_unknown_step_kinds() -> None:
     issues = issues_of(HEAD + "steps:\n  - wiat: 1h\n  - stop\n  - exit:\n")
     assert [(where(i), i.message, i.hint) for i in issues] == [
-        ((6, 5), "unknown step kind 'wiat'", "did you mean 'wait'? allowed: wait, send, exit"),
-        ((7, 5), "unknown step 'stop'", "allowed: wait, send, exit"),
+        ((6, 5), "unknown step kind 'wiat'", f"did you mean 'wait'? allowed: {KINDS}"),
+        ((7, 5), "unknown step 'stop'", f"allowed: {KINDS}"),
         ((8, 5), "unknown step kind 'exit'", "write '- exit' alone, without ':'"),
     ]
 
@@ -300,7 +299,7 @@ def test_several_errors_reported_at_once_in_file_order() -> None:
     rendered = str(JourneyInvalid(issues))
     assert rendered.splitlines()[0] == (
         "j.yaml:3:1: unknown key 'colour' in the journey (hint: allowed: id, name, trigger, "
-        "steps, description, enabled, exit_when, re_entry)"
+        "steps, description, enabled, exit_when, re_entry, goal, tests)"
     )
 
 
@@ -343,23 +342,23 @@ def test_missing_paths(tmp_path: Path) -> None:
 
 
 def test_channels_come_from_the_channel_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = types.ModuleType("channels.registry")
-    registry.CHANNEL_NAMES = ("email", "sms", "meta_audience", "push")  # type: ignore[attr-defined]
-    registry.required_content = {  # type: ignore[attr-defined]
+    # A channel added to the registry is usable in journeys (and their tests) at once.
+    monkeypatch.setattr(registry, "CHANNEL_NAMES", (*registry.CHANNEL_NAMES, "push"))
+    content = {
         "email": frozenset({"subject", "html", "text"}),
         "sms": frozenset({"text"}),
         "meta_audience": frozenset({"audience_id"}),
         "push": frozenset({"title", "text"}),
-    }.__getitem__
-    monkeypatch.setitem(sys.modules, "channels.registry", registry)
-    loader._channel_rules.cache_clear()
-    try:
-        journey = parse_journey(
-            HEAD + "steps:\n  - send:\n      channel: push\n      title: Hi\n      text: Yo\n", "j"
-        )
-        step = journey.steps[0]
-        assert isinstance(step, SendStep) and sorted(step.content) == ["text", "title"]
-        issue = only(HEAD + "steps:\n  - send:\n      channel: push\n      text: Yo\n")
-        assert issue.message == "send (push) is missing required key 'title'"
-    finally:
-        loader._channel_rules.cache_clear()
+    }
+    monkeypatch.setattr(registry, "required_content", content.__getitem__)
+    journey = parse_journey(
+        HEAD + "steps:\n  - send:\n      channel: push\n      title: Hi\n      text: Yo\n"
+        "tests:\n  - name: push\n    events: [{at: 0s, event: Signed Up}]\n"
+        "    expect: [{channel: push, contains: {title: Hi}}]\n",
+        "j",
+    )
+    step = journey.steps[0]
+    assert isinstance(step, SendStep) and sorted(step.content) == ["text", "title"]
+    assert journey.tests[0].expect[0].contains == {"title": "Hi"}
+    issue = only(HEAD + "steps:\n  - send:\n      channel: push\n      text: Yo\n")
+    assert issue.message == "send (push) is missing required key 'title'"

@@ -1,0 +1,456 @@
+"""The JSON Schema (draft 2020-12) of journey files, printed by `carillon journeys schema`.
+
+Editors that speak JSON Schema (VS Code and others through the YAML language server) use it
+to complete keys, show each key's `description` on hover and underline mistakes while a
+marketer types, before any `carillon journeys validate`. It is built from the loader's own
+constants (id pattern, limits, time format) and the channel registry, so each of those is
+written in one place only.
+
+The loader stays the authority. A schema cannot see inside CEL conditions or Jinja2
+templates, add up split weights, require `else` to be the last arm of a branch, find steps
+that can never run, or limit a journey to one split: those are checked by the loader only,
+with `file:line:column` positions. Everything the schema rejects, the loader rejects
+too (the tests hold both to one corpus of broken files).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.journeys.loader import (
+    HOLDOUT,
+    ID_PATTERN,
+    MAX_ARM_NAME_LENGTH,
+    MAX_ID_LENGTH,
+    TIME_PATTERN,
+)
+from channels import registry
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_TEXT = r"\S"  # the loader refuses empty and blank text
+
+# What each content key of a `send` step is, for hover help; a key a new channel brings
+# without an entry here is still described, as a template.
+_CONTENT_HELP = {
+    "subject": "The e-mail's subject line. A Jinja2 template, e.g. "
+    "\"{{ profile.traits.first_name | default('Bonjour') }}, votre panier vous attend\".",
+    "html": "The e-mail's HTML body. A Jinja2 template; values are HTML-escaped.",
+    "text": "The plain-text body (the SMS itself on the sms channel). A Jinja2 template.",
+    "audience_id": "The Meta Custom Audience to add the person to: its id in quotes, digits "
+    'only (e.g. "23850000000000001"), or a template that renders one.',
+}
+_CHANNEL_HELP = {
+    "email": "An e-mail through SendGrid.",
+    "sms": "A text message through Twilio.",
+    "meta_audience": "Add the person to a Meta (Facebook/Instagram) Custom Audience.",
+}
+
+
+def journey_schema() -> dict[str, Any]:
+    """The whole journey format as a JSON Schema document."""
+    return {
+        "$schema": DIALECT,
+        "title": "Carillon journey",
+        "description": "One marketing journey: who enters (trigger), what happens to them "
+        "(steps), when they leave (exit_when, goal). Check a file with "
+        "`carillon journeys validate`.",
+        "type": "object",
+        "required": ["id", "name", "trigger", "steps"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {
+                "description": "The journey's stable id: lowercase letters, digits and dashes. "
+                "Changing the file's content makes a new version of the same journey; "
+                "changing the id makes another journey.",
+                "type": "string",
+                "pattern": f"^{ID_PATTERN}$",
+                "maxLength": MAX_ID_LENGTH,
+                "examples": ["cart-abandonment"],
+            },
+            "name": _text("A readable name, shown to the team."),
+            "description": _text("What the journey is for, in a sentence or two."),
+            "enabled": {
+                "description": "false stops new people from entering; trips already running "
+                "finish. Default: true.",
+                "type": "boolean",
+            },
+            "trigger": _event_rule(
+                "Who enters: people who send this event, if `when` holds for it."
+            ),
+            "exit_when": _event_rule(
+                "Who leaves early: a person on the journey who sends this event (if `when` "
+                "holds) leaves at once; pending waits and unsent messages are cancelled."
+            ),
+            "goal": _goal(),
+            "re_entry": _re_entry(),
+            "steps": {"$ref": "#/$defs/steps"},
+            "tests": _tests(),
+        },
+        "$defs": _defs(),
+    }
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+
+def _text(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "type": "string", "pattern": _TEXT, **extra}
+
+
+def _object(
+    description: str,
+    properties: dict[str, Any],
+    required: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": properties,
+        **extra,
+    }
+
+
+def _duration(description: str) -> dict[str, Any]:
+    return {"description": description, "$ref": "#/$defs/duration"}
+
+
+def _event_rule(description: str, **more: Any) -> dict[str, Any]:
+    properties = {
+        "event": _text("The event name, exactly as the shop sends it (e.g. Order Completed)."),
+        "when": {
+            "$ref": "#/$defs/condition",
+            "description": "Optional CEL condition on the event and the profile, e.g. "
+            "event.properties.total >= 20.",
+        },
+        **more,
+    }
+    return _object(description, properties, ["event"])
+
+
+def _goal() -> dict[str, Any]:
+    return _event_rule(
+        "What counts as a conversion. When the goal event arrives (and `when` holds), the "
+        "conversion is recorded on the trip with its split arm and a running trip ends at "
+        "once as converted. A trip that already completed still counts the conversion if the "
+        "event comes within `within` of entry.",
+        within=_duration(
+            "How long after entering a conversion still counts, e.g. 7d. Without it, only "
+            "while the trip is running."
+        ),
+    )
+
+
+def _re_entry() -> dict[str, Any]:
+    return {
+        "description": "Whether someone may go through the journey again. Default: never.",
+        "oneOf": [
+            {
+                "enum": ["never", "always"],
+                "description": "never: once per person, ever. always: again each time the "
+                "trigger fires (never twice at the same time).",
+            },
+            _object(
+                "Again, but not before `cooldown` has passed since the last entry.",
+                {"cooldown": _duration("e.g. 7d")},
+                ["cooldown"],
+            ),
+        ],
+    }
+
+
+def _defs() -> dict[str, Any]:
+    return {
+        "duration": {
+            "description": "A whole number and a unit: s, m, h or d (30s, 15m, 1h, 7d); "
+            "greater than zero.",
+            "type": "string",
+            "pattern": "^0*[1-9][0-9]*[smhd]$",
+            "examples": ["30s", "15m", "1h", "7d"],
+        },
+        "offset": {
+            "description": "A time counted from the test's first event: 0s, or a duration "
+            "such as 30m or 1h.",
+            "type": "string",
+            "pattern": "^[0-9]+[smhd]$",
+            "examples": ["0s", "30m", "1h"],
+        },
+        "condition": _text(
+            "A CEL expression that is true or false, over `event` (the event: event.event, "
+            "event.properties) and `profile` (profile.traits, profile.email, profile.phone). "
+            "Compiled when the file is loaded.",
+            examples=["event.properties.total >= 20", 'profile.traits.lifecycle_stage == "new"'],
+        ),
+        "template": _text(
+            "A Jinja2 template over `event` (the trigger event) and `profile`; an undefined "
+            "value is an error unless a default is given: {{ x | default('...') }}."
+        ),
+        "steps": {
+            "description": "The steps, run in order. A step is `exit` or a mapping with one "
+            "step kind: wait, wait_for, branch, split, update_profile, send.",
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/$defs/step"},
+        },
+        "step": {
+            "oneOf": [
+                {
+                    "const": "exit",
+                    "description": "End the trip here (steps after it could never run).",
+                },
+                {"$ref": "#/$defs/wait"},
+                {"$ref": "#/$defs/wait_for"},
+                {"$ref": "#/$defs/branch"},
+                {"$ref": "#/$defs/split"},
+                {"$ref": "#/$defs/update_profile"},
+                {"$ref": "#/$defs/send"},
+            ]
+        },
+        "wait": _step("wait", _wait()),
+        "wait_for": _object(
+            "Pause until the person sends an event, at most `timeout`.",
+            {"wait_for": _wait_for(), "on_timeout": _on_timeout()},
+            ["wait_for"],
+        ),
+        "branch": _step("branch", _branch()),
+        "split": _step("split", _split()),
+        "update_profile": _step("update_profile", _update_profile()),
+        "send": _step("send", _send()),
+    }
+
+
+def _step(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    return _object(value["description"], {kind: value}, [kind])
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def _wait() -> dict[str, Any]:
+    return {
+        "description": "Pause the trip: for a duration (wait: 1h) or until a time of day "
+        '(wait: {until: "09:00"}).',
+        "oneOf": [
+            _duration("How long to pause, e.g. 1h."),
+            _object(
+                "Until the next such time of day, strictly after now, in the person's "
+                "timezone (profile trait `timezone`, an IANA name such as Europe/Paris; "
+                "else the CARILLON_DEFAULT_TIMEZONE setting, default UTC).",
+                {
+                    "until": {
+                        "description": 'A 24-hour time HH:MM, in quotes: "09:00".',
+                        "type": "string",
+                        "pattern": f"^{TIME_PATTERN}$",
+                        "examples": ["09:00", "18:30"],
+                    }
+                },
+                ["until"],
+            ),
+        ],
+    }
+
+
+def _wait_for() -> dict[str, Any]:
+    return _event_rule(
+        "Pause until the person sends `event` (if `when` holds; here `event` is that event), "
+        "at most `timeout`. When it comes, the trip goes on after this step; on timeout the "
+        "`on_timeout` steps run first, then the steps after this one.",
+        timeout=_duration("The longest wait, e.g. 2d. Required."),
+    ) | {"required": ["event", "timeout"]}
+
+
+def _on_timeout() -> dict[str, Any]:
+    return {
+        "description": "Steps run when the wait_for times out, before the steps after it. "
+        "Written beside wait_for, lined up under it.",
+        "$ref": "#/$defs/steps",
+    }
+
+
+def _branch() -> dict[str, Any]:
+    when_arm = _object(
+        "Runs `steps` if `when` holds (and no earlier arm's did).",
+        {
+            "when": {"$ref": "#/$defs/condition"},
+            "steps": {"$ref": "#/$defs/steps"},
+        },
+        ["when", "steps"],
+    )
+    else_arm = _object(
+        "Runs when no other arm's condition holds. At most one, and last.",
+        {"else": {"$ref": "#/$defs/steps"}},
+        ["else"],
+    )
+    return {
+        "description": "The first arm whose `when` holds runs, else the `else` arm; with "
+        "none, the trip goes on after the branch. After the arm, it goes on after the branch.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"anyOf": [when_arm, else_arm]},
+        "allOf": [
+            {"contains": when_arm},
+            {"contains": else_arm, "minContains": 0, "maxContains": 1},
+        ],
+    }
+
+
+def _split() -> dict[str, Any]:
+    weight = {
+        "description": "The arm's share of people, in percent; a split's weights total 100.",
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+    }
+    arm = _object(
+        "An arm of the test: `weight` % of people run its `steps`.",
+        {
+            "weight": weight,
+            "steps": {"$ref": "#/$defs/steps"},
+            "name": {
+                "description": "The arm's name in reports (default A, B, C… in order).",
+                "type": "string",
+                "pattern": _TEXT,
+                "maxLength": MAX_ARM_NAME_LENGTH,
+                "not": {"const": HOLDOUT},
+            },
+        },
+        ["weight", "steps"],
+    )
+    holdout = _object(
+        "The control group: `weight` % of people get no message from this journey for the "
+        "rest of the trip, but their conversions are counted. No steps.",
+        {
+            "holdout": {"const": True, "description": "Marks the holdout arm."},
+            "weight": weight,
+        },
+        ["holdout", "weight"],
+    )
+    return {
+        "description": "An A/B/n test: each person goes down one weighted arm, chosen from "
+        "the profile id and journey version only, and recorded on the trip and its "
+        "deliveries. At most one split per journey; after the arm the trip goes on after it.",
+        "type": "array",
+        "minItems": 2,
+        "items": {"anyOf": [arm, holdout]},
+        "allOf": [
+            {"contains": arm},
+            {"contains": holdout, "minContains": 0, "maxContains": 1},
+        ],
+    }
+
+
+def _update_profile() -> dict[str, Any]:
+    return _object(
+        "Set profile traits, as if the shop had sent them now.",
+        {
+            "set": {
+                "description": "trait: value. Text values are Jinja2 templates; numbers, "
+                "true/false and null are stored as they are. No lists or mappings.",
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": _TEXT},
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            }
+        },
+        ["set"],
+    )
+
+
+def _send() -> dict[str, Any]:
+    return {
+        "description": "Send one message; the content is rendered at send time, and consent, "
+        "suppression, caps and quiet hours are checked then.",
+        "oneOf": [_send_on(channel) for channel in registry.CHANNEL_NAMES],
+    }
+
+
+def _send_on(channel: str) -> dict[str, Any]:
+    keys = sorted(registry.required_content(channel))
+    properties: dict[str, Any] = {
+        "channel": {"const": channel, "description": _CHANNEL_HELP.get(channel, channel)}
+    }
+    for key in keys:
+        properties[key] = {"$ref": "#/$defs/template", "description": _content_help(key)}
+        if key == "audience_id":  # digits, or a template that renders them
+            properties[key]["pattern"] = r"^[0-9]+$|\{"
+    description = f"{_CHANNEL_HELP.get(channel, channel)} Needs: {', '.join(keys)}."
+    return _object(description, properties, ["channel", *keys])
+
+
+def _content_help(key: str) -> str:
+    return _CONTENT_HELP.get(key, f"The message's {key}. A Jinja2 template.")
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def _tests() -> dict[str, Any]:
+    event = _object(
+        "A track event the person sends.",
+        {
+            "at": {"$ref": "#/$defs/offset"},
+            "event": _text("The event name, e.g. Cart Abandoned."),
+            "properties": {"type": "object", "description": "The event's properties."},
+        },
+        ["at", "event"],
+    )
+    at_zero = {"description": "The first event is at 0s.", "pattern": "^0+[smhd]$"}
+    first_event = {"allOf": [event, {"properties": {"at": at_zero}}]}
+    scenario = _object(
+        "A test case: a person, the events they send, and the messages expected.",
+        {
+            "name": _text("What the test checks, e.g. no reminder after an order."),
+            "profile": _object(
+                "The person (all optional).",
+                {
+                    "traits": {"type": "object", "description": "Profile traits."},
+                    "email": _text("E-mail address."),
+                    "phone": _text('Phone number in quotes, e.g. "+33612345678".'),
+                },
+                [],
+            ),
+            "events": {
+                "description": "The events, in time order; the first is at 0s.",
+                "type": "array",
+                "minItems": 1,
+                "prefixItems": [first_event],
+                "items": event,
+            },
+            "expect": {
+                "description": "The messages expected, in any order. [] means: nothing sent.",
+                "type": "array",
+                "items": {"oneOf": [_expected_on(c) for c in registry.CHANNEL_NAMES]},
+            },
+        },
+        ["name", "events", "expect"],
+    )
+    return {
+        "description": "Scenarios that `carillon journeys test` plays against this journey "
+        "on a virtual clock.",
+        "type": "array",
+        "minItems": 1,
+        "items": scenario,
+    }
+
+
+def _expected_on(channel: str) -> dict[str, Any]:
+    keys = sorted(registry.required_content(channel))
+    return _object(
+        f"A message expected on {channel}.",
+        {
+            "channel": {"const": channel},
+            "at": {
+                "$ref": "#/$defs/offset",
+                "description": "When, counted from the first event (any time if left out).",
+            },
+            "contains": {
+                "description": f"Text each rendered field must contain ({', '.join(keys)}).",
+                "type": "object",
+                "propertyNames": {"enum": keys},
+                "additionalProperties": {"type": "string", "pattern": _TEXT},
+            },
+        },
+        ["channel"],
+    )
