@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,16 +25,19 @@ journeys_app = typer.Typer(help="Check the marketers' YAML journeys.", no_args_i
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(db_app, name="db")
+deliveries_app = typer.Typer(help="Look into deliveries.", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("CARILLON_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _logging(default_format: str = "json") -> None:
+    """CARILLON_LOG_LEVEL, and CARILLON_LOG_FORMAT: `json` (one object per line with the request,
+    event, profile, trip and delivery ids: the production default) or `text`."""
+    from app.ops import logs
+
+    logs.configure(default_format)
 
 
 @app.command()
@@ -48,7 +52,7 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
     from app.main import create_app
 
-    _logging()
+    _logging(default_format="text")  # a person at a terminal runs `serve`
     uvicorn.run(create_app(embedded=True), host=host, port=port, log_config=None)
 
 
@@ -84,10 +88,23 @@ def worker(
             "picks work up sooner at the cost of more Redis calls."
         ),
     ] = 100,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the workers' Prometheus metrics (provider latency, retries, dramatiq's "
+            "own) on this port, gathered across the worker processes. Off when not given."
+        ),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address of the metrics port.")] = "0.0.0.0",
 ) -> None:
     """Run queue workers (production): route events through journeys and make deliveries."""
     # dramatiq reads its idle back-off ceiling from the environment (default 1 s).
     os.environ["dramatiq_worker_timeout"] = str(poll_ms)  # noqa: SIM112 (dramatiq's spelling)
+    os.environ.setdefault("CARILLON_LOG_FORMAT", "json")
+    if metrics_port is not None:
+        from app.ops.worker_metrics import enable
+
+        enable(metrics_host, metrics_port)
     args = [
         sys.executable,
         "-m",
@@ -140,6 +157,155 @@ def journeys_validate(
         typer.echo(f"ok  {journey.file}: {journey.id} ({steps} step{'s' if steps != 1 else ''})")
 
 
+@journeys_app.command("schema")
+def journeys_schema() -> None:
+    """Print the JSON Schema of journey files, for editors (completion, hover help, checks)."""
+    from app.journeys.schema import journey_schema
+
+    typer.echo(json.dumps(journey_schema(), indent=2))
+
+
+@journeys_app.command("simulate")
+def journeys_simulate(
+    file: Annotated[Path, typer.Argument(help="The journey file to simulate.")],
+    events: Annotated[
+        Path,
+        typer.Option(
+            help="JSON Lines of Segment events, each timed by `timestamp` (ISO 8601) "
+            "or `at` (a duration after --start, e.g. 30m)."
+        ),
+    ],
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="JSON of the person: {traits: {...}, email: ..., phone: ...}."),
+    ] = None,
+    start: Annotated[
+        datetime | None, typer.Option(help="Virtual start time (default: now, UTC).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON.")] = False,
+) -> None:
+    """Run one journey for one person on a virtual clock and print what would happen.
+
+    Nothing is stored and nothing is sent: the real engine runs on a scratch database with dry-run channels, so the timeline shows exactly what production would do.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    from app.journeys.sandbox import isolate
+
+    isolate()  # before the simulator's imports choose the queue
+    from app.journeys import simulate, timeline
+    from app.journeys.loader import JourneyInvalid, parse_journey
+
+    try:
+        journey = parse_journey(file.read_text(encoding="utf-8"), str(file))
+        person = json.loads(profile.read_text(encoding="utf-8")) if profile else None
+        begin = (start or datetime.now(UTC)).replace(microsecond=0)
+        begin = begin if begin.tzinfo else begin.replace(tzinfo=UTC)
+        timed = simulate.read_events(
+            events.read_text(encoding="utf-8").splitlines(), begin, str(events)
+        )
+    except JourneyInvalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if person is not None and not isinstance(person, dict):
+        typer.echo(f"error: {profile}: the profile must be a JSON object", err=True)
+        raise typer.Exit(2)
+    entries = simulate.run(journey, timed, person, begin)
+    if as_json:
+        typer.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
+    else:
+        typer.echo(timeline.render(entries) or "nothing happens: the journey was not entered")
+
+
+@journeys_app.command("test")
+def journeys_test(
+    path: Annotated[
+        Path | None, typer.Argument(help="A journey file or a directory (default: journeys dir).")
+    ] = None,
+) -> None:
+    """Run the `tests:` written in journey files; exit 1 if any fails (for your own CI)."""
+    from app.settings import get_settings
+
+    target = path or get_settings().journeys_dir
+    from app.journeys.sandbox import isolate
+
+    isolate()  # before the simulator's imports choose the queue
+    from app.journeys import simulate
+    from app.journeys.loader import load_path
+
+    journeys, issues = load_path(target)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    failed = passed = 0
+    for journey in journeys:
+        for scenario in journey.tests:
+            problems = simulate.check(journey, scenario)
+            verdict = "FAIL" if problems else "PASS"
+            typer.echo(f"{verdict}  {journey.id}: {scenario.name}")
+            for problem in problems:
+                typer.echo(f"      {problem}")
+            failed += bool(problems)
+            passed += not problems
+    typer.echo(
+        f"{passed} passed, {failed} failed" + (f", {len(issues)} file error(s)" if issues else "")
+    )
+    if failed or issues:
+        raise typer.Exit(1)
+
+
+@journeys_app.command("reload")
+def journeys_reload() -> None:
+    """Load the journeys directory into the running system, without a restart.
+
+    Changed files become new versions (running trips finish on theirs); a file with errors keeps its last good version. Exits 1 if any file was rejected.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    from app.journeys import catalog
+    from app.settings import get_settings
+
+    _logging()
+    issues = catalog.sync_directory(get_settings().journeys_dir)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    _print_versions(all_versions=False)
+    if issues:
+        raise typer.Exit(1)
+
+
+@journeys_app.command("list")
+def journeys_list(
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Every version ever loaded.")
+    ] = False,
+) -> None:
+    """List the journeys the system runs, and any file on disk it rejected (and why)."""
+    from app.journeys.loader import load_path
+    from app.settings import get_settings
+
+    _print_versions(all_versions=versions)
+    directory = get_settings().journeys_dir
+    if directory.exists():
+        _, issues = load_path(directory)
+        for issue in issues:
+            typer.echo(f"rejected  {issue}")
+
+
+def _print_versions(*, all_versions: bool) -> None:
+    from app.db import session_scope
+    from app.journeys import catalog
+
+    with session_scope() as session:
+        rows = catalog.versions(session, current_only=not all_versions)
+    typer.echo(
+        f"{'journey':<28} {'version':>7} {'state':<9} {'live':>6}  loaded               file"
+    )
+    for row in rows:
+        typer.echo(
+            f"{row.journey_id:<28} {row.version:>7} {row.state:<9} {row.live:>6}  "
+            f"{row.loaded_at:%Y-%m-%d %H:%M:%S}  {row.file}"
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
@@ -150,6 +316,62 @@ def db_upgrade(
     _logging()
     migrate.upgrade(revision)
     typer.echo("database is up to date")
+
+
+@app.command("queues")
+def queues_command(
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")
+    ] = 2.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="With --watch, stop after this many tables.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print GET /ops/queues's JSON.")] = False,
+) -> None:
+    """Show the send queues: broker depth, database backlog, throughput, dead letters.
+
+    The same figures as GET /ops/queues, read from CARILLON_DATABASE_URL and CARILLON_REDIS_URL.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    import time
+
+    from app.ops import queues as queue_state
+    from app.ops.table import render
+
+    shown = 0
+    while True:
+        snapshot = queue_state.snapshot()
+        text = json.dumps(snapshot.as_dict(), indent=2) if as_json else render(snapshot)
+        if watch and sys.stdout.isatty():
+            typer.echo("\x1b[H\x1b[2J", nl=False)  # clear the screen, cursor home
+        typer.echo(text)
+        shown += 1
+        if not watch or (count is not None and shown >= count):
+            return
+        typer.echo("")
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+@deliveries_app.command("show")
+def deliveries_show(
+    delivery_id: Annotated[int, typer.Argument(help="The delivery's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """Tell a delivery's whole story: event, waits, planned, sent or why not, provider id."""
+    from app.ops import story
+
+    try:
+        told = story.tell(delivery_id)
+    except story.NotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(told.as_dict(), indent=2, default=str))
+    else:
+        typer.echo(story.render(told))
 
 
 def main() -> None:

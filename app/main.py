@@ -11,6 +11,7 @@ from app import migrate
 from app.events.endpoints import Rejected, rejected_response
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
+from app.ops import install as install_ops
 from app.settings import get_settings
 
 
@@ -38,9 +39,6 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(Rejected, rejected_response)
     app.include_router(events_router)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    # /healthz, /readyz, /metrics, /ops/* (queue state, dashboard) and the request-id middleware.
+    install_ops(app)
     return app

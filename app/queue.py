@@ -63,6 +63,7 @@ def actor(name: str, queue: str) -> Any:
 
 def enqueue(session: Session, job: dramatiq.Actor[Any, Any], *args: Any) -> None:
     """Send `job(*args)` once `session` commits; nothing is sent if it rolls back."""
+
     def send() -> None:
         job.send(*args)
 

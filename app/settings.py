@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     timer_batch_size: int = 500
     # Rows still pending this long after their enqueue are re-enqueued by the sweeper.
     sweep_after_seconds: float = 30.0
+    # Ops: a due timer still unfired after this long counts as late (/ops/queues, /metrics).
+    timer_late_seconds: float = 60.0
+    # Ops KPIs: what one sent message costs per channel, `email=0.001,sms=0.07,meta_audience=0`.
+    cost_per_message: str = ""
 
     sendgrid_base_url: str = "https://api.sendgrid.com"
     twilio_base_url: str = "https://api.twilio.com"
@@ -70,6 +74,16 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @field_validator("cost_per_message")
+    @classmethod
+    def _costs_parse(cls, value: str) -> str:
+        parse_costs(value)  # refuse a bad value at start, not on the first dashboard view
+        return value
+
+    def message_costs(self) -> dict[str, float]:
+        """Cost of one sent message per channel; channels not listed have no known cost."""
+        return parse_costs(self.cost_per_message)
+
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the name of its source."""
         sources: dict[str, str] = {}
@@ -80,6 +94,26 @@ class Settings(BaseSettings):
             name, sep, key = item.partition("=")
             sources[key if sep else name] = name if sep else "default"
         return sources
+
+
+def parse_costs(text: str) -> dict[str, float]:
+    costs: dict[str, float] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        channel, sep, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not channel.strip() or not 0 <= value < float("inf"):
+            raise ValueError(
+                f"CARILLON_COST_PER_MESSAGE: {item!r} should be channel=amount, "
+                "e.g. email=0.001,sms=0.07,meta_audience=0"
+            )
+        costs[channel.strip()] = value
+    return costs
 
 
 @lru_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,6 +13,8 @@ from app.delivery.models import Delivery
 from app.delivery.tasks import send_job
 from app.journeys.models import JourneyInstance
 from app.queue import enqueue
+
+log = logging.getLogger(__name__)
 
 
 def _row(
@@ -51,7 +54,24 @@ def plan(
     session.add(delivery)
     session.flush()
     enqueue(session, send_job(channel), delivery.id)
+    _log_planned(delivery)
     return delivery
+
+
+def _log_planned(delivery: Delivery) -> None:
+    log.info(
+        "delivery %s planned: %s step %s on %s (%s)",
+        delivery.id,
+        delivery.journey_id,
+        delivery.step_path,
+        delivery.channel,
+        delivery.status,
+        extra={
+            "delivery_id": delivery.id,
+            "instance_id": delivery.instance_id,
+            "profile_id": delivery.profile_id,
+        },
+    )
 
 
 def plan_failed(
@@ -61,4 +81,5 @@ def plan_failed(
     delivery = _row(instance, step_path, channel, {}, models.FAILED, error)
     session.add(delivery)
     session.flush()
+    _log_planned(delivery)
     return delivery

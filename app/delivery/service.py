@@ -16,10 +16,12 @@ from app import clock
 from app.db import session_scope
 from app.delivery import models
 from app.delivery.models import Delivery
+from app.ops.instruments import timed_send
 from app.profiles import service as profiles
 from app.profiles.models import Profile
 from app.settings import get_settings
-from channels.base import Channel, Message, Outcome, Recipient
+from channels.base import Channel, Message, Outcome, Recipient, SendResult
+from channels.dry_run import dry_run_note
 from channels.registry import build_channels
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,21 @@ def _claim(delivery_id: int) -> Message | None:
         )
 
 
+def _note(result: SendResult) -> str | None:
+    """What the row's `error` column says: the provider's own words, or for a dry run that
+    nothing left the machine and to whom it would have gone (as `cancelled` rows say why)."""
+    if result.outcome is Outcome.DRY_RUN and result.error is None:
+        return dry_run_note(result.detail)
+    return result.error
+
+
 def deliver(delivery_id: int) -> None:
     message = _claim(delivery_id)
     if message is None:
         log.info("delivery %s: nothing to do (already handled or cancelled)", delivery_id)
         return
-    result = channels()[message.channel].send(message)
+    result = timed_send(channels()[message.channel], message)  # latency into /metrics
+    note = _note(result)
     now = clock.now()
     with session_scope() as session:
         session.execute(
@@ -77,7 +88,7 @@ def deliver(delivery_id: int) -> None:
                 status=_STATUS[result.outcome],
                 provider_message_id=result.provider_message_id,
                 status_code=result.status_code,
-                error=result.error,
+                error=note,
                 sent_at=now if result.outcome is not Outcome.FAILED else None,
                 updated_at=now,
             )
@@ -87,5 +98,5 @@ def deliver(delivery_id: int) -> None:
         delivery_id,
         message.channel,
         result.outcome.value,
-        result.error or "",
+        note or "",
     )

@@ -7,6 +7,7 @@ from typing import Any
 import dramatiq
 
 from app.delivery import service
+from app.ops.context import delivery_scope
 from app.queue import actor
 from channels.registry import CHANNEL_NAMES
 
@@ -14,7 +15,8 @@ from channels.registry import CHANNEL_NAMES
 def _job(channel: str) -> dramatiq.Actor[Any, Any]:
     @actor(f"delivery.send_{channel}", queue=channel)
     def send(delivery_id: int) -> None:
-        service.deliver(delivery_id)
+        with delivery_scope(delivery_id):  # every log line of this job names its delivery
+            service.deliver(delivery_id)
 
     return send  # type: ignore[no-any-return]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import zlib
 from typing import Any
 
@@ -19,7 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from app.db import session_scope
 from app.events.schemas import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentEvent
 from app.events.service import InvalidEvent, parse_event, store
+from app.ops import instruments
 from app.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -86,6 +90,11 @@ def _store(source: str, events: list[SegmentEvent]) -> None:
 async def _accept(source: str, events: list[SegmentEvent]) -> JSONResponse:
     # The database call runs on the thread pool, off the event loop.
     await run_in_threadpool(_store, source, events)
+    instruments.count_ingested(source, [event.type for event in events])
+    # Every messageId is known now (store assigns the missing ones): one line to grep for.
+    ids = [event.message_id for event in events]
+    extra = {"message_id": ids[0]} if len(ids) == 1 else {"message_ids": ids}
+    log.info("accepted %d event(s) from source %s", len(ids), source, extra=extra)
     return JSONResponse({"success": True})
 
 

@@ -14,12 +14,18 @@ from app import clock
 from app.db import is_postgres, session_scope
 from app.events.models import Event
 from app.journeys import runtime
+from app.ops import logs
 from app.profiles import service as profiles
 
 log = logging.getLogger(__name__)
 
 
 def process_one(event_id: int) -> None:
+    with logs.scope():  # the ids bound below stay on this event's log lines
+        _process_one(event_id)
+
+
+def _process_one(event_id: int) -> None:
     with session_scope() as session:
         stmt = select(Event).where(Event.id == event_id, Event.processed_at.is_(None))
         if is_postgres(session):
@@ -27,11 +33,14 @@ def process_one(event_id: int) -> None:
         event = session.scalars(stmt).first()
         if event is None:
             return  # done already, or another worker has it right now
+        logs.bind(message_id=event.message_id)
         profile = profiles.apply_event(session, event)
         event.profile_id = profile.id
+        logs.bind(profile_id=profile.id)
         if event.type == "track":
             runtime.on_event(session, event, profiles.view(session, profile))
         event.processed_at = clock.now()
+    log.info("event %s routed (%s %s)", event_id, event.type, event.name or "")
 
 
 def process_many(event_ids: list[int]) -> None:

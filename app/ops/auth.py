@@ -1,0 +1,113 @@
+"""The one admin check for every ops endpoint: `Authorization: Bearer <CARILLON_ADMIN_TOKEN>`,
+or, for the browser dashboard, a session cookie the login form sets.
+
+Never open by default: with no token configured every ops endpoint answers 503 and says how
+to enable it. Tokens are compared with `hmac.compare_digest` (constant time). The cookie holds
+an expiry and an HMAC of it keyed by the token, not the token itself: it cannot be turned back
+into the token, and changing the token logs every browser out. It is HttpOnly and
+SameSite=Strict; a browser request that changes something (replay) must also carry the
+`X-Carillon-Ops` header, which a cross-site form cannot set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Literal
+
+from fastapi import HTTPException, Request, Response
+
+from app.settings import get_settings
+
+COOKIE = "carillon_ops"
+SESSION_SECONDS = 12 * 3600
+CSRF_HEADER = "X-Carillon-Ops"
+
+NOT_CONFIGURED = (
+    "ops endpoints are disabled: set CARILLON_ADMIN_TOKEN to a long random secret "
+    "and send it as `Authorization: Bearer <token>`"
+)
+
+Via = Literal["bearer", "cookie"]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class OpsAuthError(HTTPException):
+    """Raised by `require_admin`; the dashboard turns it into its login page."""
+
+
+def configured_token() -> str | None:
+    token = get_settings().admin_token
+    return token or None
+
+
+def token_matches(given: str) -> bool:
+    token = configured_token()
+    return token is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _signature(token: str, expires: int) -> str:
+    return hmac.new(token.encode(), f"ops-session:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def session_cookie(token: str, now: float | None = None) -> str:
+    expires = int((now if now is not None else time.time()) + SESSION_SECONDS)
+    return f"{expires}.{_signature(token, expires)}"
+
+
+def cookie_valid(value: str, now: float | None = None) -> bool:
+    token = configured_token()
+    expires_text, _, signature = value.partition(".")
+    if token is None or not expires_text.isdigit():
+        return False
+    expires = int(expires_text)
+    if expires < (now if now is not None else time.time()):
+        return False
+    return hmac.compare_digest(signature.encode(), _signature(token, expires).encode())
+
+
+def set_session(response: Response, token: str, secure: bool) -> None:
+    response.set_cookie(
+        COOKIE,
+        session_cookie(token),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/ops",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
+
+
+def authenticate(request: Request) -> Via:
+    """Who may call an ops endpoint; raises 503 (no token set) or 401 (missing or wrong)."""
+    if configured_token() is None:
+        raise OpsAuthError(503, NOT_CONFIGURED)
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if header:
+        if scheme.lower() != "bearer" or not given.strip():
+            raise OpsAuthError(
+                401, "Authorization: expected `Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
+            )
+        if not token_matches(given.strip()):
+            raise OpsAuthError(401, "wrong admin token", _CHALLENGE)
+        return "bearer"
+    cookie = request.cookies.get(COOKIE)
+    if cookie and cookie_valid(cookie):
+        if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
+            raise OpsAuthError(403, f"browser requests that change something need {CSRF_HEADER}")
+        return "cookie"
+    raise OpsAuthError(
+        401, "missing admin token: send `Authorization: Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
+    )
+
+
+def require_admin(request: Request) -> Via:
+    """FastAPI dependency for every ops endpoint."""
+    return authenticate(request)

@@ -1,0 +1,121 @@
+"""The metrics observed in the process doing the work: counters and histograms kept in memory
+(per process; see app/ops/metrics.py for the multi-process story) and the small hooks that
+feed them, kept out of business logic: an HTTP middleware hook, one wrapper around provider
+calls, a dramatiq middleware.
+
+Imported by the delivery service, so it depends on nothing but prometheus_client and the
+channel protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from prometheus_client import Counter, Histogram, disable_created_metrics
+from starlette.requests import Request
+from starlette.responses import Response
+
+from channels.base import Channel, Message, SendResult
+
+log = logging.getLogger(__name__)
+
+# No `_created` series next to every counter: scrapers do not need them, people reading do not.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+EVENTS_INGESTED = Counter(
+    "carillon_events_ingested_total",
+    "Events accepted by the tracking API (a resent messageId counts again; it is stored once).",
+    ["type", "source"],
+)
+INGEST_SECONDS = Histogram(
+    "carillon_ingest_duration_seconds",
+    "Tracking API requests, from arrival to the answer (sent after the commit).",
+    ["endpoint", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+PROVIDER_SECONDS = Histogram(
+    "carillon_provider_request_duration_seconds",
+    "Provider calls (SendGrid, Twilio, Meta; dry runs too), by channel and outcome.",
+    ["channel", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+JOB_RETRIES = Counter(
+    "carillon_job_retries_total",
+    "Queue jobs that raised and were re-enqueued with back-off.",
+    ["queue"],
+)
+JOBS_DEAD_LETTERED = Counter(
+    "carillon_jobs_dead_lettered_total",
+    "Queue jobs that ran out of retries (their rows stay due; the sweeper hands them over).",
+    ["queue"],
+)
+
+
+def count_ingested(source: str, types: list[str]) -> None:
+    for kind in types:
+        EVENTS_INGESTED.labels(kind, source).inc()
+
+
+def timed_send(channel: Channel, message: Message) -> SendResult:
+    """`channel.send(message)`, timed into the provider latency histogram."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = channel.send(message)
+        outcome = result.outcome.value
+        log.info(
+            "provider answered: %s",
+            outcome,
+            extra={
+                "channel": message.channel,
+                "provider_message_id": result.provider_message_id,
+                "status_code": result.status_code,
+            },
+        )
+        return result
+    finally:
+        elapsed = time.perf_counter() - started
+        PROVIDER_SECONDS.labels(message.channel, outcome).observe(elapsed)
+
+
+async def ingest_timer(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """HTTP middleware: time `/v1/*` requests into the ingest latency histogram."""
+    if not request.url.path.startswith("/v1/"):
+        return await call_next(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        # The route's template, never the raw path: an unknown path must not add a series.
+        endpoint = getattr(request.scope.get("route"), "path", "unmatched")
+        INGEST_SECONDS.labels(endpoint, str(status)).observe(time.perf_counter() - started)
+
+
+class JobMetrics(Middleware):
+    """dramatiq middleware: counts retries (a re-enqueue carrying `retries`) and jobs that
+    ran out of them (nacked to the broker's dead-letter queue)."""
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        # A retry is enqueued with its back-off delay; the later move from the delay queue
+        # to the queue itself (no delay) is the same retry, not another.
+        if message.options.get("retries") and delay is not None:
+            JOB_RETRIES.labels(_queue(message.queue_name)).inc()
+
+    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        JOBS_DEAD_LETTERED.labels(_queue(message.queue_name)).inc()
+
+
+def _queue(name: str) -> str:
+    return name.removesuffix(".DQ").removesuffix(".XQ")

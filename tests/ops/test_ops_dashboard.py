@@ -1,0 +1,151 @@
+"""The ops dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Carillon's API runs in a thread on a real socket; the queue worker is this test's. The test
+logs in with the admin token, watches the events queue fill while the worker is paused and
+drain once it runs, clicks Replay on the SMS Twilio refused, and saves a screenshot under
+tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from app.db import session_scope
+from app.delivery.models import Delivery
+from app.journeys import catalog
+from app.main import create_app
+from tests.conftest import REPO, Pipeline
+from tests.ops.conftest import TOKEN, newsletter_signup
+from tests.providers.twilio import TwilioServer, twilio_error
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 20_000
+
+
+class _Server(uvicorn.Server):
+    """uvicorn with an event set once it listens (or once it gave up trying)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+@pytest.fixture
+def carillon_url(admin: str) -> Iterator[str]:
+    server = _Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_config=None))
+
+    def run() -> None:
+        try:
+            server.run()
+        finally:
+            server.ready.set()
+
+    thread = threading.Thread(target=run, name="carillon-api", daemon=True)
+    thread.start()
+    assert server.ready.wait(timeout=30) and server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
+    )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def cell(page: Page, queue: str, field: str) -> Any:
+    return page.locator(f'#queues tr[data-queue="{queue}"] td[data-field="{field}"]')
+
+
+def test_dashboard_shows_queues_filling_and_draining_and_replays_a_dead_letter(
+    carillon_url: str, browser: Browser, pipeline: Pipeline, twilio: TwilioServer
+) -> None:
+    catalog.sync_directory(REPO / "journeys")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    page.goto(f"{carillon_url}/ops")
+    expect(page).to_have_url(f"{carillon_url}/ops/login")
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("wrong admin token")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{carillon_url}/ops")
+    expect(page.locator("#no-dead-letters")).to_be_visible()
+
+    # The queue fills: three shops' calls, nobody consuming.
+    pipeline.worker.pause()
+    twilio.fail_next(400, twilio_error(400, 21211, "The 'To' number is not a valid phone number."))
+    for user, phone in (("ada", "+33611111111"), ("bea", "+33622222222"), ("cyd", "+33633333333")):
+        body = {"batch": newsletter_signup(user, phone)}
+        answer = httpx.post(f"{carillon_url}/v1/batch", json=body, auth=("test-key", ""))
+        assert answer.status_code == 200
+    expect(cell(page, "events", "ready")).to_have_text("3", timeout=WAIT_MS)
+    expect(cell(page, "events", "backlog")).to_have_text("6", timeout=WAIT_MS)
+
+    # ... and drains once the worker runs: three welcome SMS, the first refused by Twilio.
+    pipeline.worker.resume()
+    pipeline.drain()
+    expect(cell(page, "events", "ready")).to_have_text("0", timeout=WAIT_MS)
+    expect(cell(page, "events", "backlog")).to_have_text("0", timeout=WAIT_MS)
+    expect(cell(page, "sms", "backlog")).to_have_text("0", timeout=WAIT_MS)
+    sms = page.locator('#channels tr[data-channel="sms"]')
+    expect(sms.locator('td[data-field="sent"]')).to_have_text("2", timeout=WAIT_MS)
+    expect(sms.locator('td[data-field="failed"]')).to_have_text("1")
+    welcome = page.locator('#journeys table[data-journey="newsletter-welcome"] tr[data-step="0"]')
+    expect(welcome).to_contain_text("send sms")
+    dead_row = page.locator("#dead-letters tr[data-delivery]")
+    expect(dead_row).to_have_count(1, timeout=WAIT_MS)
+    expect(dead_row).to_contain_text("not a valid phone number")
+
+    # Replay: the SMS goes out again, the dead letter disappears.
+    failed_id = dead_row.get_attribute("data-delivery")
+    dead_row.get_by_role("button", name="Replay").click()
+    pipeline.drain()
+    expect(page.locator("#no-dead-letters")).to_be_visible(timeout=WAIT_MS)
+    expect(sms.locator('td[data-field="sent"]')).to_have_text("3", timeout=WAIT_MS)
+    expect(sms.locator('td[data-field="failed"]')).to_have_text("0")
+    expect(cell(page, "sms", "in_flight")).to_have_text("0", timeout=WAIT_MS)
+    expect(cell(page, "sms", "backlog")).to_have_text("0", timeout=WAIT_MS)
+    assert len(twilio.requests) == 4  # three SMS, one refused and replayed once
+    assert failed_id is not None
+    with session_scope() as session:
+        replayed = session.get(Delivery, int(failed_id))
+        assert replayed is not None and replayed.status == "sent" and replayed.attempts == 2
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ops-dashboard.png"), full_page=True)
+    assert (ARTIFACTS / "ops-dashboard.png").stat().st_size > 10_000
