@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from app.events import routing
 from app.journeys import catalog
 from app.journeys.timers import fire_due
 from tests.conftest import T0, Pipeline
 from tests.test_journey_runtime import deliveries, instances, send, timers
-from tests.test_profiles import at, profile_of
+from tests.test_profiles import at, ingest, profile_of
 
 
 def journeys(tmp_path: Path, text: str) -> None:
@@ -270,3 +271,33 @@ def test_goal_after_the_trip_ended_counts_within_the_window(
     [instance] = instances()
     assert instance.status == "completed"
     assert (instance.converted_at is not None) is converted
+
+
+QUEUED = """
+id: queued
+name: Sent at once, cancelled by the exit event
+trigger: {event: Signed Up}
+exit_when: {event: Account Deleted}
+steps:
+  - send: {channel: sms, text: "Bienvenue"}
+"""
+
+
+def test_exit_cancels_a_send_already_queued_but_not_yet_made(tmp_path: Path) -> None:
+    """The queue message survives the exit; the delivery it points at does not."""
+    journeys(tmp_path, QUEUED)
+    for event_id in ingest(person(phone="+33612345678"), track("Signed Up")):
+        routing.process_one(event_id)  # routed, the send queued, no worker running yet
+    [queued] = deliveries()
+    assert queued.status == "pending"
+    for event_id in ingest(track("Account Deleted", minutes=2)):
+        routing.process_one(event_id)
+    worker = Pipeline()
+    worker.worker.start()
+    try:
+        worker.drain()  # the queued job runs now and finds nothing to send
+    finally:
+        worker.worker.stop()
+    [cancelled] = deliveries()
+    assert (cancelled.status, cancelled.attempts) == ("cancelled", 0)
+    assert cancelled.error == "cancelled: exit_when: Account Deleted"

@@ -70,6 +70,18 @@ def live_instances(session: Session, profile_id: str) -> list[JourneyInstance]:
     return list(session.scalars(stmt))
 
 
+def unsent(session: Session, profile_id: str) -> list[JourneyInstance]:
+    """Trips that reached their end while a message they planned is still waiting in the
+    queue: an exit event must still stop that message."""
+    pending = exists().where(
+        Delivery.instance_id == JourneyInstance.id, Delivery.status == delivery.PENDING
+    )
+    stmt = select(JourneyInstance).where(
+        JourneyInstance.profile_id == profile_id, JourneyInstance.status == COMPLETED, pending
+    )
+    return list(session.scalars(stmt))
+
+
 def finish(instance: JourneyInstance, status: str, reason: str) -> None:
     now = clock.now()
     instance.status = status

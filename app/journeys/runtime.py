@@ -92,6 +92,15 @@ def _reached_goal(
     return holds(goal.when, variables, f"{journey.id} goal")
 
 
+def _exits(journey: Journey, event: Event, variables: dict[str, Any]) -> bool:
+    exit_when = journey.exit_when
+    return (
+        exit_when is not None
+        and exit_when.event == event.name
+        and holds(exit_when.when, variables, f"{journey.id} exit_when")
+    )
+
+
 def _on_live_trip(
     session: Session,
     instance: JourneyInstance,
@@ -101,12 +110,7 @@ def _on_live_trip(
 ) -> None:
     """What an event does to a trip in progress: exit it, convert it, or end its wait_for."""
     journey = catalog.journey_of_version(session, instance.journey_version_id)
-    exit_when = journey.exit_when
-    if (
-        exit_when is not None
-        and exit_when.event == event.name
-        and holds(exit_when.when, variables, f"{journey.id} exit_when")
-    ):
+    if _exits(journey, event, variables):
         lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")
     elif _reached_goal(journey, instance, event, variables):
         lifecycle.convert(session, instance, event)
@@ -156,6 +160,10 @@ def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
     variables = {"event": event.payload, "profile": profile}
     for instance in lifecycle.live_instances(session, profile["id"]):
         _on_live_trip(session, instance, event, variables, profile)
+    for instance in lifecycle.unsent(session, profile["id"]):
+        journey = catalog.journey_of_version(session, instance.journey_version_id)
+        if _exits(journey, event, variables):
+            lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")
     _late_conversions(session, profile["id"], event, variables)
 
     for version_id, journey in catalog.current_journeys(session):

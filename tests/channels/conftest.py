@@ -7,23 +7,15 @@ start once per session and are reset before each test.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# `tests.providers` is imported by its package name, as benchmark scripts run from the
-# repository root do; make the root importable however pytest was started.
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from app.settings import Settings  # noqa: E402
-from tests.providers.meta import MetaGraphServer  # noqa: E402
-from tests.providers.sendgrid import SendGridServer  # noqa: E402
-from tests.providers.twilio import TwilioServer  # noqa: E402
+from app.settings import Settings
+from tests.providers.meta import MetaGraphServer
+from tests.providers.sendgrid import SendGridServer
+from tests.providers.twilio import TwilioServer
 
 # Every credential explicitly unset, so nothing leaks in from the environment.
 NO_CREDENTIALS: dict[str, Any] = {

@@ -31,13 +31,12 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def provider_specs_dir() -> Path:
-    """Where the providers' official OpenAPI documents live (override for other checkouts)."""
+    """Where the providers' official OpenAPI documents live: vendored beside this module
+    (CARILLON_PROVIDER_SPECS points elsewhere, e.g. at newer copies)."""
     configured = os.environ.get("CARILLON_PROVIDER_SPECS")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "provider-specs"
+    return Path(configured) if configured else Path(__file__).resolve().parent / "specs"
 
 
 def load_spec(filename: str) -> dict[str, Any]:
