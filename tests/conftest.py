@@ -14,20 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.settings import PROVIDER_CREDENTIAL_VARIABLES
+
 REPO = Path(__file__).resolve().parent.parent
 if "CARILLON_DATABASE_URL" not in os.environ:
     _tmp = tempfile.mkdtemp(prefix="carillon-test-")
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{_tmp}/test.db"
 os.environ.setdefault("CARILLON_JOURNEYS_DIR", str(REPO / "journeys"))
 os.environ.setdefault("CARILLON_WRITE_KEYS", "test-key,shop=shop-key")
-for _provider_var in (
-    "SENDGRID_API_KEY",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_FROM_NUMBER",
-    "TWILIO_MESSAGING_SERVICE_SID",
-    "META_ACCESS_TOKEN",
-):
+for _provider_var in PROVIDER_CREDENTIAL_VARIABLES:
     os.environ.pop(_provider_var, None)
 
 import dramatiq  # noqa: E402

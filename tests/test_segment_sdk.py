@@ -8,7 +8,6 @@ uvicorn serving `create_app()` and looks at what landed in the `events` table.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 import pytest
 import requests
 import segment.analytics.request as segment_request
-import uvicorn
 from segment.analytics import Client
 from segment.analytics.request import APIError
 from sqlalchemy import select
@@ -26,46 +24,16 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.events.models import Event
 from app.main import create_app
-from tests.helpers import WRITE_KEY, event_count
+from tests.helpers import WRITE_KEY, event_count, serving
 
 T = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn with an event set once it listens (or once it gave up trying)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[Any] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
 
 
 @pytest.fixture(scope="module")
 def carillon_url() -> Iterator[str]:
     """`carillon api` in a thread: uvicorn serving `create_app()` on a free port."""
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_config=None)
-    server = _Server(config)
-
-    def run() -> None:
-        try:
-            server.run()
-        finally:  # a failed start must not leave the fixture waiting
-            server.ready.set()
-
-    thread = threading.Thread(target=run, name="carillon-api", daemon=True)
-    thread.start()
-    assert server.ready.wait(timeout=30), "uvicorn did not start within 30 s"
-    assert server.started, "uvicorn failed to start (see the log above)"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "uvicorn did not shut down within 30 s"
+    with serving(create_app()) as url:
+        yield url
 
 
 @dataclass(frozen=True)

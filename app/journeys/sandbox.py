@@ -11,16 +11,7 @@ import tempfile
 
 from app import migrate
 from app.db import forget_engine
-from app.settings import get_settings
-
-PROVIDER_VARIABLES = (
-    "SENDGRID_API_KEY",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_FROM_NUMBER",
-    "TWILIO_MESSAGING_SERVICE_SID",
-    "META_ACCESS_TOKEN",
-)
+from app.settings import PROVIDER_CREDENTIAL_VARIABLES, get_settings
 
 
 def isolate() -> None:
@@ -29,7 +20,7 @@ def isolate() -> None:
     scratch = tempfile.mkdtemp(prefix="carillon-simulation-")
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{scratch}/simulation.db"
     os.environ.pop("CARILLON_REDIS_URL", None)
-    for name in PROVIDER_VARIABLES:
+    for name in PROVIDER_CREDENTIAL_VARIABLES:
         os.environ.pop(name, None)
         os.environ.pop(f"CARILLON_{name}", None)
     get_settings.cache_clear()

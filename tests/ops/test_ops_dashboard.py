@@ -8,14 +8,12 @@ tests/artifacts/.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.db import session_scope
@@ -23,6 +21,7 @@ from app.delivery.models import Delivery
 from app.journeys import catalog
 from app.main import create_app
 from tests.conftest import REPO, Pipeline
+from tests.helpers import serving
 from tests.ops.conftest import TOKEN, newsletter_signup
 from tests.providers.twilio import TwilioServer, twilio_error
 
@@ -41,37 +40,10 @@ CHROMIUM_ARGS = [
 WAIT_MS = 20_000
 
 
-class _Server(uvicorn.Server):
-    """uvicorn with an event set once it listens (or once it gave up trying)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[Any] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-
 @pytest.fixture
 def carillon_url(admin: str) -> Iterator[str]:
-    server = _Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_config=None))
-
-    def run() -> None:
-        try:
-            server.run()
-        finally:
-            server.ready.set()
-
-    thread = threading.Thread(target=run, name="carillon-api", daemon=True)
-    thread.start()
-    assert server.ready.wait(timeout=30) and server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(create_app()) as url:
+        yield url
 
 
 @pytest.fixture
