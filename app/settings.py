@@ -119,3 +119,14 @@ def parse_costs(text: str) -> dict[str, float]:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# The providers' own variable names for their credentials (each also works with CARILLON_).
+PROVIDER_CREDENTIAL_VARIABLES = (
+    "SENDGRID_API_KEY",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "META_ACCESS_TOKEN",
+)
