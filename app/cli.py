@@ -374,5 +374,61 @@ def deliveries_show(
         typer.echo(story.render(told))
 
 
+@deliveries_app.command("dead")
+def deliveries_dead(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Show at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """List dead letters, newest first: refused by the provider, or out of retries."""
+    from app.db import session_scope
+    from app.ops import dead_letters
+
+    with session_scope() as session:
+        dead = dead_letters.listing(session, limit)
+    if as_json:
+        typer.echo(json.dumps([d.as_dict() for d in dead], indent=2))
+        return
+    if not dead:
+        typer.echo("No dead letters.")
+        return
+    for d in dead:
+        typer.echo(
+            f"{d.id}\t{d.channel}\t{d.status}\tattempts={d.attempts}\t"
+            f"{d.journey_id}/{d.step_path}\t{d.profile_id}\t{d.status_code or '-'}\t"
+            f"{d.error or ''}"
+        )
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="A dead letter's id (repeatable).")
+    ] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+) -> None:
+    """Put dead letters back in the outbox (idempotent: a second replay changes nothing)."""
+    from app.db import session_scope
+    from app.ops import dead_letters
+
+    if bool(ids) == replay_all:
+        typer.echo("Give --id ID (one or more) or --all.", err=True)
+        raise typer.Exit(2)
+    if replay_all:
+        with session_scope() as session:
+            ids = [d.id for d in dead_letters.listing(session, limit=1_000_000)]
+    failed = False
+    for delivery_id in ids or []:
+        try:
+            done = dead_letters.replay(delivery_id)
+        except (dead_letters.NotFound, dead_letters.NotReplayable) as exc:
+            typer.echo(str(exc), err=True)
+            failed = True
+            continue
+        said = "replayed" if done.replayed else "already pending"
+        typer.echo(f"{delivery_id}\t{said}")
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

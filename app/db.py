@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -104,6 +105,11 @@ def _session_factory() -> sessionmaker[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session) -> Any:
+    """`insert()` of the session's dialect, for `ON CONFLICT` (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if is_postgres(session) else sqlite.insert
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Imports every table so `Base.metadata` is complete (Alembic, test setup)."""
 
 from app.db import Base
-from app.delivery.models import Delivery
+from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
 from app.profiles.models import Identity, Profile, Trait
@@ -9,6 +9,7 @@ from app.profiles.models import Identity, Profile, Trait
 __all__ = [
     "Base",
     "Delivery",
+    "DeliveryEvent",
     "Event",
     "Identity",
     "JourneyInstance",

@@ -61,10 +61,18 @@ def actor(name: str, queue: str) -> Any:
     return decorate
 
 
-def enqueue(session: Session, job: dramatiq.Actor[Any, Any], *args: Any) -> None:
-    """Send `job(*args)` once `session` commits; nothing is sent if it rolls back."""
+def enqueue(
+    session: Session, job: dramatiq.Actor[Any, Any], *args: Any, delay_seconds: float = 0
+) -> None:
+    """Send `job(*args)` once `session` commits; nothing is sent if it rolls back.
+
+    With `delay_seconds` the broker holds the message that long (retries, deferrals); the row's
+    own due time stays the truth, so an early or lost delayed message changes nothing."""
 
     def send() -> None:
-        job.send(*args)
+        if delay_seconds > 0:
+            job.send_with_options(args=args, delay=int(delay_seconds * 1000) + 1)
+        else:
+            job.send(*args)
 
     after_commit(session, send)

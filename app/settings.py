@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     meta_graph_url: str = "https://graph.facebook.com"
     meta_api_version: str = "v21.0"
     provider_timeout_seconds: float = 10.0
+    # Retries of transient provider errors (timeouts, 429, 5xx): attempts per channel in all,
+    # `email=5,sms=5,meta_audience=8`; a channel not named gets `delivery_max_attempts`.
+    delivery_max_attempts: int = 5
+    delivery_attempts_per_channel: str = ""
+    # Exponential back-off with full jitter: base * 2**(attempt-1), capped; Retry-After wins.
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 600.0
 
     sendgrid_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("SENDGRID_API_KEY", "CARILLON_SENDGRID_API_KEY")

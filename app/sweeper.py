@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from app import clock
 from app.db import is_postgres, session_scope
@@ -46,7 +46,14 @@ def sweep_deliveries(older_than: timedelta, limit: int = 1000) -> int:
         cutoff = clock.now() - older_than
         stmt = (
             select(Delivery.id, Delivery.channel)
-            .where(Delivery.status == delivery.PENDING, Delivery.enqueued_at <= cutoff)
+            .where(
+                Delivery.status == delivery.PENDING,
+                # lost messages, and retries whose back-off has passed (a lost delayed message)
+                or_(
+                    and_(Delivery.next_attempt_at.is_(None), Delivery.enqueued_at <= cutoff),
+                    Delivery.next_attempt_at <= clock.now(),
+                ),
+            )
             .order_by(Delivery.id)
             .limit(limit)
         )

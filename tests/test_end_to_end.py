@@ -60,7 +60,7 @@ def now() -> str:
 
 
 def identify(user: str, first_name: str, email: str, phone: str) -> dict[str, Any]:
-    traits = {"first_name": first_name, "email": email, "phone": phone}
+    traits = {"first_name": first_name, "email": email, "phone": phone, "sms_opt_in": True}
     return {"userId": user, "traits": traits, "timestamp": now()}
 
 

@@ -44,7 +44,12 @@ def alice(minutes: int = 0) -> dict[str, Any]:
         "type": "identify",
         "userId": "alice",
         "timestamp": at(minutes),
-        "traits": {"first_name": "Alice", "email": "alice@example.com", "phone": "+33612345678"},
+        "traits": {
+            "first_name": "Alice",
+            "email": "alice@example.com",
+            "phone": "+33612345678",
+            "sms_opt_in": True,  # SMS needs an explicit opt-in (TCPA)
+        },
     }
 
 

@@ -15,7 +15,11 @@ SENDING = "sending"
 SENT = "sent"
 DRY_RUN = "dry_run"
 FAILED = "failed"
+# Transient failures until the channel's attempts ran out: a dead letter with the last error.
+DEAD = "dead"
 CANCELLED = "cancelled"
+# Refused at send time by policy (no consent, capped and dropped): never sent, never retried.
+SUPPRESSED = "suppressed"
 
 
 class Delivery(Base):
@@ -51,3 +55,24 @@ class Delivery(Base):
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A pending row retried after a transient failure is not due before this (back-off).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryEvent(Base):
+    """One moment of a delivery's life besides its current status: a deferral (quiet hours, a
+    frequency cap, a retry), a suppression, a provider webhook (delivered, opened, bounced).
+    `carillon deliveries show` tells the story from these rows."""
+
+    __tablename__ = "delivery_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # deferred, suppressed, retry, or a provider's own event name (delivered, open, bounce…)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    # Who said it: "policy", "retries", "sendgrid", "twilio"…
+    source: Mapped[str] = mapped_column(String(32))
+    # The provider's id of the callback, so a replayed webhook is recorded once.
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -8,14 +8,17 @@ held open across the provider call.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import models
+from app.delivery import checks, history, models
 from app.delivery.models import Delivery
+from app.delivery.retry_state import due_later, retries_due, retry_later
 from app.ops.instruments import timed_send
 from app.profiles import service as profiles
 from app.profiles.models import Profile
@@ -39,11 +42,14 @@ def channels() -> dict[str, Channel]:
 
 
 def _claim(delivery_id: int) -> Message | None:
+    """Claim the row and pass the send-time checks in one transaction: a row another worker
+    holds, or one the checks suppress or defer, comes back as None."""
     with session_scope() as session:
+        now = clock.now()
         claimed = session.execute(
             update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == models.PENDING)
-            .values(status=models.SENDING, attempts=Delivery.attempts + 1, updated_at=clock.now())
+            .where(Delivery.id == delivery_id, Delivery.status == models.PENDING, retries_due(now))
+            .values(status=models.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
         ).rowcount  # type: ignore[attr-defined]
         if not claimed:
             return None
@@ -51,8 +57,14 @@ def _claim(delivery_id: int) -> Message | None:
         assert delivery is not None
         profile = session.get(Profile, delivery.profile_id)
         assert profile is not None
-        # The address as of now, not as of planning: people change e-mail and phone.
+        # The address and consent as of now, not as of planning: people change their minds.
         person = profiles.view(session, profile)
+        verdict = checks.decide(
+            checks.SendContext(session, delivery, person["traits"], now, get_settings())
+        )
+        if verdict is not None:
+            _hold(session, delivery, verdict, now)
+            return None
         return Message(
             delivery_id=str(delivery.id),
             channel=delivery.channel,
@@ -62,6 +74,24 @@ def _claim(delivery_id: int) -> Message | None:
             content=delivery.content,
             journey_id=delivery.journey_id,
         )
+
+
+def _hold(
+    session: Session, delivery: Delivery, verdict: checks.Suppress | checks.Defer, now: datetime
+) -> None:
+    """A check objected: the claim is undone (it made no attempt) and the reason recorded."""
+    delivery.attempts -= 1
+    if isinstance(verdict, checks.Suppress):
+        delivery.status = models.SUPPRESSED
+        delivery.error = f"suppressed: {verdict.reason}"
+        delivery.updated_at = now
+        history.record(session, delivery.id, "suppressed", verdict.reason, "policy", now)
+        log.info("delivery %s suppressed: %s", delivery.id, verdict.reason)
+        return
+    due_later(session, delivery, verdict.until, now)
+    delivery.error = f"deferred until {verdict.until.isoformat()}: {verdict.reason}"
+    history.record(session, delivery.id, "deferred", delivery.error, "policy", now)
+    log.info("delivery %s %s", delivery.id, delivery.error)
 
 
 def _note(result: SendResult) -> str | None:
@@ -80,6 +110,9 @@ def deliver(delivery_id: int) -> None:
     result = timed_send(channels()[message.channel], message)  # latency into /metrics
     note = _note(result)
     now = clock.now()
+    if result.outcome is Outcome.FAILED and result.transient:
+        retry_later(delivery_id, message.channel, result, note, now)
+        return
     with session_scope() as session:
         session.execute(
             update(Delivery)

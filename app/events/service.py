@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import is_postgres
+from app.db import dialect_insert
 from app.events.models import Event
 from app.events.schemas import MAX_EVENT_BYTES, SegmentEvent
 from app.events.tasks import process
@@ -84,11 +83,10 @@ def store(session: Session, events: list[SegmentEvent], source: str) -> list[int
         if not event.message_id:  # Segment assigns one when the client did not
             event.message_id = f"carillon-{uuid.uuid4()}"
     rows = [_row(e, source, received_at) for e in events]
-    insert = postgresql.insert if is_postgres(session) else sqlite.insert
     # One cached statement with many parameter sets: SQLAlchemy batches it into multi-row
     # INSERTs ("insertmanyvalues") without compiling a new statement per batch size.
     stmt = (
-        insert(Event)
+        dialect_insert(session)(Event)
         .on_conflict_do_nothing(index_elements=[Event.source, Event.message_id])
         .returning(Event.id)
     )

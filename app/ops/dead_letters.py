@@ -1,8 +1,8 @@
 """Dead letters: deliveries that will not be sent unless someone acts, and the replay action.
 
-Today a dead letter is a `failed` delivery (the provider refused it, or it could not be
-rendered). Retries with back-off (issue #5) will add a distinct dead-letter status; that change
-belongs in `is_dead_letter()` alone: the queue figures, the metrics, the dashboard and replay
+A dead letter is a `failed` delivery (the provider refused it, or it could not be rendered) or a
+`dead` one (transient errors until the channel's attempts ran out). The definition lives in
+`is_dead_letter()` alone: the queue figures, the metrics, the dashboard and replay
 all select through it.
 """
 
@@ -25,7 +25,7 @@ from app.queue import enqueue
 
 log = logging.getLogger(__name__)
 
-DEAD_STATUSES = (models.FAILED,)
+DEAD_STATUSES = (models.FAILED, models.DEAD)
 
 
 def is_dead_letter() -> ColumnElement[bool]:
@@ -111,7 +111,7 @@ def replay(delivery_id: int) -> Replay:
         if delivery.status not in DEAD_STATUSES:
             raise NotReplayable(
                 f"delivery {delivery_id} is {delivery.status}, not a dead letter; "
-                "only failed deliveries can be replayed"
+                "only failed or dead deliveries can be replayed"
             )
         if not delivery.content:
             raise NotReplayable(
@@ -127,6 +127,7 @@ def replay(delivery_id: int) -> Replay:
                 error=None,
                 status_code=None,
                 provider_message_id=None,
+                next_attempt_at=None,
                 enqueued_at=now,
                 updated_at=now,
             )

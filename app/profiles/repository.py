@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db import is_postgres
+from app.db import dialect_insert, is_postgres
 from app.profiles.models import Identity, Profile, Trait
 
 
@@ -42,10 +41,6 @@ def traits_of(session: Session, profile_id: str) -> dict[str, Any]:
     return {name: value for name, value in rows}
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if is_postgres(session) else sqlite.insert
-
-
 def upsert_traits(
     session: Session,
     profile_id: str,
@@ -68,7 +63,7 @@ def upsert_traits(
         }
         for name, value in traits.items()
     ]
-    stmt = _insert(session)(Trait).values(rows)
+    stmt = dialect_insert(session)(Trait).values(rows)
     newer = tuple_(Trait.timestamp, Trait.message_id) < tuple_(
         stmt.excluded.timestamp, stmt.excluded.message_id
     )

@@ -69,7 +69,11 @@ def twilio(settings_env: pytest.MonkeyPatch, _twilio_server: TwilioServer) -> Tw
 def newsletter_signup(user: str, phone: str = "+33612345678") -> list[dict[str, Any]]:
     """A person with a phone number who subscribes: the welcome SMS journey."""
     return [
-        {"type": "identify", "userId": user, "traits": {"first_name": "Ada", "phone": phone}},
+        {
+            "type": "identify",
+            "userId": user,
+            "traits": {"first_name": "Ada", "phone": phone, "sms_opt_in": True},
+        },
         {"type": "track", "userId": user, "event": "Newsletter Subscribed"},
     ]
 

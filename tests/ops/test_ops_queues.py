@@ -30,6 +30,7 @@ from app.events.service import store
 from app.journeys import catalog
 from app.journeys.timers import fire_due
 from app.ops import queues
+from app.profiles import consent
 from app.tasks import broker
 from tests.conftest import REPO, T0
 from tests.ops.conftest import bearer
@@ -59,6 +60,13 @@ def cart(user: str, **extra: Any) -> dict[str, Any]:
 def route(ids: list[int]) -> None:
     for event_id in ids:
         routing.process_one(event_id)
+
+
+def opted_in(delivery: Delivery) -> int:
+    """The person explicitly opted in to SMS (as of now), so their welcome SMS may go."""
+    with session_scope() as session:
+        consent.record(session, delivery.profile_id, "sms", "opted_in", T0, "test-opt-in")
+    return delivery.id
 
 
 def deliveries(channel: str) -> list[Delivery]:
@@ -96,20 +104,20 @@ def known_load(manual_clock: ManualClock) -> Iterator[dict[str, Any]]:
     at(clock, -10 * M)
     route(ingest(track("ivy", "Newsletter Subscribed")))
     at(clock, -9 * M)
-    service.deliver(deliveries("sms")[0].id)
+    service.deliver(opted_in(deliveries("sms")[0]))
     at(clock, -5 * M)
     ingest(track("kim", "Product Viewed"), track("lea", "Product Viewed"))  # never routed
     at(clock, -3 * M)
     route(ingest(track("hank", "Newsletter Subscribed")))
     at(clock, -2 * M)
-    service.deliver(deliveries("sms")[1].id)
+    service.deliver(opted_in(deliveries("sms")[1]))
     at(clock, -1 * M)
     route(ingest(track("jack", "Instagram Post Liked")))
     at(clock, -30 * SEC)
     route(ingest(track("frank", "Newsletter Subscribed"), track("gina", "Newsletter Subscribed")))
     at(clock, -20 * SEC)
     frank = deliveries("sms")[2]
-    service.deliver(frank.id)
+    service.deliver(opted_in(frank))
     # On the broker: one job waiting out a back-off on `email`, one `events` job fetched by a
     # worker and not yet acknowledged.
     send_job("email").send_with_options(args=(10_000,), delay=3_600_000)

@@ -1,0 +1,32 @@
+"""Send-time policy: the checks a claimed delivery passes just before the provider call.
+
+DESIGN.md asks for consent, frequency caps and quiet hours to be checked when the message is
+about to go out, not only when it was planned: people unsubscribe, move timezone or receive
+another journey's message in between. Each check is one small module with the same shape: it
+reads the delivery and the person as of now and answers `None` (go on), `Suppress` (never send,
+never retry) or `Defer` (pending again, due at `until`). They run in `CHECKS` order inside the
+claim's transaction, so a check that counts rows sees those other workers have claimed.
+
+Provider rate limits are not a check: they decide nothing about the person, they only make the
+worker wait for a token before the call.
+"""
+
+from __future__ import annotations
+
+from app.delivery.checks import consent
+from app.delivery.checks.verdicts import Check, Defer, SendContext, Suppress, Verdict
+
+# In order: consent first, so nobody who said no is ever merely deferred.
+CHECKS: list[Check] = [consent.check]
+
+
+def decide(context: SendContext) -> Verdict:
+    """The first check that objects wins."""
+    for check in CHECKS:
+        verdict = check(context)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+__all__ = ["CHECKS", "Check", "Defer", "SendContext", "Suppress", "Verdict", "decide"]
