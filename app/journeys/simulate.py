@@ -27,7 +27,7 @@ from app.events.service import store
 from app.journeys import catalog
 from app.journeys.definition import Journey, Scenario, parse_duration
 from app.journeys.models import Timer
-from app.journeys.timeline import Entry, timeline
+from app.journeys.timeline import WENT_OUT, Entry, timeline
 from app.journeys.timers import fire_due
 from app.settings import get_settings
 
@@ -161,7 +161,8 @@ def check(journey: Journey, scenario: Scenario) -> list[str]:
     """Run one of a journey's `tests:`; returns what did not go as expected (empty: passed)."""
     events = [TimedEvent(TEST_START + e.at, e.event) for e in scenario.events]
     story = run(journey, events, scenario.profile or None, TEST_START)
-    sends = [entry for entry in story if entry.kind == "send"]
+    # A suppressed message (no consent) or a failed one did not reach the person.
+    sends = [entry for entry in story if entry.kind == "send" and entry.status in WENT_OUT]
     problems = []
     for expected in scenario.expect:
         found = next(

@@ -13,11 +13,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.delivery import models
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
 
 # Within one instant, the order things happen in.
 _RANK = {"entered": 0, "wait": 1, "resumed": 2, "send": 3, "conversion": 4, "left": 5}
+
+# Sent, or would have been (a dry run): what a journey test counts as a send.
+WENT_OUT = (models.SENT, models.DRY_RUN)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,10 @@ def timeline(session: Session, journey_id: str) -> list[Entry]:
                     delivery.created_at,
                     delivery.step_path,
                     "send",
-                    delivery.channel,
+                    # why it did not go out (suppressed, failed, cancelled), next to the channel
+                    delivery.channel
+                    if delivery.status in WENT_OUT
+                    else f"{delivery.channel}: {delivery.error}",
                     delivery.channel,
                     delivery.content,
                     delivery.status,

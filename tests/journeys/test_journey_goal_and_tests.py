@@ -165,11 +165,13 @@ def test_the_shipped_journeys_carry_their_tests() -> None:
     assert ordered.events[1].at < timedelta(hours=1) and ordered.expect == ()
     assert small.events[0].event["properties"]["total"] < 20 and small.expect == ()
 
-    [welcome] = tests["newsletter-welcome"]
+    welcome, not_opted_in = tests["newsletter-welcome"]
     assert [(s.channel, dict(s.contains)) for s in welcome.expect] == [
         ("sms", {"text": "BIENVENUE15"})
     ]
     assert welcome.profile["phone"].startswith("+")
+    assert welcome.profile["traits"]["sms_opt_in"] is True
+    assert "sms_opt_in" not in not_opted_in.profile["traits"] and not_opted_in.expect == ()
 
     [liked] = tests["instagram-retarget"]
     assert [(s.channel, dict(s.contains)) for s in liked.expect] == [
