@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-services lint typecheck check clean
+.PHONY: run test test-services test-faults lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-services: $(STAMP)
 	CARILLON_DATABASE_URL=$${CARILLON_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	CARILLON_REDIS_URL=$${CARILLON_REDIS_URL:-redis://127.0.0.1:6379/0} \
 	$(BIN)/pytest -q
+
+## The fault matrix: real api/worker/scheduler processes on a private PostgreSQL and Redis
+## that the tests stop, kill and restart (needs PostgreSQL's server binaries and redis-server)
+test-faults: $(STAMP)
+	$(BIN)/pytest -q -m faults tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check app channels tests bench migrations

@@ -27,6 +27,8 @@ app.add_typer(journeys_app, name="journeys")
 app.add_typer(db_app, name="db")
 deliveries_app = typer.Typer(help="Look into deliveries.", no_args_is_help=True)
 app.add_typer(deliveries_app, name="deliveries")
+templates_app = typer.Typer(help="Look at messages before they go out.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
@@ -427,6 +429,44 @@ def deliveries_replay(
         said = "replayed" if done.replayed else "already pending"
         typer.echo(f"{delivery_id}\t{said}")
     if failed:
+        raise typer.Exit(1)
+
+
+@templates_app.command("preview")
+def templates_preview(
+    journey: Annotated[str, typer.Argument(help="A journey file, or a journey id.")],
+    step: Annotated[str, typer.Argument(help="The send step's path, e.g. 0 or 2.1.0.")],
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="JSON of the person: {traits: {...}, email: ..., phone: ...}."),
+    ] = None,
+    event: Annotated[
+        Path | None,
+        typer.Option(help="JSON of the trigger event: {event: ..., properties: {...}}."),
+    ] = None,
+) -> None:
+    """Render every variant of a send step (each channel, each locale) for one person.
+
+    SMS variants show their encoding (GSM-7 or UCS-2) and segment count. Exit 1 if a variant cannot be rendered or the journey is invalid, 2 for bad input. Nothing is sent.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    from app.journeys import preview
+    from app.journeys.loader import JourneyInvalid
+    from app.settings import get_settings
+
+    try:
+        found = preview.load_journey(journey, get_settings().journeys_dir)
+        send = preview.send_step(found, step)
+        person = preview.read_json(profile, "profile")
+        trigger = preview.read_json(event, "event")
+    except JourneyInvalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except preview.PreviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rendered = preview.preview(found, send, person, trigger)
+    typer.echo(preview.format_preview(found, send, rendered))
+    if any(item.error for item in rendered):
         raise typer.Exit(1)
 
 

@@ -13,6 +13,7 @@ from app.events.endpoints import router as events_router
 from app.journeys import catalog
 from app.ops import install as install_ops
 from app.settings import get_settings
+from app.webhooks.endpoints import router as webhooks_router
 
 
 def create_app(*, embedded: bool = False) -> FastAPI:
@@ -39,6 +40,8 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(Rejected, rejected_response)
     app.include_router(events_router)
+    # Provider feedback (SendGrid, Twilio) and the unsubscribe link.
+    app.include_router(webhooks_router)
     # /healthz, /readyz, /metrics, /ops/* (queue state, dashboard) and the request-id middleware.
     install_ops(app)
     return app

@@ -5,6 +5,7 @@ from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
 from app.profiles.models import Identity, Profile, Trait
+from app.webhooks.models import InboundMessage
 
 __all__ = [
     "Base",
@@ -12,6 +13,7 @@ __all__ = [
     "DeliveryEvent",
     "Event",
     "Identity",
+    "InboundMessage",
     "JourneyInstance",
     "JourneyVersion",
     "Profile",

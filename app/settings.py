@@ -6,11 +6,20 @@ Provider credentials keep the providers' own variable names (`SENDGRID_API_KEY`,
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Self, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.journeys.definition import Cap, parse_cap
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -36,12 +45,24 @@ class Settings(BaseSettings):
     timer_late_seconds: float = 60.0
     # Ops KPIs: what one sent message costs per channel, `email=0.001,sms=0.07,meta_audience=0`.
     cost_per_message: str = ""
+    # Send-time policy (docs/delivery.md). Quiet hours per channel in the person's timezone,
+    # `sms=21:00-08:00,email=22:00-07:00`; a channel not named has none, empty: none at all.
+    quiet_hours: str = "sms=21:00-08:00"
+    # Frequency caps per channel per person, all journeys together: `email=1/24h+3/7d,sms=1/24h`.
+    frequency_caps: str = ""
 
     sendgrid_base_url: str = "https://api.sendgrid.com"
     twilio_base_url: str = "https://api.twilio.com"
     meta_graph_url: str = "https://graph.facebook.com"
     meta_api_version: str = "v21.0"
+    # Where providers reach Carillon's webhooks (e.g. https://carillon.example.com); unset:
+    # no status callbacks are requested.
+    public_url: str | None = None
     provider_timeout_seconds: float = 10.0
+    # A row still `sending` this long after its claim lost its worker during the provider call:
+    # the sweeper resends it (meta_audience: idempotent) or marks it `unknown` (email, sms).
+    # Must exceed the provider timeout, or a slow live call would be judged abandoned.
+    sending_timeout_seconds: float = 300.0
     # Retries of transient provider errors (timeouts, 429, 5xx): attempts per channel in all,
     # `email=5,sms=5,meta_audience=8`; a channel not named gets `delivery_max_attempts`.
     delivery_max_attempts: int = 5
@@ -49,11 +70,27 @@ class Settings(BaseSettings):
     # Exponential back-off with full jitter: base * 2**(attempt-1), capped; Retry-After wins.
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
+    # Provider calls per account, shared by every worker: `sms=20/s,email=100/s,meta_audience=200/h`
+    # (unset channel: no limit). A worker waits this long at most for its turn, else the
+    # delivery goes back to pending until the bucket has room.
+    rate_limits: str = ""
+    rate_limit_max_wait_seconds: float = Field(default=2.0, gt=0)
 
     sendgrid_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("SENDGRID_API_KEY", "CARILLON_SENDGRID_API_KEY")
     )
     sendgrid_from_email: str = "no-reply@example.com"
+    # The Event Webhook's verification key as SendGrid shows it (base64 DER, or PEM); unset:
+    # every SendGrid webhook is refused, since an unsigned one could unsubscribe anybody.
+    sendgrid_webhook_public_key: str | None = None
+    # Signs unsubscribe links (HMAC-SHA256). Unset: a key derived from SENDGRID_API_KEY, with a
+    # warning (links then break when that key is rotated); see docs/channels.md.
+    secret_key: str | None = Field(default=None, min_length=16)
+    # The answer to an SMS "HELP" (TwiML reply to Twilio's inbound webhook).
+    sms_help_text: str = (
+        "Messages marketing : STOP pour vous désabonner, START pour vous réabonner. "
+        "Marketing messages: reply STOP to opt out, START to opt back in."
+    )
     twilio_account_sid: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "CARILLON_TWILIO_ACCOUNT_SID"),
@@ -77,6 +114,17 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("META_ACCESS_TOKEN", "CARILLON_META_ACCESS_TOKEN"),
     )
 
+    @model_validator(mode="after")
+    def _sending_outlasts_calls(self) -> Self:
+        if self.sending_timeout_seconds <= self.provider_timeout_seconds:
+            raise ValueError(
+                f"CARILLON_SENDING_TIMEOUT_SECONDS ({self.sending_timeout_seconds:g}) must be "
+                "longer than CARILLON_PROVIDER_TIMEOUT_SECONDS "
+                f"({self.provider_timeout_seconds:g}): a delivery is only judged abandoned "
+                "once its provider call cannot still be running"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -86,6 +134,47 @@ class Settings(BaseSettings):
     def _costs_parse(cls, value: str) -> str:
         parse_costs(value)  # refuse a bad value at start, not on the first dashboard view
         return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_parse(cls, value: str) -> str:
+        parse_quiet_hours(value)  # refuse a bad value at start, not on the first send
+        return value
+
+    @field_validator("frequency_caps")
+    @classmethod
+    def _caps_parse(cls, value: str) -> str:
+        parse_frequency_caps(value)
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        from app.delivery.rate_limit import parse_rate_limits
+
+        parse_rate_limits(value)  # refuse a bad value at start, not on the first send
+        return value
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _webhook_key_parses(cls, value: str | None) -> str | None:
+        if value:
+            from app.webhooks.signatures import sendgrid_public_key
+
+            sendgrid_public_key(value)  # a pasted key cut short fails at start, not per webhook
+        return value
+
+    @field_validator("delivery_attempts_per_channel")
+    @classmethod
+    def _attempts_parse(cls, value: str) -> str:
+        parse_attempts(value)
+        return value
+
+    def quiet_hours_by_channel(self) -> dict[str, QuietHours]:
+        return parse_quiet_hours(self.quiet_hours)
+
+    def caps_by_channel(self) -> dict[str, tuple[Cap, ...]]:
+        return parse_frequency_caps(self.frequency_caps)
 
     def message_costs(self) -> dict[str, float]:
         """Cost of one sent message per channel; channels not listed have no known cost."""
@@ -103,24 +192,110 @@ class Settings(BaseSettings):
         return sources
 
 
-def parse_costs(text: str) -> dict[str, float]:
-    costs: dict[str, float] = {}
+def parse_per_channel(
+    text: str, variable: str, example: str, value: Callable[[str], T]
+) -> dict[str, T]:
+    """`channel=value,channel=value` settings; `value` raises ValueError on a bad value, and
+    the error names the variable and shows an example, so a typo fails at start-up."""
+    parsed: dict[str, T] = {}
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
-        channel, sep, amount = item.partition("=")
+        channel, sep, raw = item.partition("=")
         try:
-            value = float(amount)
+            if not sep or not channel.strip():
+                raise ValueError
+            parsed[channel.strip()] = value(raw.strip())
         except ValueError:
-            value = -1.0
-        if not sep or not channel.strip() or not 0 <= value < float("inf"):
             raise ValueError(
-                f"CARILLON_COST_PER_MESSAGE: {item!r} should be channel=amount, "
-                "e.g. email=0.001,sms=0.07,meta_audience=0"
+                f"{variable}: {item!r} should be channel=value, e.g. {example}"
+            ) from None
+    return parsed
+
+
+def _amount(raw: str) -> float:
+    amount = float(raw)
+    if not 0 <= amount < float("inf"):
+        raise ValueError(raw)
+    return amount
+
+
+def _attempts(raw: str) -> int:
+    attempts = int(raw)
+    if attempts < 1:
+        raise ValueError(raw)
+    return attempts
+
+
+def parse_costs(text: str) -> dict[str, float]:
+    return parse_per_channel(
+        text, "CARILLON_COST_PER_MESSAGE", "email=0.001,sms=0.07,meta_audience=0", _amount
+    )
+
+
+def parse_attempts(text: str) -> dict[str, int]:
+    return parse_per_channel(
+        text, "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL", "email=5,sms=3,meta_audience=8", _attempts
+    )
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window of local wall-clock time, `start` included and `end` excluded; it
+    crosses midnight when `start` is later than `end` (21:00-08:00)."""
+
+    start: time
+    end: time
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _clock_time(raw: str) -> time:
+    match = _HH_MM.fullmatch(raw.strip())
+    if match is None:
+        raise ValueError(raw)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _quiet_window(raw: str) -> QuietHours:
+    start, sep, end = raw.partition("-")
+    window = QuietHours(_clock_time(start), _clock_time(end)) if sep else None
+    if window is None or window.start == window.end:
+        raise ValueError(raw)
+    return window
+
+
+def _caps(raw: str) -> tuple[Cap, ...]:
+    return tuple(parse_cap(rule) for rule in raw.split("+"))
+
+
+def _known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:
+    """A misspelt channel would silently apply to nothing."""
+    from channels.registry import CHANNEL_NAMES  # the registry imports this module
+
+    for channel in parsed:
+        if channel not in CHANNEL_NAMES:
+            raise ValueError(
+                f"{variable}: unknown channel {channel!r}; one of: {', '.join(CHANNEL_NAMES)}"
             )
-        costs[channel.strip()] = value
-    return costs
+    return parsed
+
+
+def parse_quiet_hours(text: str) -> dict[str, QuietHours]:
+    variable = "CARILLON_QUIET_HOURS"
+    example = "sms=21:00-08:00,email=22:00-07:00 (local HH:MM-HH:MM, start and end differ)"
+    return _known_channels(parse_per_channel(text, variable, example, _quiet_window), variable)
+
+
+def parse_frequency_caps(text: str) -> dict[str, tuple[Cap, ...]]:
+    variable = "CARILLON_FREQUENCY_CAPS"
+    example = "email=1/24h+3/7d,sms=1/24h (count/duration, several joined with +)"
+    return _known_channels(parse_per_channel(text, variable, example, _caps), variable)
 
 
 @lru_cache

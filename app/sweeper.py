@@ -1,6 +1,12 @@
 """Re-enqueues work whose queue message was lost (a crash between commit and enqueue, a
 broker restart, the in-process queue of a stopped `serve`). Safe to over-deliver: every job
-re-reads its row and does nothing if the work is done."""
+re-reads its row and does nothing if the work is done.
+
+It also closes the one ambiguous window: a delivery claimed (`sending`) whose worker died
+during the provider call. Nothing says whether the provider acted, so after
+`CARILLON_SENDING_TIMEOUT_SECONDS` the channel's policy decides: resend where a repeat is
+harmless (adding a person to a Meta audience is idempotent at Meta), otherwise `unknown`, for a
+person to review and replay (a second e-mail or SMS is worse than a missing one)."""
 
 from __future__ import annotations
 
@@ -11,14 +17,23 @@ from sqlalchemy import and_, or_, select, update
 
 from app import clock
 from app.db import is_postgres, session_scope
+from app.delivery import history
 from app.delivery import models as delivery
 from app.delivery.models import Delivery
 from app.delivery.tasks import send_job
 from app.events.models import Event
 from app.events.tasks import process
 from app.queue import enqueue
+from app.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+# Channels where a repeated provider call changes nothing, so an abandoned claim is resent.
+RESEND_WHEN_ABANDONED = frozenset({"meta_audience"})
+UNKNOWN_NOTE = (
+    "its worker stopped during the provider call: it may or may not have been sent; "
+    "check with the provider, then replay it or leave it"
+)
 
 
 def sweep_events(older_than: timedelta, limit: int = 1000) -> int:
@@ -41,7 +56,47 @@ def sweep_events(older_than: timedelta, limit: int = 1000) -> int:
     return len(ids)
 
 
+def sweep_abandoned(timeout: timedelta, limit: int = 1000) -> tuple[int, int]:
+    """Apply the channel's policy to rows claimed longer than `timeout` ago with no answer
+    recorded; return (resent, marked unknown)."""
+    with session_scope() as session:
+        now = clock.now()
+        stmt = (
+            select(Delivery)
+            .where(Delivery.status == delivery.SENDING, Delivery.updated_at <= now - timeout)
+            .order_by(Delivery.id)
+            .limit(limit)
+        )
+        if is_postgres(session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(session.scalars(stmt))
+        for row in rows:
+            row.updated_at = now
+            row.next_attempt_at = None
+            if row.channel in RESEND_WHEN_ABANDONED:
+                row.status = delivery.PENDING
+                row.enqueued_at = now
+                detail = "no answer recorded after its claim; resent (a repeat is harmless)"
+                history.record(session, row.id, "resent", detail, "sweeper", now)
+                enqueue(session, send_job(row.channel), row.id)
+            else:
+                row.status = delivery.UNKNOWN
+                row.error = UNKNOWN_NOTE
+                history.record(session, row.id, "unknown", UNKNOWN_NOTE, "sweeper", now)
+        resent = sum(row.channel in RESEND_WHEN_ABANDONED for row in rows)
+    if rows:
+        log.warning(
+            "%d deliveries abandoned during the provider call: %d resent, %d marked unknown",
+            len(rows),
+            resent,
+            len(rows) - resent,
+        )
+    return resent, len(rows) - resent
+
+
 def sweep_deliveries(older_than: timedelta, limit: int = 1000) -> int:
+    """Re-enqueue pending rows whose message was lost, after settling abandoned claims."""
+    sweep_abandoned(timedelta(seconds=get_settings().sending_timeout_seconds), limit)
     with session_scope() as session:
         cutoff = clock.now() - older_than
         stmt = (

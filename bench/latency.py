@@ -31,7 +31,11 @@ def run_once(
     phones = {f"run{run}-user{i}": f"+336{run:02d}{i:06d}" for i in range(messages)}
     now = datetime.now(UTC).isoformat()
     for user, phone in phones.items():  # profiles first: the SMS needs the phone number
-        body = {"userId": user, "traits": {"phone": phone, "first_name": "Léa"}, "timestamp": now}
+        body = {
+            "userId": user,
+            "traits": {"phone": phone, "first_name": "Léa", "sms_opt_in": True},
+            "timestamp": now,
+        }
         carillon.post("/v1/identify", body).raise_for_status()
     carillon.wait_until("profiles stored", lambda: unprocessed(database_url) == 0)
 

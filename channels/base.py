@@ -18,6 +18,15 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+class Feedback(StrEnum):
+    """What a provider told us about the person, beyond this one message. The adapter only
+    reports it; the delivery service writes it to the profile, so the next send is
+    suppressed before any provider call."""
+
+    SMS_OPTED_OUT = "sms_opted_out"  # Twilio 21610: the person replied STOP
+    PHONE_INVALID = "phone_invalid"  # Twilio 21211, or not a valid E.164 number at all
+
+
 @dataclass(frozen=True)
 class Recipient:
     profile_id: str
@@ -31,7 +40,7 @@ class Message:
 
     - email: subject, html, text
     - sms: text
-    - meta_audience: audience_id
+    - meta_audience: audience_id, and optionally operation ("add", the default, or "remove")
     """
 
     delivery_id: str
@@ -53,6 +62,7 @@ class SendResult:
     retry_after_seconds: float | None = None
     # What a dry run would have sent, for the record.
     detail: dict[str, Any] = field(default_factory=dict)
+    feedback: tuple[Feedback, ...] = ()
 
 
 class Channel(Protocol):

@@ -1,14 +1,20 @@
-"""Adding a person to a Meta Custom Audience (Marketing API, Custom Audience Users edge).
+"""Adding people to and removing them from a Meta Custom Audience (Marketing API, Custom
+Audience Users edge).
 
 Meta matches people on SHA-256 hashes of normalized identifiers, so only hashes ever leave
 Carillon: the raw e-mail address or phone number is never part of the request. Normalization
 follows Meta's "Hashing and Normalizing Data" rules for customer-file custom audiences; a
 value normalized differently from Meta's side hashes differently and simply never matches.
 
-The request is `POST /{version}/{audience_id}/users` with the form fields `payload` (JSON) and
-`access_token`. With both identifiers the multi-key form is used (`schema: ["EMAIL", "PHONE"]`,
-`data: [[email_hash, phone_hash]]`); with one, the single-key form (`schema: "EMAIL_SHA256"`,
-`data: [email_hash]`). Both are documented on the Custom Audience Users reference.
+`POST /{version}/{audience_id}/users` adds, `DELETE` on the same path removes; both take the
+form fields `payload` (JSON) and `access_token`. The payload always uses the multi-key form,
+`schema: ["EMAIL", "PHONE"]` with one row `[email_hash, phone_hash]` per person and a blank
+where one is unknown, so every batch of a bulk update has the same shape. (`EMAIL_SHA256` and
+`PHONE_SHA256` are Meta's single-key schema names; in a multi-key schema the keys are `EMAIL`
+and `PHONE`, as in Meta's reference and its own Business SDK.) Meta takes at most 10,000 rows
+per request: more are split into batches of one upload session (`session_id`, `batch_seq`,
+`last_batch_flag`), and a failed batch fails the whole update, which is safe to repeat since
+Meta ignores rows it already has.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from app.settings import Settings
 from channels._retry import is_transient_status, retry_after_seconds
-from channels.base import Message, Outcome, SendResult
+from channels.base import Message, Outcome, Recipient, SendResult
 
 # Graph error codes whose documented recovery is "wait and retry" (Graph API "Handling
 # Errors" guide and Marketing API "Rate Limiting"): unknown/service errors, app, user, page
@@ -30,6 +39,11 @@ from channels.base import Message, Outcome, SendResult
 # (80003 is the custom-audience one).
 TRANSIENT_GRAPH_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613})
 BUSINESS_USE_CASE_CODES = range(80000, 80015)
+
+MAX_ROWS_PER_REQUEST = 10_000
+SCHEMA = ("EMAIL", "PHONE")
+# The content's `operation` → the HTTP method on the users edge.
+OPERATIONS = {"add": "POST", "remove": "DELETE"}
 
 _NOT_DIGITS = re.compile(r"\D")
 # "+33 (0)6 12 34 56 78": the bracketed trunk prefix is dialled nationally only.
@@ -55,21 +69,31 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def audience_payload(email: str | None, phone: str | None) -> dict[str, Any] | None:
-    """The `payload` parameter for one person, or None when there is nothing to match on."""
+def hashed_row(email: str | None, phone: str | None) -> list[str] | None:
+    """One person's `[email_hash, phone_hash]` ("" where unknown), or None when there is
+    nothing to match on."""
     email_norm = normalize_email(email) if email else ""
     phone_norm = normalize_phone(phone) if phone else ""
-    if email_norm and phone_norm:
-        return {
-            "schema": ["EMAIL", "PHONE"],
-            "is_raw": True,
-            "data": [[sha256_hex(email_norm), sha256_hex(phone_norm)]],
-        }
-    if email_norm:
-        return {"schema": "EMAIL_SHA256", "data": [sha256_hex(email_norm)]}
-    if phone_norm:
-        return {"schema": "PHONE_SHA256", "data": [sha256_hex(phone_norm)]}
-    return None
+    if not email_norm and not phone_norm:
+        return None
+    return [
+        sha256_hex(email_norm) if email_norm else "",
+        sha256_hex(phone_norm) if phone_norm else "",
+    ]
+
+
+def audience_payload(rows: Sequence[list[str]]) -> dict[str, Any]:
+    """The `payload` parameter for rows of hashes. `is_raw` marks each key as a single
+    identifier (Meta's multi-key form, as its Business SDK sends it); the values are hashed."""
+    return {"schema": list(SCHEMA), "is_raw": True, "data": list(rows)}
+
+
+def batches(
+    rows: Sequence[list[str]], size: int = MAX_ROWS_PER_REQUEST
+) -> list[Sequence[list[str]]]:
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, not {size}")
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 class MetaCustomAudience:
@@ -87,22 +111,52 @@ class MetaCustomAudience:
 
     def send(self, message: Message) -> SendResult:
         audience_id = str(message.content.get("audience_id") or "").strip()
+        operation = str(message.content.get("operation") or "add")
+        return self.update(audience_id, operation, [message.recipient])
+
+    def update(self, audience_id: str, operation: str, people: Sequence[Recipient]) -> SendResult:
+        """Add (`operation="add"`) or remove people, in as many requests as Meta's per-request
+        limit needs. People with neither e-mail nor phone cannot be matched and are left out;
+        with nobody left, nothing is sent."""
         if not _AUDIENCE_ID.fullmatch(audience_id):
             return SendResult(
                 Outcome.FAILED,
                 error=f"audience_id {audience_id!r} is not a Meta custom audience id (digits)",
             )
-        payload = audience_payload(message.recipient.email, message.recipient.phone)
-        if payload is None:
+        method = OPERATIONS.get(operation)
+        if method is None:
             return SendResult(
                 Outcome.FAILED,
-                error=f"recipient {message.recipient.profile_id} has neither e-mail nor phone",
+                error=f"operation {operation!r} is not one of: {', '.join(OPERATIONS)}",
             )
+        rows = [row for p in people if (row := hashed_row(p.email, p.phone)) is not None]
+        if not rows:
+            who = people[0].profile_id if len(people) == 1 else f"none of {len(people)} people"
+            return SendResult(Outcome.FAILED, error=f"recipient {who} has neither e-mail nor phone")
+        parts = batches(rows)
+        session_id = secrets.randbelow(2**63 - 1) + 1
+        result = SendResult(Outcome.FAILED, error="no batch sent")
+        for seq, batch in enumerate(parts, start=1):
+            form = {"payload": json.dumps(audience_payload(batch)), "access_token": self._token}
+            if len(parts) > 1:
+                form["session"] = json.dumps(
+                    {
+                        "session_id": session_id,
+                        "batch_seq": seq,
+                        "last_batch_flag": seq == len(parts),
+                        "estimated_num_total": len(rows),
+                    }
+                )
+            result = self._call(method, f"{self._base}/{audience_id}/users", form)
+            if result.outcome is Outcome.FAILED:
+                if len(parts) > 1:
+                    return replace(result, error=f"batch {seq} of {len(parts)}: {result.error}")
+                return result
+        return result
+
+    def _call(self, method: str, url: str, form: dict[str, str]) -> SendResult:
         try:
-            response = self._client.post(
-                f"{self._base}/{audience_id}/users",
-                data={"payload": json.dumps(payload), "access_token": self._token},
-            )
+            response = self._client.request(method, url, data=form)
         except httpx.TransportError as exc:
             # Connection refused, DNS, timeouts, a dropped connection: worth another try.
             return SendResult(

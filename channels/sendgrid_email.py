@@ -3,25 +3,36 @@
 The delivery id travels in `custom_args`, so SendGrid's Event Webhook (delivered, open, click,
 bounce) carries it back and the webhook handler finds the delivery without a lookup table; the
 journey id is a category, so SendGrid's own statistics can be read per journey.
+
+Every message is marketing, so each carries an unsubscribe link: the `List-Unsubscribe` and
+`List-Unsubscribe-Post` headers (RFC 8058 one-click, which Gmail and Yahoo require of bulk
+senders) and the same link in the body, where the template placed `{{ unsubscribe_url }}` or
+else in a small footer. The link is signed from the message and the settings alone.
 """
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
+import logging
 from typing import Any
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Category, CustomArg, Mail
+from sendgrid.helpers.mail import Category, CustomArg, Header, Mail
 
+from app import unsubscribe
 from app.settings import Settings
 from channels._retry import is_transient_status, retry_after_seconds, seconds_until_epoch
 from channels.base import Message, Outcome, SendResult
 
+log = logging.getLogger(__name__)
+
 DELIVERY_ID_ARG = "carillon_delivery_id"
 # SendGrid refuses categories longer than this (Mail Send API reference, `categories`).
 MAX_CATEGORY_LENGTH = 255
+UNSUBSCRIBE_WORDS = "Se désabonner / Unsubscribe"
 
 
 class SendGridEmail:
@@ -31,6 +42,17 @@ class SendGridEmail:
         if not settings.sendgrid_api_key:
             raise ValueError("SendGridEmail needs settings.sendgrid_api_key")
         self._from_email = settings.sendgrid_from_email
+        self._settings = settings
+        if unsubscribe.key_is_derived(settings):
+            log.warning(
+                "CARILLON_SECRET_KEY is not set: unsubscribe links are signed with a key derived "
+                "from SENDGRID_API_KEY and stop working when that key is rotated"
+            )
+        if not settings.public_url:
+            log.warning(
+                "CARILLON_PUBLIC_URL is not set: unsubscribe links point at %s",
+                unsubscribe.EMBEDDED_URL,
+            )
         self._client = SendGridAPIClient(
             api_key=settings.sendgrid_api_key, host=settings.sendgrid_base_url.rstrip("/")
         )
@@ -42,16 +64,19 @@ class SendGridEmail:
     def build_mail(self, message: Message) -> Mail:
         """The request body, separate from sending so it can be inspected and tested."""
         content = message.content
+        link = unsubscribe.link(self._settings, message.delivery_id, message.recipient.profile_id)
         mail = Mail(
             from_email=self._from_email,
             to_emails=(message.recipient.email or "").strip(),
             subject=content.get("subject"),
-            plain_text_content=content.get("text") or None,
-            html_content=content.get("html") or None,
+            plain_text_content=_with_link(content.get("text"), link, html_part=False),
+            html_content=_with_link(content.get("html"), link, html_part=True),
         )
         mail.custom_arg = CustomArg(DELIVERY_ID_ARG, str(message.delivery_id))
         if message.journey_id:
             mail.category = Category(str(message.journey_id)[:MAX_CATEGORY_LENGTH])
+        mail.header = Header("List-Unsubscribe", f"<{link}>")
+        mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
         return mail
 
     def send(self, message: Message) -> SendResult:
@@ -79,6 +104,21 @@ class SendGridEmail:
             status_code=status,
             transient=is_transient_status(status),
         )
+
+
+def _with_link(body: Any, link: str, *, html_part: bool) -> str | None:
+    """The body with the link where the template asked for it, or in a footer."""
+    if not body:
+        return None
+    text = str(body)
+    shown = html.escape(link) if html_part else link
+    if unsubscribe.PLACEHOLDER in text:
+        return text.replace(unsubscribe.PLACEHOLDER, shown)
+    if not html_part:
+        return f"{text}\n\n{UNSUBSCRIBE_WORDS} : {link}"
+    footer = f'<p style="font-size:12px;color:#777"><a href="{shown}">{UNSUBSCRIBE_WORDS}</a></p>'
+    end = text.lower().rfind("</body>")
+    return f"{text[:end]}{footer}{text[end:]}" if end >= 0 else f"{text}{footer}"
 
 
 def _refusal(message: Message) -> str | None:

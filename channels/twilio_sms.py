@@ -2,10 +2,18 @@
 
 A Messaging Service is preferred over a single sender number when both are configured: it
 picks the sender per destination country and handles opt-outs (STOP) on Twilio's side.
+
+Numbers are checked (E.164, and a valid number per `phonenumbers`) before any call, so a typo
+costs no API request. Two refusals say something about the person, not only the message:
+21211 (invalid 'To' number) and 21610 (the recipient replied STOP); the result carries them as
+`feedback`, which the delivery service writes to the profile.
 """
 
 from __future__ import annotations
 
+import re
+
+import phonenumbers
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -13,10 +21,14 @@ from twilio.rest import Client
 
 from app.settings import Settings
 from channels._retry import is_transient_status
-from channels.base import Message, Outcome, SendResult
+from channels.base import Feedback, Message, Outcome, SendResult
 
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.
 TOO_MANY_REQUESTS_CODE = 20429
+# Twilio error codes that are facts about the recipient (twilio.com/docs/errors/<code>).
+FEEDBACK_CODES = {21211: Feedback.PHONE_INVALID, 21610: Feedback.SMS_OPTED_OUT}
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
 _SDK_PREFIXES = ("Unable to create record: ", "Unable to fetch record: ")
 
 
@@ -30,6 +42,8 @@ class TwilioSMS:
         if not settings.twilio_messaging_service_sid and not settings.twilio_from_number:
             raise ValueError("TwilioSMS needs twilio_from_number or twilio_messaging_service_sid")
         self._from_number = settings.twilio_from_number
+        public_url = (settings.public_url or "").strip().rstrip("/")
+        self._status_callback = f"{public_url}{STATUS_CALLBACK_PATH}" if public_url else None
         self._messaging_service_sid = settings.twilio_messaging_service_sid
         # `environment={}`: the settings are the one source of configuration; TWILIO_EDGE or
         # TWILIO_REGION in the environment would otherwise rewrite the configured host.
@@ -50,16 +64,25 @@ class TwilioSMS:
                 Outcome.FAILED,
                 error=f"recipient {message.recipient.profile_id} has no phone number",
             )
+        invalid = phone_problem(phone)
+        if invalid is not None:
+            return SendResult(
+                Outcome.FAILED,
+                error=f"recipient {message.recipient.profile_id}: {invalid}",
+                feedback=(Feedback.PHONE_INVALID,),
+            )
         text = str(message.content.get("text") or "")
         if not text.strip():
             return SendResult(Outcome.FAILED, error="the SMS has no text")
-        sender = (
+        options: dict[str, str] = (
             {"messaging_service_sid": self._messaging_service_sid}
             if self._messaging_service_sid
-            else {"from_": self._from_number}
+            else {"from_": self._from_number or ""}
         )
+        if self._status_callback:
+            options["status_callback"] = self._status_callback
         try:
-            created = self._client.messages.create(to=phone, body=text, **sender)
+            created = self._client.messages.create(to=phone, body=text, **options)
         except TwilioRestException as exc:
             return _from_rest_exception(exc)
         except TwilioException as exc:
@@ -72,6 +95,20 @@ class TwilioSMS:
             # A malformed base URL and the like: configuration, not a passing outage.
             return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
         return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+
+
+def phone_problem(phone: str) -> str | None:
+    """Why Twilio would refuse this number, or None. Only E.164 is accepted (what Twilio asks
+    for and what profiles store): a national form like 06 12 34 56 78 is ambiguous."""
+    if not _E164.fullmatch(phone):
+        return f"phone number {phone!r} is not in E.164 form (e.g. +33612345678)"
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException as exc:
+        return f"phone number {phone!r} cannot be read: {exc}"
+    if not phonenumbers.is_valid_number(parsed):
+        return f"phone number {phone!r} is not a valid number"
+    return None
 
 
 def _from_rest_exception(exc: TwilioRestException) -> SendResult:
@@ -87,7 +124,10 @@ def _from_rest_exception(exc: TwilioRestException) -> SendResult:
     elif status is not None:
         text = f"HTTP {status}: {text}" if text else f"HTTP {status}"
     transient = is_transient_status(status) or code == TOO_MANY_REQUESTS_CODE
-    return SendResult(Outcome.FAILED, error=text, status_code=status, transient=transient)
+    feedback = (FEEDBACK_CODES[code],) if code in FEEDBACK_CODES else ()
+    return SendResult(
+        Outcome.FAILED, error=text, status_code=status, transient=transient, feedback=feedback
+    )
 
 
 def _from_other_exception(exc: TwilioException) -> SendResult:

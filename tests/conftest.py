@@ -22,6 +22,9 @@ if "CARILLON_DATABASE_URL" not in os.environ:
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{_tmp}/test.db"
 os.environ.setdefault("CARILLON_JOURNEYS_DIR", str(REPO / "journeys"))
 os.environ.setdefault("CARILLON_WRITE_KEYS", "test-key,shop=shop-key")
+# No quiet hours unless a test sets them: the default (SMS 21:00-08:00) would make every test on
+# the real clock depend on the hour it runs at.
+os.environ.setdefault("CARILLON_QUIET_HOURS", "")
 for _provider_var in PROVIDER_CREDENTIAL_VARIABLES:
     os.environ.pop(_provider_var, None)
 

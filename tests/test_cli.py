@@ -25,7 +25,7 @@ SHIPPED = ["cart-abandonment", "instagram-retarget", "newsletter-welcome"]
 BROKEN = """\
 id: broken-cart
 name: Broken cart reminder
-priority: high
+audience: everyone
 trigger:
   event: Cart Abandoned
   when: event.properties.total >=
@@ -142,7 +142,7 @@ def test_console_script_exit_code_for_invalid_journeys(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"{tmp_path / 'broken.yaml'}:3:1: unknown key 'priority'" in result.stderr
+    assert f"{tmp_path / 'broken.yaml'}:3:1: unknown key 'audience'" in result.stderr
 
 
 def test_validate_shipped_journeys(runner: CliRunner) -> None:
@@ -176,7 +176,7 @@ def test_validate_reports_every_error_with_its_position(runner: CliRunner, tmp_p
     assert errors[-1] == "3 error(s)"
     unknown, condition, duration = errors[:-1]
     # The unknown key is pointed at where it is written, with the keys that are allowed.
-    assert unknown.startswith(f"{broken}:3:1: unknown key 'priority' in the journey (hint: ")
+    assert unknown.startswith(f"{broken}:3:1: unknown key 'audience' in the journey (hint: ")
     assert "trigger" in unknown
     # The CEL syntax error is pointed at inside the condition (the value starts at column 9).
     where, _, message = condition.partition(": ")

@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.db import session_scope
 from app.embedded import JourneyFiles
 from app.journeys import catalog
+from app.journeys.loader import parse_journey
 from app.journeys.models import JourneyVersion
+from app.journeys.simulate import check
 from app.journeys.timeline import timeline
 from app.journeys.timers import fire_due
 from tests.conftest import REPO, T0
@@ -259,3 +263,36 @@ def test_enabled_false_pauses_entry(tmp_path: Path, pipeline) -> None:
     assert instances() == []
     with session_scope() as session:
         assert catalog.versions(session, current_only=True)[0].state == "paused"
+
+
+def test_a_journey_test_sees_quiet_hours_move_the_sms_to_the_morning(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    """The simulator makes deferred deliveries at their due time, as the live worker does: a
+    journey test shows when the person really gets the SMS, not when it was planned."""
+    settings_env.setenv("CARILLON_QUIET_HOURS", "sms=21:00-08:00")
+    journey = parse_journey(
+        """
+id: late-welcome
+name: Welcome SMS, even late in the evening
+trigger: {event: Newsletter Subscribed}
+steps:
+  - send: {channel: sms, text: "Bienvenue !"}
+tests:
+  - name: at 22:00 in Paris the SMS waits for 08:00
+    profile: {traits: {sms_opt_in: true, timezone: Europe/Paris}, phone: "+33612345678"}
+    events:
+      - {at: 0s, event: Product Viewed}
+      - {at: 12h, event: Newsletter Subscribed}
+    expect:
+      - {at: 22h, channel: sms, contains: {text: Bienvenue}}
+""",
+        "late.yaml",
+    )
+    # TEST_START is 09:00 UTC (10:00 in Paris): +12h is 22:00 in Paris, 08:00 is +22h.
+    [scenario] = journey.tests
+    assert check(journey, scenario) == []
+    early = replace(scenario, expect=(replace(scenario.expect[0], at=timedelta(hours=12)),))
+    missed, unexpected = check(journey, early)
+    assert missed.startswith("expected sms at 12h") and "sms at 22h" in missed
+    assert unexpected.startswith("unexpected sms at 22h")

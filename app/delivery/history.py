@@ -32,7 +32,8 @@ def record(
         "external_id": external_id,
     }
     stmt = dialect_insert(session)(DeliveryEvent).values(row).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 (unknown) for ON CONFLICT DO NOTHING.
+    return session.execute(stmt.returning(DeliveryEvent.id)).first() is not None
 
 
 def of(session: Session, delivery_id: int) -> list[DeliveryEvent]:

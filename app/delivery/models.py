@@ -20,6 +20,9 @@ DEAD = "dead"
 CANCELLED = "cancelled"
 # Refused at send time by policy (no consent, capped and dropped): never sent, never retried.
 SUPPRESSED = "suppressed"
+# Claimed, and its worker stopped during the provider call: it may or may not have been sent.
+# Never resent automatically (a second e-mail or SMS is worse than none); ops review and replay.
+UNKNOWN = "unknown"
 
 
 class Delivery(Base):
@@ -34,6 +37,8 @@ class Delivery(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_deliveries_profile", "profile_id"),
+        # Twilio's status callbacks name the message by its SID only.
+        Index("ix_deliveries_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -14,16 +14,13 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.settings import Settings
+from app.settings import Settings, parse_attempts
 
 
 def max_attempts(settings: Settings, channel: str) -> int:
     """`delivery_attempts_per_channel` (`email=5,sms=3`) or else `delivery_max_attempts`."""
-    for part in settings.delivery_attempts_per_channel.split(","):
-        name, _, value = part.partition("=")
-        if name.strip() == channel and value.strip():
-            return max(1, int(value))
-    return max(1, settings.delivery_max_attempts)
+    per_channel = parse_attempts(settings.delivery_attempts_per_channel)
+    return per_channel.get(channel, max(1, settings.delivery_max_attempts))
 
 
 def backoff_seconds(

@@ -8,22 +8,26 @@ held open across the provider call.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import checks, history, models
+from app.delivery import checks, history, models, rate_limit
 from app.delivery.models import Delivery
 from app.delivery.retry_state import due_later, retries_due, retry_later
 from app.ops.instruments import timed_send
+from app.profiles import consent, repository
 from app.profiles import service as profiles
 from app.profiles.models import Profile
 from app.settings import get_settings
-from channels.base import Channel, Message, Outcome, Recipient, SendResult
+from channels.base import Channel, Feedback, Message, Outcome, Recipient, SendResult
 from channels.dry_run import dry_run_note
 from channels.registry import build_channels
 
@@ -102,17 +106,101 @@ def _note(result: SendResult) -> str | None:
     return result.error
 
 
+def _apply_feedback(
+    session: Session,
+    delivery_id: int,
+    message: Message,
+    feedback: tuple[Feedback, ...],
+    now: datetime,
+) -> None:
+    """What the provider said about the person goes onto the profile with the result, so the
+    next message is suppressed at claim time instead of being refused again. Written as of
+    now and sourced to this delivery: a replay is the same write, a newer opt-in still wins."""
+    profile_id, source = message.recipient.profile_id, f"delivery:{delivery_id}"
+    for item in feedback:
+        if item is Feedback.SMS_OPTED_OUT:
+            consent.record(session, profile_id, "sms", "opted_out", now, source)
+        elif item is Feedback.PHONE_INVALID:
+            repository.upsert_traits(session, profile_id, {"phone_valid": False}, now, source)
+        history.record(
+            session,
+            delivery_id,
+            item.value,
+            f"recorded on profile {profile_id}",
+            message.channel,
+            now,
+        )
+
+
+def _paced(message: Message) -> bool:
+    """Take a token of the provider account's rate limit, waiting for a reserved turn.
+
+    After the claim, not before: only a delivery that passed its checks and will really be sent
+    spends the provider's budget (a duplicate queue message or a suppressed row spends none).
+    The row is `sending` meanwhile, for at most the bounded wait; a turn further off puts the
+    delivery back to pending with the attempt undone, so no thread sleeps long."""
+    wait = rate_limit.limiter().acquire(message.channel)
+    if wait is None:
+        return True
+    with session_scope() as session:
+        delivery = session.get(Delivery, int(message.delivery_id), with_for_update=True)
+        if delivery is not None and delivery.status == models.SENDING:
+            now = clock.now()
+            reason = f"provider rate limit of {message.channel}: no turn free"
+            _hold(session, delivery, checks.Defer(now + timedelta(seconds=wait), reason), now)
+    return False
+
+
 def deliver(delivery_id: int) -> None:
     message = _claim(delivery_id)
     if message is None:
         log.info("delivery %s: nothing to do (already handled or cancelled)", delivery_id)
         return
-    result = timed_send(channels()[message.channel], message)  # latency into /metrics
+    channel = channels()[message.channel]  # built first: once the token is ours, the call goes
+    if not _paced(message):
+        return
+    result = timed_send(channel, message)  # latency into /metrics
+    rate_limit.limiter().observe(message.channel, result)  # a 429 slows every worker down
     note = _note(result)
     now = clock.now()
     if result.outcome is Outcome.FAILED and result.transient:
-        retry_later(delivery_id, message.channel, result, note, now)
+        _until_written(lambda: retry_later(delivery_id, message.channel, result, note, now))
         return
+    _until_written(lambda: _record(delivery_id, message, result, note, now))
+    log.info(
+        "delivery %s via %s: %s %s",
+        delivery_id,
+        message.channel,
+        result.outcome.value,
+        note or "",
+    )
+
+
+def _until_written(write: Callable[[], None]) -> None:
+    """The provider has answered: that answer must reach the database even while it restarts,
+    or a message that went out would end `unknown`. The write is retried with back-off for as
+    long as the sweeper still takes the row for in flight (the sending timeout less the
+    provider timeout, with a margin); past that the error is raised and the row is left to the
+    sweeper's policy for calls whose result was lost."""
+    settings = get_settings()
+    patience = 0.8 * (settings.sending_timeout_seconds - settings.provider_timeout_seconds)
+    pause, waited = 0.25, 0.0
+    while True:
+        try:
+            write()
+            return
+        except OperationalError:
+            if waited + pause > patience:
+                raise
+            log.warning("database unreachable writing a provider's answer; again in %.2fs", pause)
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 4.0)
+
+
+def _record(
+    delivery_id: int, message: Message, result: SendResult, note: str | None, now: datetime
+) -> None:
     with session_scope() as session:
         session.execute(
             update(Delivery)
@@ -126,10 +214,4 @@ def deliver(delivery_id: int) -> None:
                 updated_at=now,
             )
         )
-    log.info(
-        "delivery %s via %s: %s %s",
-        delivery_id,
-        message.channel,
-        result.outcome.value,
-        note or "",
-    )
+        _apply_feedback(session, delivery_id, message, result.feedback, now)

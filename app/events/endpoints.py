@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope
@@ -28,14 +29,19 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
+# Seconds a client should wait before resending when the database is unreachable.
+RETRY_AFTER_SECONDS = 5
+
+
 class Rejected(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
-_CODES = {400: "invalid_request", 401: "unauthorized"}
+_CODES = {400: "invalid_request", 401: "unauthorized", 503: "unavailable"}
 
 
 def rejected_response(_request: Request, exc: Exception) -> JSONResponse:
@@ -43,7 +49,9 @@ def rejected_response(_request: Request, exc: Exception) -> JSONResponse:
     # Segment SDKs read `code` and `message` from an error body.
     code = _CODES.get(exc.status, "error")
     return JSONResponse(
-        {"success": False, "code": code, "message": exc.message}, status_code=exc.status
+        {"success": False, "code": code, "message": exc.message},
+        status_code=exc.status,
+        headers=exc.headers,
     )
 
 
@@ -89,7 +97,18 @@ def _store(source: str, events: list[SegmentEvent]) -> None:
 
 async def _accept(source: str, events: list[SegmentEvent]) -> JSONResponse:
     # The database call runs on the thread pool, off the event loop.
-    await run_in_threadpool(_store, source, events)
+    try:
+        await run_in_threadpool(_store, source, events)
+    except (OperationalError, InterfaceError) as exc:
+        # One transaction per request, so nothing half-written; the client resends the same
+        # messageIds later, as Segment SDKs do on a 5xx, and dedup makes that safe even if a
+        # commit went through before its connection dropped.
+        log.warning("database unavailable, answered 503: %s", str(exc).splitlines()[0])
+        raise Rejected(
+            503,
+            "database unavailable: retry later with the same messageIds",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
     instruments.count_ingested(source, [event.type for event in events])
     # Every messageId is known now (store assigns the missing ones): one line to grep for.
     ids = [event.message_id for event in events]

@@ -43,6 +43,15 @@ def journey_of_version(session: Session, version_id: int) -> Journey:
     return journey
 
 
+def journey_of_instance(session: Session, instance_id: int) -> Journey:
+    """The journey version a trip started on: what its messages obey at send time (kind,
+    priority, caps), read from the version rather than copied onto every delivery row."""
+    instance = session.get(JourneyInstance, instance_id)
+    if instance is None:
+        raise LookupError(f"journey instance {instance_id} does not exist")
+    return journey_of_version(session, instance.journey_version_id)
+
+
 def current_journeys(session: Session) -> list[tuple[int, Journey]]:
     ids = session.scalars(
         select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 from app.journeys.conditions import Condition
-from app.journeys.templates import Template
+from app.journeys.templates import Template, Variant, Versions
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,21 @@ class UpdateProfileStep:
 
 @dataclass(frozen=True)
 class SendStep:
-    """Send one message on `channel`; every content value is a template rendered at send time."""
+    """Send one message on `channel`; every content value is a template rendered at send time.
+
+    `remove_on_exit` (meta_audience only): when the trip exits or reaches its goal, the person
+    is taken out of the audience again."""
 
     path: str
     channel: str
-    content: Mapping[str, Template]
+    content: Mapping[str, Template]  # the default locale's
+    remove_on_exit: bool = False
+    message: str | None = None  # the `messages:` entry sent, if any
+    versions: Versions | None = None  # that entry's content for `channel`, per locale
+
+    def localized(self) -> Versions:
+        """The content per locale; an inline send has the default only."""
+        return self.versions or Versions(Variant(self.content))
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,17 @@ class Journey:
     file: str
     goal: Goal | None = None
     tests: tuple[Scenario, ...] = ()  # the `tests:` of the file
+    # The `messages:` of the file: name → channel → content per locale.
+    messages: Mapping[str, Mapping[str, Versions]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    # Send-time policy. Transactional journeys (receipts, password resets) skip quiet hours and
+    # frequency caps; `priority` decides who gets a person's last capped slot; `caps` replaces
+    # the CARILLON_FREQUENCY_CAPS of a channel for this journey's messages (() = uncapped).
+    kind: Literal["marketing", "transactional"] = "marketing"
+    priority: int = 0
+    on_cap: Literal["defer", "drop"] = "defer"
+    caps: Mapping[str, tuple[Cap, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @cached_property
     def _index(self) -> tuple[dict[str, Step], dict[str, str | None]]:
@@ -227,9 +249,36 @@ class Journey:
     def step(self, path: str) -> Step:
         return self._index[0][path]
 
+    def all_steps(self) -> list[Step]:
+        """Every step, nested ones included, in the order they are written."""
+        return list(self._index[0].values())
+
     def after(self, path: str) -> str | None:
         """The step that runs once the step at `path` (and any arm it entered) is done."""
         return self._index[1][path]
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most `count` messages on one channel to one person in any `window` (`1/24h`)."""
+
+    count: int
+    window: timedelta
+    spelled: str  # as written, for reasons and logs
+
+    def __str__(self) -> str:
+        return self.spelled
+
+
+def parse_cap(text: str) -> Cap:
+    """`<count>/<duration>`: `1/24h`, `3/7d`. The count is at least 1: a channel nobody may
+    receive is a consent matter, not a cap."""
+    count, sep, window = (part.strip() for part in text.partition("/"))
+    if not sep or not re.fullmatch(r"[0-9]+", count):
+        raise ValueError(f"{text!r} is not a frequency cap; write count/duration, e.g. 1/24h")
+    if int(count) < 1:
+        raise ValueError(f"frequency cap {text!r} must allow at least 1 message")
+    return Cap(int(count), parse_duration(window), f"{int(count)}/{window}")
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -6,14 +6,15 @@ import logging
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app import clock
 from app.db import is_postgres
 from app.delivery import models as delivery
 from app.delivery.models import Delivery
 from app.events.models import Event
-from app.journeys.definition import Journey
+from app.journeys import catalog
+from app.journeys.definition import Journey, SendStep
 from app.journeys.models import ACTIVE, JourneyInstance, Timer
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 COMPLETED = "completed"
 EXITED = "exited"
 CONVERTED = "converted"
+# The step path of the delivery that takes a person out of an audience a `send` step with
+# `remove_on_exit` put them in: `<send step path>/remove`, unique per trip like any delivery.
+REMOVAL_SUFFIX = "/remove"
+# Audience additions that went, or may have gone, out: those are the ones to undo.
+_ADDED = (delivery.SENT, delivery.DRY_RUN, delivery.SENDING)
 
 
 def may_enter(session: Session, journey: Journey, profile_id: str) -> bool:
@@ -74,7 +80,9 @@ def unsent(session: Session, profile_id: str) -> list[JourneyInstance]:
     """Trips that reached their end while a message they planned is still waiting in the
     queue: an exit event must still stop that message."""
     pending = exists().where(
-        Delivery.instance_id == JourneyInstance.id, Delivery.status == delivery.PENDING
+        Delivery.instance_id == JourneyInstance.id,
+        Delivery.status == delivery.PENDING,
+        Delivery.step_path.not_like(f"%{REMOVAL_SUFFIX}"),
     )
     stmt = select(JourneyInstance).where(
         JourneyInstance.profile_id == profile_id, JourneyInstance.status == COMPLETED, pending
@@ -91,9 +99,15 @@ def finish(instance: JourneyInstance, status: str, reason: str) -> None:
 
 
 def exit_instance(
-    session: Session, instance: JourneyInstance, reason: str, status: str = EXITED
+    session: Session,
+    instance: JourneyInstance,
+    reason: str,
+    status: str = EXITED,
+    *,
+    undo_audiences: bool = True,
 ) -> None:
-    """Leave the journey at once: pending waits and not-yet-sent messages are cancelled."""
+    """Leave the journey at once: pending waits and not-yet-sent messages are cancelled, and
+    audience additions marked `remove_on_exit` are undone (unless `undo_audiences` is False)."""
     finish(instance, status, reason)
     session.execute(
         update(Timer)
@@ -102,14 +116,49 @@ def exit_instance(
     )
     session.execute(
         update(Delivery)
-        .where(Delivery.instance_id == instance.id, Delivery.status == delivery.PENDING)
+        .where(
+            Delivery.instance_id == instance.id,
+            Delivery.status == delivery.PENDING,
+            Delivery.step_path.not_like(f"%{REMOVAL_SUFFIX}"),
+        )
         .values(status=delivery.CANCELLED, error=f"cancelled: {reason}", updated_at=clock.now())
     )
+    if undo_audiences:
+        plan_audience_removals(session, instance)
     log.info("instance %s of %s exited: %s", instance.id, instance.journey_id, reason)
 
 
+def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
+    """For each audience this trip added the person to with `remove_on_exit`, plan the
+    removal: an outbox row like any message, so it is retried, swept and recorded the same
+    way. Planned at most once per step (a removal row already there is left alone)."""
+    from app.delivery import outbox  # the outbox imports the delivery service, which imports us
+
+    rows = list(session.scalars(select(Delivery).where(Delivery.instance_id == instance.id)))
+    planned = {row.step_path for row in rows}
+    journey = catalog.journey_of_version(session, instance.journey_version_id)
+    for row in rows:
+        removal = f"{row.step_path}{REMOVAL_SUFFIX}"
+        if (
+            row.channel != "meta_audience"
+            or row.status not in _ADDED
+            or row.step_path.endswith(REMOVAL_SUFFIX)
+            or removal in planned
+        ):
+            continue
+        step = journey.step(row.step_path)
+        if isinstance(step, SendStep) and step.remove_on_exit:
+            content = {"audience_id": row.content.get("audience_id"), "operation": "remove"}
+            outbox.plan(session, instance, removal, row.channel, content)
+
+
 def record_conversion(instance: JourneyInstance, event: Event) -> None:
+    """The goal is reached. A trip already over (a late conversion) undoes its audience
+    additions here; a live one does when `convert` ends it."""
     instance.converted_at = event.timestamp
+    session = object_session(instance)
+    if instance.status != ACTIVE and session is not None:
+        plan_audience_removals(session, instance)
     log.info(
         "instance %s of %s converted (arm %s) on %s",
         instance.id,
@@ -146,7 +195,10 @@ def move_instances(session: Session, source_id: str, target_id: str) -> None:
     target_live = {i.journey_id for i in live_instances(session, target_id)}
     for instance in live_instances(session, source_id):
         if instance.journey_id in target_live:
-            exit_instance(session, instance, f"profile merged into {target_id}")
+            # The person stays on the target's trip of this journey, and in its audiences.
+            exit_instance(
+                session, instance, f"profile merged into {target_id}", undo_audiences=False
+            )
     session.execute(
         update(JourneyInstance)
         .where(JourneyInstance.profile_id == source_id)

@@ -20,10 +20,15 @@ from typing import Any
 from app.journeys.loader import (
     HOLDOUT,
     ID_PATTERN,
+    KINDS,
     MAX_ARM_NAME_LENGTH,
     MAX_ID_LENGTH,
+    MESSAGE_NAME_PATTERN,
+    ON_CAP,
     TIME_PATTERN,
 )
+from app.journeys.sms_segments import MAX_SEGMENTS
+from app.journeys.templates import GENERATED, LOCALE_PATTERN
 from channels import registry
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -85,8 +90,51 @@ def journey_schema() -> dict[str, Any]:
             "re_entry": _re_entry(),
             "steps": {"$ref": "#/$defs/steps"},
             "tests": _tests(),
+            "messages": _messages(),
+            **_send_policy(),
         },
-        "$defs": _defs(),
+        # A transactional journey is never capped: caps or on_cap there is a mistake.
+        "if": {"required": ["kind"], "properties": {"kind": {"const": "transactional"}}},
+        "then": {"not": {"anyOf": [{"required": ["caps"]}, {"required": ["on_cap"]}]}},
+        "$defs": {**_defs(), **_message_defs()},
+    }
+
+
+def _send_policy() -> dict[str, Any]:
+    """What the journey's messages obey at send time (docs/delivery.md)."""
+    cap = {
+        "description": "count/duration: at most `count` messages in any `duration`, e.g. 1/24h.",
+        "type": "string",
+        "pattern": r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*[smhd]\s*$",
+        "examples": ["1/24h", "3/7d"],
+    }
+    return {
+        "kind": {
+            "description": "marketing (default) or transactional: messages the person asked "
+            "for (receipts, password resets), exempt from quiet hours and frequency caps.",
+            "enum": list(KINDS),
+        },
+        "priority": {
+            "description": "A whole number, default 0. When messages compete for a person's "
+            "last capped slot on a channel, the higher-priority journey's message gets it.",
+            "type": "integer",
+        },
+        "on_cap": {
+            "description": "What a capped message does: defer (default), sent once the cap "
+            "allows; or drop, not sent at all.",
+            "enum": list(ON_CAP),
+        },
+        "caps": {
+            "description": "Frequency caps for this journey's messages, per channel, instead "
+            "of CARILLON_FREQUENCY_CAPS; [] leaves the channel uncapped for this journey. "
+            "Counted over every journey's messages to the person.",
+            "type": "object",
+            "propertyNames": {"enum": list(registry.CHANNEL_NAMES)},
+            "additionalProperties": {
+                "oneOf": [cap, {"type": "array", "items": cap}],
+            },
+            "examples": [{"email": ["1/24h", "3/7d"]}],
+        },
     }
 
 
@@ -362,7 +410,10 @@ def _send() -> dict[str, Any]:
     return {
         "description": "Send one message; the content is rendered at send time, and consent, "
         "suppression, caps and quiet hours are checked then.",
-        "oneOf": [_send_on(channel) for channel in registry.CHANNEL_NAMES],
+        "oneOf": [
+            *(_send_message(channel) for channel in registry.CHANNEL_NAMES),
+            *(_send_on(channel) for channel in registry.CHANNEL_NAMES),
+        ],
     }
 
 
@@ -375,12 +426,99 @@ def _send_on(channel: str) -> dict[str, Any]:
         properties[key] = {"$ref": "#/$defs/template", "description": _content_help(key)}
         if key == "audience_id":  # digits, or a template that renders them
             properties[key]["pattern"] = r"^[0-9]+$|\{"
+    if channel == "meta_audience":
+        properties["remove_on_exit"] = {
+            "type": "boolean",
+            "description": "Take the person out of the audience again when the trip exits "
+            "(exit_when) or reaches its goal.",
+        }
     description = f"{_CHANNEL_HELP.get(channel, channel)} Needs: {', '.join(keys)}."
     return _object(description, properties, ["channel", *keys])
 
 
 def _content_help(key: str) -> str:
     return _CONTENT_HELP.get(key, f"The message's {key}. A Jinja2 template.")
+
+
+# --- messages: one message, adapted per channel and locale ----------------------------------
+
+
+def _send_message(channel: str) -> dict[str, Any]:
+    """`send: {channel, message}`: the inline form's other keys, the content from `messages:`."""
+    content = registry.required_content(channel)
+    inline = _send_on(channel)["properties"]
+    properties = {key: value for key, value in inline.items() if key not in content}
+    properties["message"] = {
+        "description": "The name of an entry of `messages:` (top level of the file); its "
+        f"{channel} variant is sent, in the person's locale (profile trait `locale`).",
+        "type": "string",
+        "pattern": f"^{MESSAGE_NAME_PATTERN}$",
+    }
+    description = f"{_CHANNEL_HELP.get(channel, channel)} The content comes from `messages:`."
+    return _object(description, properties, ["channel", "message"])
+
+
+def _messages() -> dict[str, Any]:
+    return {
+        "description": "Messages that send steps use by name (`send: {channel: sms, message: "
+        "welcome}`): one theme with a variant per channel, and per locale under `locales`.",
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"pattern": f"^{MESSAGE_NAME_PATTERN}$"},
+        "additionalProperties": {"$ref": "#/$defs/message"},
+    }
+
+
+def _message_defs() -> dict[str, Any]:
+    variants = {ch: {"$ref": f"#/$defs/{ch}_variant"} for ch in registry.CHANNEL_NAMES}
+    locale = {
+        "description": "This locale's variants; a channel left out falls back to the "
+        "message's own variant. Each needs that variant in the message itself.",
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": variants,
+    }
+    message = {
+        "description": "A message: its variant per channel (the default, sent when no locale "
+        "matches) and `locales`.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **variants,
+            "locales": {
+                "description": "Variants per locale tag (fr, en, fr-CA, pt-BR), chosen by the "
+                "profile trait `locale`: fr-CA, else fr, else the default.",
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": f"^{LOCALE_PATTERN}$"},
+                "additionalProperties": locale,
+            },
+        },
+        "anyOf": [{"required": [ch]} for ch in registry.CHANNEL_NAMES],
+    }
+    return {"message": message, **{f"{ch}_variant": _variant(ch) for ch in registry.CHANNEL_NAMES}}
+
+
+def _variant(channel: str) -> dict[str, Any]:
+    keys = sorted(registry.required_content(channel))
+    generated = GENERATED.get(channel, frozenset())
+    properties: dict[str, Any] = {}
+    for key in keys:
+        made = " Optional: made from the HTML when left out." if key in generated else ""
+        properties[key] = {"$ref": "#/$defs/template", "description": _content_help(key) + made}
+        if key == "audience_id":
+            properties[key]["pattern"] = r"^[0-9]+$|\{"
+    if channel == "sms":
+        properties["max_segments"] = {
+            "description": "The most segments the rendered SMS may take (GSM-7: 160 characters "
+            "alone, 153 per segment; UCS-2: 70 and 67); a longer one is not sent.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_SEGMENTS,
+        }
+    required = [key for key in keys if key not in generated]
+    return _object(f"The message on {channel}.", properties, required)
 
 
 # --- tests ---------------------------------------------------------------------------------

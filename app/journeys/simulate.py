@@ -20,6 +20,7 @@ from app import clock
 from app.db import reset_all, session_scope
 from app.delivery import models
 from app.delivery.models import Delivery
+from app.delivery.retry_state import retries_due
 from app.delivery.service import deliver
 from app.events import routing
 from app.events.schemas import SegmentEvent
@@ -91,10 +92,15 @@ def _ingest(event: TimedEvent) -> None:
 
 
 def _run_until(virtual: clock.ManualClock, until: datetime) -> None:
-    """Fire every timer due up to `until`, each at its own due time, then move to `until`."""
+    """Fire every timer and make every deferred delivery (quiet hours, caps) due up to `until`,
+    each at its own due time, then move to `until`."""
     while True:
         with session_scope() as session:
-            due = session.scalar(select(func.min(Timer.due_at)).where(Timer.status == "pending"))
+            timer = session.scalar(select(func.min(Timer.due_at)).where(Timer.status == "pending"))
+            deferred = session.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == models.PENDING)
+            )
+        due = min((at for at in (timer, deferred) if at is not None), default=None)
         if due is None or due > until:
             break
         virtual.advance(max(due - virtual.now(), timedelta(0)))
@@ -107,7 +113,9 @@ def _deliver_pending() -> None:
     with session_scope() as session:
         ids = list(
             session.scalars(
-                select(Delivery.id).where(Delivery.status == models.PENDING).order_by(Delivery.id)
+                select(Delivery.id)
+                .where(Delivery.status == models.PENDING, retries_due())
+                .order_by(Delivery.id)
             )
         )
     for delivery_id in ids:

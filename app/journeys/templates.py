@@ -7,22 +7,39 @@ render time when the trait is missing, while `| default('Bonjour')` supplies a f
 when a whole level (`traits`) is missing. A JSON `null` counts as missing, so the fallback
 also covers a trait that was cleared. Errors name the full path (`profile.traits.first_name`)
 so ops can tell what to fix.
+
+The sandbox is the guard at render time; `compile_template` also refuses, when the file is
+loaded, what can only be an attempt to get out of it (`__class__`, `cycler.__init__.__globals__`,
+`'{0.__class__}'.format(...)`, mutating methods, includes), so such a file never goes live.
+A name built at render time (`'__cla' ~ 'ss__'`) still meets the sandbox.
+
+A message's content per channel and locale (`Variant`, `Versions`) lives here too, with what
+rendering adds per channel: CSS inlined into an e-mail's HTML, a text part made from the HTML
+when none is written, and an SMS's segment budget.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from difflib import get_close_matches
+from types import MappingProxyType
 from typing import Any
 
+import css_inline
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import meta, nodes, sandbox
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
-VARIABLES: tuple[str, ...] = ("event", "profile")
+from app.journeys import sms_segments
+
+# `unsubscribe_url` only has a value in a `send` step (the e-mail adapter fills in the link).
+VARIABLES: tuple[str, ...] = ("event", "profile", "unsubscribe_url")
 
 
 class TemplateSyntaxError(ValueError):
@@ -43,9 +60,10 @@ class TemplateRenderError(Exception):
 class Template:
     """A compiled template; `render` returns the text to send."""
 
-    def __init__(self, source: str, template: jinja2.Template) -> None:
+    def __init__(self, source: str, template: jinja2.Template, literal: str | None = None) -> None:
         self.source = source
         self._template = template
+        self.literal = literal  # the text itself when the template has no tags or variables
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -76,7 +94,17 @@ def compile_template(source: str, *, html: bool) -> Template:
     except RecursionError:
         raise TemplateSyntaxError("template is nested too deeply", 1) from None
     _check_variables(ast, source)
-    return Template(source, template)
+    _check_safety(ast, source)
+    return Template(source, template, template.render() if _is_text(ast) else None)
+
+
+def _is_text(ast: nodes.Template) -> bool:
+    """No tags, no variables: the template is its own text (checked as such at load)."""
+    return all(
+        isinstance(node, nodes.Output)
+        and all(isinstance(part, nodes.TemplateData) for part in node.nodes)
+        for node in ast.body
+    )
 
 
 def _check_variables(ast: nodes.Template, source: str) -> None:
@@ -92,6 +120,86 @@ def _check_variables(ast: nodes.Template, source: str) -> None:
     found = re.search(rf"(?<![\w.]){re.escape(name)}\b", line)
     column = found.start() + 1 if found else 1
     raise TemplateSyntaxError(f"unknown variable {name!r} in template", lineno, hint, column)
+
+
+# Attributes the sandbox hides besides `_private` ones: frames, code, globals of functions.
+_INTERNAL = frozenset(
+    {"mro"}
+    | sandbox.UNSAFE_FUNCTION_ATTRIBUTES
+    | sandbox.UNSAFE_METHOD_ATTRIBUTES
+    | sandbox.UNSAFE_GENERATOR_ATTRIBUTES
+    | sandbox.UNSAFE_COROUTINE_ATTRIBUTES
+    | sandbox.UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+)
+# Methods that change a list, mapping or set in place: the data a template reads is read-only.
+_MUTATORS = frozenset(
+    {
+        *("append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"),
+        *("popitem", "setdefault", "update", "add", "discard", "difference_update"),
+        *("intersection_update", "symmetric_difference_update"),
+    }
+)
+_SANDBOX_HINT = "templates read event and profile values only, e.g. {{ profile.traits.city }}"
+
+
+def _check_safety(ast: nodes.Template, source: str) -> None:
+    """Refuse at load what can only be a way out of the sandbox or a change to the data.
+
+    The sandbox would stop each of these at render time, for every person; refusing them at
+    load time keeps such a file from going live at all."""
+    problems = []
+    for node in ast.find_all(nodes.Node):
+        if (found := _unsafe(node)) is not None:
+            message, needle = found
+            lineno = node.lineno or 1
+            line = (source.splitlines() or [""])[lineno - 1]
+            problems.append((lineno, line.find(needle) + 1 if needle in line else 1, message))
+    if problems:  # the first one in the text (the tree lists `a.b.c` from the outside in)
+        lineno, column, message = min(problems)
+        raise TemplateSyntaxError(message, lineno, _SANDBOX_HINT, column)
+
+
+def _unsafe(node: nodes.Node) -> tuple[str, str] | None:
+    """(what is wrong, the text to point at), or None."""
+    if isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
+        return "templates cannot include, import or extend other templates", "{%"
+    if isinstance(node, nodes.Getattr) and _internal(node.attr, private=True):
+        return _internal_message(node.attr), node.attr
+    if isinstance(node, nodes.Getitem) and (name := _const_text(node.arg, private=True)):
+        return _internal_message(name), name
+    if isinstance(node, nodes.Filter | nodes.Test | nodes.Call):
+        for arg in [*node.args, *(kw.value for kw in node.kwargs)]:
+            # `attr('__class__')`, `map(attribute='__globals__')`
+            if name := _const_text(arg):
+                return _internal_message(name), name
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        method, owner = node.node.attr, node.node.node
+        if method in _MUTATORS:
+            return f"templates cannot change data: {method}() is not allowed", method
+        if method in ("format", "format_map") and isinstance(owner, nodes.Const):
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(owner.value)) if f]
+            parts = (p for f in fields for p in re.split(r"[.\[\]]", f))
+            if any(_internal(p, private=True) for p in parts):
+                return "a format string cannot reach attributes starting with _", method
+    return None
+
+
+def _const_text(node: nodes.Node, private: bool = False) -> str | None:
+    """The literal text of `node` if it names something internal (`'a.__globals__'`)."""
+    text = node.value if isinstance(node, nodes.Const) else None
+    if isinstance(text, str) and any(_internal(part, private) for part in text.split(".")):
+        return text
+    return None
+
+
+def _internal_message(name: str) -> str:
+    return f"{name!r} is internal to Python: templates cannot use it"
+
+
+def _internal(name: str, private: bool = False) -> bool:
+    """`__class__`-like names, and the sandbox's unsafe ones; `private` also counts `_x`
+    (fine as text, e.g. `replace('_', ' ')`, but never an attribute a template needs)."""
+    return name.startswith("_" if private else "__") or name in _INTERNAL
 
 
 def _filter_hint(exc: jinja2.TemplateSyntaxError) -> str | None:
@@ -170,5 +278,135 @@ class _Missing(jinja2.StrictUndefined):
         return self._chain(f".{key}" if isinstance(key, str) else f"[{key!r}]")
 
 
-_TEXT = ImmutableSandboxedEnvironment(undefined=_Missing, autoescape=False)
-_HTML = ImmutableSandboxedEnvironment(undefined=_Missing, autoescape=True)
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Also bounds `*` and `**`: `'a' * 10**9` would eat the memory of the worker (and, folded
+    as a constant, of `carillon journeys validate`); intercepted, they are computed at render
+    time only, and refused past a size no message needs."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and _repeats_too_much(left, right):
+            raise SecurityError(f"a repeated text or list may hold {MAX_REPEAT} items at most")
+        if operator == "**" and _power_too_big(left, right):
+            raise SecurityError("the result of ** would be too large")
+        return super().call_binop(context, operator, left, right)
+
+
+MAX_REPEAT = 10_000
+
+
+def _repeats_too_much(left: Any, right: Any) -> bool:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            return len(seq) * times > MAX_REPEAT
+    return False
+
+
+def _power_too_big(left: Any, right: Any) -> bool:
+    if isinstance(left, int) and isinstance(right, int) and right > 0:
+        return abs(left) > 1 and abs(left).bit_length() * right > 1024
+    return False
+
+
+_TEXT = _Sandbox(undefined=_Missing, autoescape=False)
+_HTML = _Sandbox(undefined=_Missing, autoescape=True)
+
+
+# --- a message's content per channel and locale ---------------------------------------------
+
+# Content a message may leave out because rendering makes it: an e-mail's text part.
+GENERATED: Mapping[str, frozenset[str]] = MappingProxyType({"email": frozenset({"text"})})
+# A locale tag as written in a journey: language, optional script, optional region
+# (`fr`, `fr-CA`, `zh-Hant-TW`, `es-419`).
+LOCALE_PATTERN = r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One channel's content in one locale; `max_segments` bounds an SMS's billed segments."""
+
+    content: Mapping[str, Template]
+    max_segments: int | None = None
+
+
+@dataclass(frozen=True)
+class Versions:
+    """One channel's content: the default variant, and one per locale tag (`fr`, `fr-CA`)."""
+
+    default: Variant
+    locales: Mapping[str, Variant] = field(default_factory=lambda: MappingProxyType({}))
+
+    def pick(self, locale: object) -> tuple[str | None, Variant]:
+        """The variant for a profile's `locale` trait: `fr-CA`, else `fr`, else the default
+        (tag None). Case and `_` are forgiven (`fr_ca`), as shops send them in every form."""
+        for tag in fallbacks(locale):
+            if tag in self.locales:
+                return tag, self.locales[tag]
+        return None, self.default
+
+
+def canonical_locale(tag: str) -> str:
+    """`fr_ca` → `fr-CA`, `zh-hant-tw` → `zh-Hant-TW`; `fr_FR.UTF-8` (POSIX) → `fr-FR`."""
+    parts = [p for p in re.split(r"[-_]", re.split(r"[.@]", tag.strip())[0]) if p]
+    if not parts:
+        return ""
+    shaped = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 4 and part.isalpha():
+            shaped.append(part.title())  # a script
+        elif len(part) == 2 or (len(part) == 3 and part.isdigit()):
+            shaped.append(part.upper())  # a region
+        else:
+            shaped.append(part.lower())
+    return "-".join(shaped)
+
+
+def fallbacks(locale: object) -> list[str]:
+    """`fr-CA` → [`fr-CA`, `fr`]: the tags to try, most specific first."""
+    if not isinstance(locale, str) or not (tag := canonical_locale(locale)):
+        return []
+    parts = tag.split("-")
+    return ["-".join(parts[:size]) for size in range(len(parts), 0, -1)]
+
+
+def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) -> dict[str, str]:
+    """The content to send: every template rendered, then what the channel needs added.
+
+    Raises `TemplateRenderError` when a template fails or an SMS is over its budget, so the
+    delivery is recorded as failed with that reason and nothing is sent."""
+    content = {key: template.render(variables) for key, template in variant.content.items()}
+    if channel == "email":
+        content = _finish_email(content)
+    if channel == "sms" and variant.max_segments is not None:
+        size = sms_segments.measure(content["text"])
+        if size.segments > variant.max_segments:
+            raise TemplateRenderError(
+                f"the SMS is {size.describe()}; max_segments is {variant.max_segments}"
+            )
+    return content
+
+
+# No remote stylesheets: a marketer's <link> must not make the worker fetch URLs.
+# @media rules cannot be inlined; they stay in a <style> for the clients that read it.
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def _finish_email(content: dict[str, str]) -> dict[str, str]:
+    """Inline the CSS of `<style>` blocks (many mail clients drop them) and, without a
+    written text part, make one from the HTML (spam filters and text-only clients want it)."""
+    html = content["html"]
+    if "<style" in html.lower():
+        html = _INLINER.inline(html)
+    text = content["text"] if "text" in content else html_to_text(html)
+    return {**content, "html": html, "text": text}
+
+
+def html_to_text(html: str) -> str:
+    """Readable text for an e-mail's text part: paragraphs, lists, and links as
+    `[label](url)` so the reader still has the address."""
+    from inscriptis import get_text  # lxml-based: loaded only when an e-mail needs it
+    from inscriptis.model.config import ParserConfig
+
+    lines = get_text(html, ParserConfig(display_links=True)).splitlines()
+    return "\n".join(line.rstrip() for line in lines).strip() + "\n"

@@ -58,7 +58,8 @@ def timeline(session: Session, journey_id: str) -> list[Entry]:
         for delivery in session.scalars(select(Delivery).where(Delivery.instance_id == trip.id)):
             entries.append(
                 Entry(
-                    delivery.created_at,
+                    # when it went out: later than planned when quiet hours or a cap deferred it
+                    delivery.sent_at or delivery.created_at,
                     delivery.step_path,
                     "send",
                     # why it did not go out (suppressed, failed, cancelled), next to the channel

@@ -1,7 +1,9 @@
 """Dead letters: deliveries that will not be sent unless someone acts, and the replay action.
 
-A dead letter is a `failed` delivery (the provider refused it, or it could not be rendered) or a
-`dead` one (transient errors until the channel's attempts ran out). The definition lives in
+A dead letter is a `failed` delivery (the provider refused it, or it could not be rendered), a
+`dead` one (transient errors until the channel's attempts ran out) or an `unknown` one (its
+worker stopped during the provider call: a person checks with the provider whether it went out,
+and replays it only if not; never automatic). The definition lives in
 `is_dead_letter()` alone: the queue figures, the metrics, the dashboard and replay
 all select through it.
 """
@@ -18,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import models
+from app.delivery import history, models
 from app.delivery.models import Delivery
 from app.delivery.tasks import send_job
 from app.queue import enqueue
 
 log = logging.getLogger(__name__)
 
-DEAD_STATUSES = (models.FAILED, models.DEAD)
+DEAD_STATUSES = (models.FAILED, models.DEAD, models.UNKNOWN)
 
 
 def is_dead_letter() -> ColumnElement[bool]:
@@ -111,7 +113,7 @@ def replay(delivery_id: int) -> Replay:
         if delivery.status not in DEAD_STATUSES:
             raise NotReplayable(
                 f"delivery {delivery_id} is {delivery.status}, not a dead letter; "
-                "only failed or dead deliveries can be replayed"
+                "only failed, dead or unknown deliveries can be replayed"
             )
         if not delivery.content:
             raise NotReplayable(
@@ -119,11 +121,15 @@ def replay(delivery_id: int) -> Replay:
                 "fix the journey template instead"
             )
         now = clock.now()
+        was = f"was {delivery.status} after {delivery.attempts} attempt(s): {delivery.error or ''}"
         flipped = session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, is_dead_letter())
             .values(
                 status=models.PENDING,
+                # A fresh retry budget: ops replay once the cause is fixed; the history keeps
+                # every earlier attempt.
+                attempts=0,
                 error=None,
                 status_code=None,
                 provider_message_id=None,
@@ -134,6 +140,7 @@ def replay(delivery_id: int) -> Replay:
         ).rowcount  # type: ignore[attr-defined]
         if not flipped:  # someone replayed it between our read and our update
             return Replay(delivery_id, False, models.PENDING)
+        history.record(session, delivery_id, "replayed", was.rstrip(": "), "ops", now)
         enqueue(session, send_job(delivery.channel), delivery_id)
     log.info("delivery %s replayed by ops", delivery_id, extra={"delivery_id": delivery_id})
     return Replay(delivery_id, True, models.PENDING)

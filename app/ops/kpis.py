@@ -5,8 +5,9 @@ ended at), so for top-level steps "entered" = instances whose cursor is at or af
 (trips only move forward). Inside a branch or split arm the cursor leaves the arm, so a nested
 step's "entered" is a lower bound, raised to what its timers and deliveries prove.
 
-Per channel, from deliveries. Delivered, opened and clicked need provider webhooks (issue #4):
-`engagement()` is the seam and reports them as unknown until then. Conversions count trips
+Per channel, from deliveries. Delivered, opened and clicked are deliveries with that provider
+webhook in their history (SendGrid's delivered/open/click, Twilio's delivered); unknown, not
+zero, for a channel no webhook has reported on yet. Conversions count trips
 with status `converted` (goals, issue #3) that received a message on the channel. Cost is
 CARILLON_COST_PER_MESSAGE times the messages really sent (a dry run costs nothing).
 """
@@ -21,15 +22,24 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from app.delivery import models as delivery
-from app.delivery.models import Delivery
+from app.delivery.models import Delivery, DeliveryEvent
 from app.journeys import catalog
 from app.journeys.definition import Journey, SendStep, Step, child_lists
 from app.journeys.models import JourneyInstance, Timer
 from app.settings import get_settings
+from app.webhooks import PROVIDER_SOURCES
 from channels.registry import CHANNEL_NAMES
 
 CONVERTED = "converted"
-ENGAGEMENT_NOTE = "delivered, open and click rates need provider webhooks (issue #4)"
+ENGAGEMENT_NOTE = (
+    "delivered, open and click come from provider webhooks (SendGrid Event Webhook, Twilio "
+    "status callbacks); n/a until a channel's first webhook arrives"
+)
+# The history kinds that count, per channel; a channel missing here cannot report that figure.
+_ENGAGED = {
+    "email": {"delivered": "delivered", "opened": "open", "clicked": "click"},
+    "sms": {"delivered": "delivered"},
+}
 
 
 @dataclass
@@ -145,9 +155,22 @@ class Engagement:
 
 
 def engagement(session: Session) -> dict[str, Engagement]:
-    """Delivered / opened / clicked per channel, from provider webhooks once issue #4 records
-    them; unknown (None) until then."""
-    return {channel: Engagement() for channel in CHANNEL_NAMES}
+    """Delivered / opened / clicked per channel: distinct deliveries with that webhook."""
+    rows = session.execute(
+        select(Delivery.channel, DeliveryEvent.kind, func.count(distinct(Delivery.id)))
+        .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
+        .where(DeliveryEvent.source.in_(PROVIDER_SOURCES))
+        .group_by(Delivery.channel, DeliveryEvent.kind)
+    ).all()
+    counts = {(channel, kind): n for channel, kind, n in rows}
+    reported = {channel for channel, _kind, _n in rows}
+    result = {}
+    for channel in CHANNEL_NAMES:
+        figures = {
+            name: counts.get((channel, kind), 0) for name, kind in _ENGAGED.get(channel, {}).items()
+        }
+        result[channel] = Engagement(**figures) if channel in reported else Engagement()
+    return result
 
 
 @dataclass

@@ -31,9 +31,11 @@ from sqlalchemy import func, select
 from app import clock
 from app.db import session_scope
 from app.delivery.models import Delivery
+from app.delivery.rate_limit import limiter
 from app.ops import broker_state, queues
 from app.queue import get_broker
 from app.settings import get_settings
+from channels.registry import CHANNEL_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class StateCollector(Collector):
             oldest.add_metric([name], figures.oldest_ready_age_seconds or 0.0)
             broker_dead.add_metric([name], figures.dead_lettered)
         yield from (depth, oldest, broker_dead)
+        yield from self._rate_limits()
         try:
             yield from self._database()
             database_up.add_metric([], 1.0)
@@ -83,6 +86,31 @@ class StateCollector(Collector):
             log.exception("metrics: the database could not be read")
             database_up.add_metric([], 0.0)
         yield database_up
+
+    def _rate_limits(self) -> list[GaugeMetricFamily]:
+        """The shared provider buckets (limited live channels only)."""
+        tokens = _gauge(
+            "carillon_rate_limit_tokens",
+            "Tokens in the provider account's bucket (below zero: turns reserved by waiting "
+            "workers).",
+            ["channel"],
+        )
+        rate = _gauge(
+            "carillon_rate_limit_per_second",
+            "Calls per second the provider account's bucket allows now (halved after a 429).",
+            ["channel"],
+        )
+        lowered = _gauge(
+            "carillon_rate_limit_lowered", "1 while a 429 keeps the rate halved.", ["channel"]
+        )
+        for channel in CHANNEL_NAMES:
+            state = limiter().state(channel)
+            if state is None or state.tokens is None or state.rate_per_second is None:
+                continue
+            tokens.add_metric([channel], state.tokens)
+            rate.add_metric([channel], state.rate_per_second)
+            lowered.add_metric([channel], 1.0 if state.lowered_until else 0.0)
+        return [tokens, rate, lowered]
 
     def _database(self) -> list[GaugeMetricFamily]:
         with session_scope() as session:

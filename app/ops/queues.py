@@ -24,6 +24,7 @@ from app import clock
 from app.db import session_scope
 from app.delivery import models as delivery
 from app.delivery.models import Delivery
+from app.delivery.rate_limit import BucketState, limiter
 from app.events.models import Event
 from app.journeys.models import Timer
 from app.ops import broker_state, dead_letters
@@ -39,8 +40,9 @@ DONE = (delivery.SENT, delivery.DRY_RUN)
 
 PROVIDERS = {"email": "SendGrid", "sms": "Twilio", "meta_audience": "Meta Marketing API"}
 RATE_LIMIT_NOTE = (
-    "no rate limiter yet (issue #5): Carillon sends as fast as workers run and a provider's "
-    "429 is recorded as a failure"
+    "rate limits per provider account from CARILLON_RATE_LIMITS, shared by every worker "
+    "(in Redis; in-process without it); tokens below zero are turns reserved by waiting "
+    "workers; a 429 halves the rate for the provider's Retry-After, or 60 s"
 )
 
 
@@ -50,6 +52,8 @@ class Backlog:
 
     waiting: int
     in_flight: int | None = None  # deliveries claimed (`sending`), no answer recorded yet
+    # deliveries only: `unknown` (worker lost during the provider call), waiting for review
+    needs_review: int | None = None
     oldest_age_seconds: float | None = None
     late: int | None = None  # journeys only: timers due for longer than the late threshold
     scheduled: int | None = None  # journeys only: timers due later
@@ -72,6 +76,7 @@ class Provider:
     mode: str  # "live" | "dry_run"
     rate_limited: bool
     rate_limit_note: str
+    rate_limit: BucketState | None = None  # the shared bucket as of now, when limited
 
 
 @dataclass
@@ -143,17 +148,23 @@ def backlogs(session: Session, now: datetime) -> dict[str, Backlog]:
             Delivery.channel,
             _count_when(Delivery.status == delivery.PENDING),
             _count_when(Delivery.status == delivery.SENDING),
+            _count_when(Delivery.status == delivery.UNKNOWN),
             func.min(case((Delivery.status == delivery.PENDING, Delivery.created_at))),
         )
-        .where(Delivery.status.in_((delivery.PENDING, delivery.SENDING)))
+        .where(Delivery.status.in_((delivery.PENDING, delivery.SENDING, delivery.UNKNOWN)))
         .group_by(Delivery.channel)
     ).all()
     found = {
-        channel: Backlog(waiting=int(p), in_flight=int(s), oldest_age_seconds=_age(now, oldest))
-        for channel, p, s, oldest in rows
+        channel: Backlog(
+            waiting=int(p),
+            in_flight=int(s),
+            needs_review=int(u),
+            oldest_age_seconds=_age(now, oldest),
+        )
+        for channel, p, s, u, oldest in rows
     }
     for channel in CHANNEL_NAMES:
-        result[channel] = found.get(channel, Backlog(waiting=0, in_flight=0))
+        result[channel] = found.get(channel, Backlog(waiting=0, in_flight=0, needs_review=0))
 
     dead, oldest_dead = session.execute(
         select(func.count(), func.min(Delivery.updated_at)).where(dead_letters.is_dead_letter())
@@ -200,25 +211,30 @@ NOTES = {
         "CARILLON_TIMER_LATE_SECONDS"
     ],
     "dead_letters": [
-        "waiting = failed deliveries (replay them from the dashboard); jobs that ran out of "
+        "waiting = failed, dead and unknown deliveries (replay them from the dashboard; an "
+        "unknown one may have been sent: check with the provider first); jobs that ran out of "
         "broker retries are counted per queue as dead-lettered"
     ],
 }
 
 
 def providers() -> list[Provider]:
-    """Per provider: live or dry run, and the rate-limit state (a seam until issue #5)."""
-    settings = get_settings()
-    return [
-        Provider(
-            channel=channel,
-            provider=PROVIDERS[channel],
-            mode="live" if has_credentials(channel, settings) else "dry_run",
-            rate_limited=False,
-            rate_limit_note=RATE_LIMIT_NOTE,
+    """Per provider: live or dry run, and its rate-limit bucket (dry runs are never limited)."""
+    settings, limits = get_settings(), limiter()
+    found = []
+    for channel in CHANNEL_NAMES:
+        bucket = limits.state(channel)
+        found.append(
+            Provider(
+                channel=channel,
+                provider=PROVIDERS[channel],
+                mode="live" if has_credentials(channel, settings) else "dry_run",
+                rate_limited=bucket is not None,
+                rate_limit_note=RATE_LIMIT_NOTE,
+                rate_limit=bucket,
+            )
         )
-        for channel in CHANNEL_NAMES
-    ]
+    return found
 
 
 def snapshot() -> Snapshot:

@@ -1,9 +1,9 @@
 """A delivery's whole story, for `carillon deliveries show <id>` and `GET /ops/deliveries/{id}`.
 
 Told from the rows that exist: the triggering event, the trip's waits (timers), the delivery
-row itself (planned, attempts, outcome, provider id, the provider's words). Frequency caps and
-quiet hours (issue #5) and provider webhooks (issue #4) are not recorded yet; the story says so
-rather than staying silent, and `_webhooks()` is the seam where they will be read.
+row itself (planned, attempts, outcome, provider id, the provider's words). What the send-time
+checks did (consent, quiet hours, frequency caps: issue #5), provider webhooks and unsubscribe
+clicks are read from the delivery's history.
 """
 
 from __future__ import annotations
@@ -16,13 +16,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
-from app.delivery import models
+from app.delivery import history, models
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
+from app.webhooks import FEEDBACK_SOURCES
 
-POLICY_NOTE = "no frequency cap or quiet hours applied (not implemented yet: issue #5)"
-WEBHOOKS_NOTE = "no provider webhooks recorded (not implemented yet: issue #4)"
+POLICY_NOTE = "never held by consent, quiet hours or a frequency cap (issue #5)"
+WEBHOOKS_NOTE = "no provider webhook recorded for this delivery yet"
+
+
+# How a history row reads in the story; rows of other kinds show their kind and source.
+_MOMENTS = {
+    "deferred": "deferred at send time",
+    "suppressed": "suppressed at send time",
+    "retry": "transient failure, retry planned",
+    "dead": "out of retries: dead letter",
+    "replayed": "replayed by ops",
+    "resent": "resent by the sweeper (worker lost during the call)",
+    "unknown": "marked unknown by the sweeper (worker lost during the call)",
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +76,12 @@ class NotFound(LookupError):
 
 
 def _webhooks(session: Session, delivery: Delivery) -> list[dict[str, Any]]:
-    """Provider callbacks (delivered, opened, clicked, bounced) once issue #4 records them."""
-    return []
+    """Provider callbacks (delivered, opened, clicked, bounced) and unsubscribe-link clicks."""
+    return [
+        {"at": e.at.isoformat(), "source": e.source, "kind": e.kind, "detail": e.detail}
+        for e in history.of(session, delivery.id)
+        if e.source in FEEDBACK_SOURCES
+    ]
 
 
 def _outcome(d: Delivery) -> Step:
@@ -81,8 +98,11 @@ def _outcome(d: Delivery) -> Step:
         return Step(
             d.updated_at,
             "sending (claimed, no answer recorded yet)",
-            "if its worker died during the provider call, it stays here and is not resent",
+            "if its worker died during the provider call, the sweeper applies the channel's "
+            "policy after CARILLON_SENDING_TIMEOUT_SECONDS (resend, or unknown)",
         )
+    if d.status == models.UNKNOWN:
+        return Step(d.updated_at, "unknown (may or may not have been sent)", d.error or "")
     return Step(d.enqueued_at, "pending (waiting for its channel's queue)", "")
 
 
@@ -139,10 +159,18 @@ def tell(delivery_id: int) -> Story:
         story.steps.append(
             Step(d.created_at, f"planned (step {d.step_path}, channel {d.channel})", "")
         )
+        # Deferrals, suppressions, retries, replays, sweeper decisions: in time order.
+        moments = [e for e in history.of(session, d.id) if e.source not in FEEDBACK_SOURCES]
+        story.steps += [
+            Step(e.at, _MOMENTS.get(e.kind, f"{e.kind} ({e.source})"), e.detail or "")
+            for e in moments
+        ]
         if d.attempts:
-            story.steps.append(Step(None, f"claimed for sending {d.attempts} time(s)", ""))
+            since = " since the replay" if any(e.kind == "replayed" for e in moments) else ""
+            story.steps.append(Step(None, f"claimed for sending {d.attempts} time(s){since}", ""))
         story.steps.append(_outcome(d))
-    story.notes = [POLICY_NOTE, WEBHOOKS_NOTE] if not story.webhooks else [POLICY_NOTE]
+    held = any(e.source == "policy" for e in moments)
+    story.notes = ([] if held else [POLICY_NOTE]) + ([] if story.webhooks else [WEBHOOKS_NOTE])
     return story
 
 
@@ -161,7 +189,9 @@ def render(story: Story) -> str:
     lines.append("")
     if story.webhooks:
         lines.append("  webhooks:")
-        lines += [f"    {hook}" for hook in story.webhooks]
+        for hook in story.webhooks:
+            detail = f": {hook['detail']}" if hook["detail"] else ""
+            lines.append(f"    {hook['at']}  {hook['source']} {hook['kind']}{detail}")
     for note in story.notes:
         lines.append(f"  note: {note}")
     if story.content:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.delivery.rate_limit import BucketState
 from app.ops.queues import QueueRow, Snapshot
 
 HEADERS = (
@@ -57,6 +58,15 @@ def _cells(row: QueueRow) -> tuple[str, ...]:
     )
 
 
+def _bucket(state: BucketState) -> str:
+    """`rate limited 20/s (account AC…): 0.4 tokens, 19/s now, lowered until …`"""
+    head = f"rate limited {state.limit} (account {state.account})"
+    if state.tokens is None or state.rate_per_second is None:
+        return f"{head}: bucket unreadable (Redis down?)"
+    text = f"{head}: {state.tokens:g} tokens, {state.rate_per_second:g}/s now"
+    return f"{text}, lowered until {state.lowered_until}" if state.lowered_until else text
+
+
 def render(snapshot: Snapshot) -> str:
     rows = [HEADERS, *(_cells(row) for row in snapshot.queues)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
@@ -80,7 +90,7 @@ def render(snapshot: Snapshot) -> str:
     for row in snapshot.queues:
         lines += [f"{row.name}: {note}" for note in row.notes]
     for p in snapshot.providers:
-        limited = "rate limited" if p.rate_limited else "not limited"
+        limited = _bucket(p.rate_limit) if p.rate_limit else "not limited"
         lines.append(f"provider {p.provider} ({p.channel}, {p.mode}): {limited}")
     if snapshot.providers:
         lines.append(f"  note: {snapshot.providers[0].rate_limit_note}")

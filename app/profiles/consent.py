@@ -54,6 +54,9 @@ def suppression_reason(channel: str, traits: Mapping[str, Any]) -> str | None:
             return f"email {state}"
         return None
     if kind == "sms":
+        # Set when Twilio refused the number (21211): a new number needs `phone_valid: true`.
+        if traits.get("phone_valid") is False:
+            return "phone invalid"
         state = _state(traits, "sms_consent", SMS_STATES)
         if state is None and traits.get("sms_opt_in") is True:
             state = "opted_in"

@@ -11,8 +11,15 @@ import pytest
 
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
-from channels.meta_audience import MetaCustomAudience, normalize_email, normalize_phone
+from channels.meta_audience import (
+    MAX_ROWS_PER_REQUEST,
+    MetaCustomAudience,
+    batches,
+    normalize_email,
+    normalize_phone,
+)
 from tests.providers.meta import (
+    MAX_ENTRIES,
     TEST_ACCESS_TOKEN,
     TEST_AUDIENCE_ID,
     MetaGraphServer,
@@ -37,12 +44,13 @@ def message(
     email: str | None = RAW_EMAIL,
     phone: str | None = RAW_PHONE,
     audience_id: str = TEST_AUDIENCE_ID,
+    **content: str,
 ) -> Message:
     return Message(
         delivery_id="9",
         channel="meta_audience",
         recipient=Recipient(profile_id="p-3", email=email, phone=phone),
-        content={"audience_id": audience_id},
+        content={"audience_id": audience_id, **content},
         journey_id="instagram-retarget",
     )
 
@@ -91,22 +99,127 @@ def test_person_with_email_and_phone_is_added_by_hashes_only(
     assert result.status_code == 200
 
 
-def test_email_only_uses_the_single_key_schema(
+def test_email_only_leaves_the_phone_blank(
     channel: MetaCustomAudience, meta_server: MetaGraphServer
 ) -> None:
     assert channel.send(message(phone=None)).outcome is Outcome.SENT
     request = meta_server.requests[0]
-    assert payload_of(request) == {"schema": "EMAIL_SHA256", "data": [EMAIL_HASH]}
+    assert payload_of(request) == {
+        "schema": ["EMAIL", "PHONE"],
+        "is_raw": True,
+        "data": [[EMAIL_HASH, ""]],
+    }
     assert_no_raw_identifier(request, RAW_EMAIL)
 
 
-def test_phone_only_uses_the_single_key_schema(
+def test_phone_only_leaves_the_email_blank(
     channel: MetaCustomAudience, meta_server: MetaGraphServer
 ) -> None:
     assert channel.send(message(email=None, phone="0033 6 12 34 56 78")).outcome is Outcome.SENT
     request = meta_server.requests[0]
-    assert payload_of(request) == {"schema": "PHONE_SHA256", "data": [sha256("33612345678")]}
+    assert payload_of(request)["data"] == [["", sha256("33612345678")]]
     assert_no_raw_identifier(request, "0033 6 12 34 56 78", "33612345678")
+
+
+def test_remove_deletes_the_same_hashes_from_the_audience(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    assert channel.send(message()).outcome is Outcome.SENT
+    assert meta_server.members[TEST_AUDIENCE_ID] == {(EMAIL_HASH, PHONE_HASH)}
+
+    result = channel.send(message(operation="remove"))
+
+    assert result.outcome is Outcome.SENT, result.error
+    added, removed = meta_server.requests
+    assert (removed.method, removed.path) == ("DELETE", f"/v21.0/{TEST_AUDIENCE_ID}/users")
+    assert removed.body["access_token"] == TEST_ACCESS_TOKEN
+    assert payload_of(removed) == payload_of(added)
+    assert_no_raw_identifier(removed, RAW_EMAIL, RAW_PHONE, "33612345678", "0612345678")
+    assert meta_server.members[TEST_AUDIENCE_ID] == set()
+    assert meta_server.removed == [{"audience_id": TEST_AUDIENCE_ID, "payload": payload_of(added)}]
+
+
+@pytest.mark.parametrize("operation", ["delete", "REMOVE", "sync"])
+def test_unknown_operation_fails_permanently_without_a_call(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer, operation: str
+) -> None:
+    result = channel.send(message(operation=operation))
+    assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+    assert f"operation {operation!r} is not one of: add, remove" == result.error
+    assert meta_server.requests == []
+
+
+def people(count: int) -> list[Recipient]:
+    return [
+        Recipient(profile_id=f"p-{i}", email=f" Person.{i}@Example.com", phone=f"+3361{i:07d}")
+        for i in range(count)
+    ]
+
+
+def test_more_than_the_per_request_limit_is_split_into_one_upload_session(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    assert MAX_ROWS_PER_REQUEST == MAX_ENTRIES == 10_000
+    everyone = people(MAX_ROWS_PER_REQUEST + 1)
+
+    result = channel.update(TEST_AUDIENCE_ID, "add", everyone)
+
+    assert result.outcome is Outcome.SENT, result.error
+    first, second = meta_server.requests
+    assert [len(payload_of(r)["data"]) for r in (first, second)] == [10_000, 1]  # type: ignore[arg-type]
+    sessions = [json.loads(r.body["session"]) for r in (first, second)]
+    assert sessions[0]["session_id"] == sessions[1]["session_id"] > 0
+    assert [(s["batch_seq"], s["last_batch_flag"]) for s in sessions] == [(1, False), (2, True)]
+    assert {s["estimated_num_total"] for s in sessions} == {10_001}
+    assert result.provider_message_id == str(sessions[0]["session_id"])
+    assert payload_of(second)["data"] == [
+        [sha256("person.10000@example.com"), sha256("33610010000")]
+    ]
+    assert len(meta_server.members[TEST_AUDIENCE_ID]) == 10_001
+    for request in (first, second):
+        assert "example.com" not in request.text.lower()
+        for person in (everyone[0], everyone[4321], everyone[-1]):
+            assert person.email and person.phone
+            assert_no_raw_identifier(request, person.email, person.phone, person.phone[1:])
+
+
+def test_a_failed_batch_fails_the_update_and_says_which(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    meta_server.fail_next(
+        200, {"audience_id": TEST_AUDIENCE_ID, "session_id": "1", "num_received": 10_000}
+    )
+    meta_server.fail_next(503, graph_error(2, "Service temporarily unavailable"))
+    result = channel.update(TEST_AUDIENCE_ID, "remove", people(MAX_ROWS_PER_REQUEST + 5))
+    assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 503, True)
+    assert result.error == "batch 2 of 2: 2: Service temporarily unavailable"
+    assert [r.method for r in meta_server.requests] == ["DELETE", "DELETE"]
+
+
+def test_people_without_identifiers_are_left_out_of_a_batch(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    nobody = Recipient(profile_id="p-x")
+    result = channel.update(TEST_AUDIENCE_ID, "add", [nobody, *people(2)])
+    assert result.outcome is Outcome.SENT
+    assert len(payload_of(meta_server.requests[0])["data"]) == 2  # type: ignore[arg-type]
+    assert "session" not in meta_server.requests[0].body
+
+
+def test_an_update_with_nobody_to_match_sends_nothing(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    for group in ([], [Recipient(profile_id="a"), Recipient(profile_id="b", email=" ")]):
+        result = channel.update(TEST_AUDIENCE_ID, "add", group)
+        assert (result.outcome, result.transient) == (Outcome.FAILED, False)
+        assert f"none of {len(group)} people" in (result.error or "")
+    assert meta_server.requests == []
+
+
+def test_batches_refuse_a_size_below_one() -> None:
+    assert batches([["a", ""]] * 5, size=2) == [[["a", ""]] * 2, [["a", ""]] * 2, [["a", ""]]]
+    with pytest.raises(ValueError, match="at least 1"):
+        batches([["a", ""]], size=0)
 
 
 @pytest.mark.parametrize(

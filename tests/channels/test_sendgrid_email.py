@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app import unsubscribe
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
 from channels.sendgrid_email import SendGridEmail
@@ -35,13 +36,23 @@ def message(
     )
 
 
+SECRET = "adapter-tests-secret-0123"
+
+
+def channel_settings(**values: Any) -> Settings:
+    return Settings(secret_key=SECRET, public_url="https://shop.example.com", **values)
+
+
 @pytest.fixture
 def channel(
     sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
 ) -> SendGridEmail:
     return SendGridEmail(
         make_settings(
-            **sendgrid_server.settings_overrides(), sendgrid_from_email="shop@example.com"
+            **sendgrid_server.settings_overrides(),
+            sendgrid_from_email="shop@example.com",
+            secret_key=SECRET,
+            public_url="https://shop.example.com",
         )
     )
 
@@ -61,10 +72,10 @@ def test_sent_with_exactly_what_sendgrid_expects(
     assert body["personalizations"] == [{"to": [{"email": "ann@example.com"}]}]
     assert body["from"] == {"email": "shop@example.com"}
     assert body["subject"] == CONTENT["subject"]
-    assert body["content"] == [
-        {"type": "text/plain", "value": CONTENT["text"]},
-        {"type": "text/html", "value": CONTENT["html"]},
-    ]
+    # The template's parts, each followed by the unsubscribe footer.
+    assert [part["type"] for part in body["content"]] == ["text/plain", "text/html"]
+    assert body["content"][0]["value"].startswith(CONTENT["text"] + "\n\n")
+    assert body["content"][1]["value"].startswith(CONTENT["html"] + "<p ")
     assert body["custom_args"] == {"carillon_delivery_id": "1234"}
     assert body["categories"] == ["cart-abandonment"]
     # The id SendGrid put in X-Message-Id is the one recorded.
@@ -82,7 +93,53 @@ def test_no_category_without_a_journey(
 def test_text_only_message_is_sent(channel: SendGridEmail, sendgrid_server: SendGridServer) -> None:
     result = channel.send(message(content={"subject": "s", "html": "", "text": "plain"}))
     assert result.outcome is Outcome.SENT, result.error
-    assert sendgrid_server.requests[0].body["content"] == [{"type": "text/plain", "value": "plain"}]
+    [part] = sendgrid_server.requests[0].body["content"]
+    assert part["type"] == "text/plain"
+    assert part["value"].startswith("plain\n\nSe désabonner / Unsubscribe : https://")
+
+
+def test_every_message_carries_a_one_click_unsubscribe_link(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    assert channel.send(message()).outcome is Outcome.SENT
+    body = sendgrid_server.requests[0].body
+    headers = body["headers"]
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = headers["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://shop.example.com/unsubscribe/")
+    claim = unsubscribe.read_token(channel_settings(), link.rsplit("/", 1)[1])
+    assert (claim.delivery_id, claim.profile_id) == (1234, "p-1")
+    parts = {p["type"]: p["value"] for p in body["content"]}
+    # No link in the template: a footer is added to each part.
+    assert parts["text/html"].startswith(CONTENT["html"])
+    assert f'<a href="{link}">' in parts["text/html"]
+    assert parts["text/plain"].endswith(link)
+
+
+def test_the_link_goes_where_the_template_put_it(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    placed = {
+        "subject": "s",
+        "html": f"<html><body><a href='{unsubscribe.PLACEHOLDER}'>stop</a></body></html>",
+        "text": f"stop: {unsubscribe.PLACEHOLDER}",
+    }
+    assert channel.send(message(content=placed)).outcome is Outcome.SENT
+    body = sendgrid_server.requests[0].body
+    link = body["headers"]["List-Unsubscribe"].strip("<>")
+    parts = {p["type"]: p["value"] for p in body["content"]}
+    assert parts["text/html"] == f"<html><body><a href='{link}'>stop</a></body></html>"
+    assert parts["text/plain"] == f"stop: {link}"
+
+
+def test_a_footer_goes_inside_the_body_element(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    page = {"subject": "s", "html": "<html><BODY><p>hi</p></BODY></html>", "text": "hi"}
+    assert channel.send(message(content=page)).outcome is Outcome.SENT
+    parts = {p["type"]: p["value"] for p in sendgrid_server.requests[0].body["content"]}
+    assert parts["text/html"].startswith("<html><BODY><p>hi</p><p ")
+    assert parts["text/html"].endswith("</a></p></BODY></html>")
 
 
 def test_wrong_api_key_is_a_permanent_failure_with_sendgrids_words(

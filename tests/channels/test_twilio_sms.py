@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from app.settings import Settings
-from channels.base import Message, Outcome, Recipient
+from channels.base import Feedback, Message, Outcome, Recipient
 from channels.twilio_sms import TwilioSMS
 from tests.providers.server import unused_port
 from tests.providers.twilio import (
@@ -88,13 +88,66 @@ def test_wrong_token_is_a_permanent_failure(
     assert result.error == "20003: Authenticate"
 
 
-def test_invalid_number_is_permanent_with_twilios_code_and_words(
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("06 12 34 56 78", "not in E.164 form"),
+        ("0612345678", "not in E.164 form"),
+        ("+33 6 12 34 56 78", "not in E.164 form"),
+        ("+3361234567899", "not a valid number"),
+        ("+1650555121", "not a valid number"),
+        ("+999123456", "cannot be read"),
+        ("call me", "not in E.164 form"),
+    ],
+)
+def test_invalid_numbers_fail_permanently_without_a_call_and_mark_the_phone(
+    channel: TwilioSMS, twilio_server: TwilioServer, phone: str, reason: str
+) -> None:
+    result = channel.send(message(phone=phone))
+    assert (result.outcome, result.transient, result.status_code) == (Outcome.FAILED, False, None)
+    assert reason in (result.error or "")
+    assert repr(phone) in (result.error or "")
+    assert result.feedback == (Feedback.PHONE_INVALID,)
+    assert twilio_server.requests == []
+
+
+def test_twilio_21211_is_permanent_and_marks_the_phone_invalid(
     channel: TwilioSMS, twilio_server: TwilioServer
 ) -> None:
-    result = channel.send(message(phone="06 12 34 56 78"))
-    assert result.outcome is Outcome.FAILED
-    assert (result.status_code, result.transient) == (400, False)
-    assert result.error == "21211: The 'To' number 06 12 34 56 78 is not a valid phone number."
+    twilio_server.unreachable.add("+33612345678")  # well-formed, yet Twilio refuses it
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 400, False)
+    assert result.error == "21211: The 'To' number +33612345678 is not a valid phone number."
+    assert result.feedback == (Feedback.PHONE_INVALID,)
+    assert len(twilio_server.requests) == 1
+
+
+def test_twilio_21610_is_permanent_and_reports_the_opt_out(
+    channel: TwilioSMS, twilio_server: TwilioServer
+) -> None:
+    twilio_server.unsubscribed.add("+33612345678")  # the person replied STOP
+    result = channel.send(message())
+    assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 400, False)
+    assert result.error == "21610: Attempt to send to unsubscribed recipient"
+    assert result.feedback == (Feedback.SMS_OPTED_OUT,)
+    assert twilio_server.messages == []
+
+
+def test_every_message_asks_for_status_callbacks_when_the_public_url_is_set(
+    twilio_server: TwilioServer, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        **twilio_server.settings_overrides(), public_url="https://carillon.example.com/"
+    )
+    result = TwilioSMS(settings).send(message())
+    assert result.outcome is Outcome.SENT, result.error
+    assert result.feedback == ()
+    assert twilio_server.requests[0].body == {
+        "To": "+33612345678",
+        "From": TEST_FROM_NUMBER,
+        "Body": TEXT,
+        "StatusCallback": "https://carillon.example.com/webhooks/twilio/status",
+    }
 
 
 def test_too_many_requests_is_transient(channel: TwilioSMS, twilio_server: TwilioServer) -> None:
@@ -102,6 +155,7 @@ def test_too_many_requests_is_transient(channel: TwilioSMS, twilio_server: Twili
     result = channel.send(message())
     assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 429, True)
     assert result.error == "20429: Too Many Requests"
+    assert result.feedback == ()
 
 
 def test_code_20429_is_transient_whatever_the_status(
@@ -131,20 +185,13 @@ def test_server_errors_are_transient(
     assert result.error
 
 
-def test_other_refusals_are_permanent(channel: TwilioSMS, twilio_server: TwilioServer) -> None:
-    twilio_server.fail_next(
-        400,
-        twilio_error(
-            400,
-            21610,
-            "Attempt to send to unsubscribed recipient",
-        ),
-    )
+def test_other_refusals_are_permanent_and_say_nothing_about_the_person(
+    channel: TwilioSMS, twilio_server: TwilioServer
+) -> None:
+    words = "Permission to send an SMS has not been enabled for the region indicated by the 'To'"
+    twilio_server.fail_next(400, twilio_error(400, 21408, words))
     result = channel.send(message())
-    assert (result.transient, result.error) == (
-        False,
-        "21610: Attempt to send to unsubscribed recipient",
-    )
+    assert (result.transient, result.error, result.feedback) == (False, f"21408: {words}", ())
 
 
 def test_connection_refused_is_transient(make_settings: Callable[..., Settings]) -> None:

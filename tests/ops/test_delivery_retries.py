@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from app.cli import app as cli
@@ -92,6 +93,12 @@ def test_attempts_are_configured_per_channel() -> None:
         9,
         4,
     ]
+
+
+@pytest.mark.parametrize("value", ["sms", "sms=0", "sms=-2", "sms=three", "=4", "sms=2.5"])
+def test_a_bad_attempts_setting_is_refused_at_start(value: str) -> None:
+    with pytest.raises(ValidationError, match="CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL"):
+        Settings(delivery_attempts_per_channel=value)
 
 
 # --------------------------------------------------------------------------- through the worker
@@ -200,7 +207,7 @@ def test_exhausted_retries_are_a_dead_letter_listed_and_replayed_once(
     pipeline.drain()
 
     sent = only_delivery()
-    assert (sent.status, sent.attempts) == (models.SENT, 3)
+    assert (sent.status, sent.attempts) == (models.SENT, 1)  # a fresh budget after replay
     assert len(sms.requests) == 3  # one more call for three replay requests
     assert runner.invoke(cli, ["deliveries", "dead"]).output == "No dead letters.\n"
 

@@ -17,18 +17,23 @@ from app.delivery import models
 from app.journeys import catalog
 from app.journeys.timers import fire_due
 from app.ops import queues
+from app.ops.story import POLICY_NOTE, WEBHOOKS_NOTE
 from tests.conftest import REPO, Pipeline
 from tests.ops.conftest import bearer, ingest, newsletter_signup, only_delivery
 from tests.providers.twilio import TwilioServer, twilio_error
 
-REFUSAL = "The 'To' number +33612345678 is not a valid phone number."
+# A refusal ops can fix (enable the country in Twilio's geo permissions) and then replay.
+REFUSAL = (
+    "Permission to send an SMS has not been enabled for the region indicated by the 'To' "
+    "number: +33612345678."
+)
 
 
 @pytest.fixture
 def failed_sms(twilio: TwilioServer, pipeline: Pipeline) -> int:
-    """One welcome SMS that Twilio refused (HTTP 400, code 21211)."""
+    """One welcome SMS that Twilio refused (HTTP 400, code 21408)."""
     catalog.sync_directory(REPO / "journeys")
-    twilio.fail_next(400, twilio_error(400, 21211, REFUSAL))
+    twilio.fail_next(400, twilio_error(400, 21408, REFUSAL))
     ingest(*newsletter_signup("ada"))
     pipeline.drain()
     delivery = only_delivery()
@@ -78,7 +83,7 @@ def test_replay_sends_it_again_once_however_often_it_is_clicked(
     assert delivery.status == models.SENT
     assert delivery.provider_message_id and delivery.provider_message_id.startswith("SM")
     assert delivery.error is None
-    assert delivery.attempts == 2
+    assert delivery.attempts == 1  # a fresh budget since the replay
     assert len(twilio.requests) == 2  # the refused call and the replayed one: no third
     assert client.get("/ops/dead-letters", headers=bearer()).json() == []
     # Sent now: not a dead letter any more, so a late click is refused and changes nothing.
@@ -136,20 +141,21 @@ def test_story_of_a_replayed_sms(
         "newsletter-welcome",
     )
     assert data["provider_message_id"] == sent.provider_message_id
-    assert data["attempts"] == 2
+    assert data["attempts"] == 1
     assert data["message_id"].startswith("carillon-")  # assigned at ingest
     whats = [step["what"] for step in data["steps"]]
     assert whats == [
         "event received: Newsletter Subscribed",
         "entered journey newsletter-welcome",
         "planned (step 0, channel sms)",
-        "claimed for sending 2 time(s)",
+        "replayed by ops",
+        "claimed for sending 1 time(s) since the replay",
         "sent",
     ]
+    assert data["steps"][3]["detail"].startswith("was failed after 1 attempt(s): 21408: Permission")
     assert data["steps"][-1]["detail"] == f"provider id {sent.provider_message_id}"
     assert data["webhooks"] == []
-    assert any("issue #4" in note for note in data["notes"])
-    assert any("issue #5" in note for note in data["notes"])
+    assert data["notes"] == [POLICY_NOTE, WEBHOOKS_NOTE]
 
     result = CliRunner().invoke(cli, ["deliveries", "show", str(failed_sms)])
     assert result.exit_code == 0, result.output
@@ -157,7 +163,7 @@ def test_story_of_a_replayed_sms(
     assert f"delivery {failed_sms}: sms, sent" in text
     assert f"provider id {sent.provider_message_id}" in text
     assert "event received: Newsletter Subscribed" in text
-    assert "note: no provider webhooks recorded" in text
+    assert f"note: {WEBHOOKS_NOTE}" in text
     assert "text: Bienvenue Ada !" in text
 
 

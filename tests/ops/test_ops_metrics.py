@@ -71,6 +71,9 @@ def test_names_follow_prometheus_conventions(client: TestClient, admin: str) -> 
         "carillon_timers_late": "gauge",
         "carillon_broker_up": "gauge",
         "carillon_database_up": "gauge",
+        "carillon_rate_limit_tokens": "gauge",
+        "carillon_rate_limit_per_second": "gauge",
+        "carillon_rate_limit_lowered": "gauge",
     }
     assert {name: f.type for name, f in ours.items()} == expected
     assert "# TYPE carillon_events_ingested_total counter" in answer.text

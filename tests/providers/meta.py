@@ -1,11 +1,13 @@
 """A local stand-in for the Graph API's Custom Audience Users edge (Meta Marketing API).
 
-`POST /{version}/{custom_audience_id}/users` with the parameters `payload` (a JSON object:
-`schema` and `data`) and `access_token`, as form fields, query parameters or a JSON body, the
-way Graph accepts them. The payload is checked the way the Custom Audience Users reference
-describes it: a single-key schema (`EMAIL_SHA256`, `PHONE_SHA256`, ...) with a flat `data`
-list, or a multi-key schema (`["EMAIL", "PHONE", ...]`) with one row per person, unknown
-values left blank. Hashed identifiers must be SHA-256 hex digests (64 lowercase hex
+`POST /{version}/{custom_audience_id}/users` (add) and `DELETE` on the same path (remove) with
+the parameters `payload` (a JSON object: `schema` and `data`), `access_token` and optionally
+`session` (a multi-batch upload: `session_id`, `batch_seq`, `last_batch_flag`), as form fields,
+query parameters or a JSON body, the way Graph accepts them. At most 10,000 rows per request.
+The payload is checked the way the Custom Audience Users
+reference describes it: a single-key schema (`EMAIL_SHA256`, `PHONE_SHA256`, ...) with a flat
+`data` list, or a multi-key schema (`["EMAIL", "PHONE", ...]`) with one row per person,
+unknown values left blank. Hashed identifiers must be SHA-256 hex digests (64 lowercase hex
 characters); others are counted as invalid entries, as Graph does.
 
 Answers follow Graph: `200 {"audience_id", "session_id", "num_received", "num_invalid_entries",
@@ -94,11 +96,16 @@ class MetaGraphServer(ProviderServer):
         # When given, only these audiences exist (and are shared with the token's user).
         self.audience_ids = audience_ids
         self.added: list[dict[str, Any]] = []
+        self.removed: list[dict[str, Any]] = []
+        # Who is in each audience now: rows of identifiers, as added and not removed since.
+        self.members: dict[str, set[tuple[str, ...]]] = {}
 
     def reset(self) -> None:
         super().reset()
         with self._condition:
             self.added.clear()
+            self.removed.clear()
+            self.members.clear()
 
     def settings_overrides(self) -> dict[str, Any]:
         """Keyword arguments for `Settings(...)` that point the Meta channel here."""
@@ -153,10 +160,12 @@ class MetaGraphServer(ProviderServer):
         if isinstance(checked, Reply):
             return checked
         received, invalid_count, invalid_samples = checked
-        session = params.get("session")
+        session = _session(params.get("session"))
+        if isinstance(session, Reply):
+            return session
         session_id = (
-            str(session.get("session_id"))
-            if isinstance(session, dict) and session.get("session_id")
+            str(session["session_id"])
+            if session is not None
             else str(secrets.randbelow(9 * 10**17) + 10**17)
         )
         answer = {
@@ -166,9 +175,38 @@ class MetaGraphServer(ProviderServer):
             "num_invalid_entries": invalid_count,
             "invalid_entry_samples": invalid_samples,
         }
+        rows = {tuple(r) if isinstance(r, list) else (r,) for r in payload["data"]}
+        change = {"audience_id": audience, "payload": payload}
         with self._condition:
-            self.added.append({"audience_id": audience, "payload": payload})
+            members = self.members.setdefault(audience, set())
+            if request.method == "POST":
+                self.added.append(change)
+                members |= rows
+            else:
+                self.removed.append(change)
+                members -= rows
         return Reply.json(200, answer)
+
+
+def _session(value: Any) -> dict[str, Any] | Reply | None:
+    """The `session` parameter of a batched upload, checked as Graph documents it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return _invalid_parameter("param session must be a JSON object")
+    if not isinstance(value, dict):
+        return _invalid_parameter("param session must be a JSON object")
+    session_id, seq = value.get("session_id"), value.get("batch_seq")
+    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
+        return _invalid_parameter("param session[session_id] must be a positive integer")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return _invalid_parameter("param session[batch_seq] must be an integer from 1")
+    if not isinstance(value.get("last_batch_flag"), bool):
+        return _invalid_parameter("param session[last_batch_flag] must be true or false")
+    return value
 
 
 def check_payload(payload: dict[str, Any]) -> Reply | tuple[int, int, dict[str, str]]:

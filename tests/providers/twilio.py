@@ -6,7 +6,9 @@ document (`twilio_api_v2010.json`, from twilio/twilio-oai): known parameter name
 `To` required, a sender (`From` or `MessagingServiceSid`) and a body. Refusals use Twilio's
 error body `{"code", "message", "more_info", "status"}` and its error codes (20003
 Authenticate, 20404 not found, 21211 invalid 'To' number, 21602/21603/21604 missing body,
-sender, recipient); acceptance is `201` with the Message resource as the spec describes it.
+sender, recipient, 21610 unsubscribed recipient); acceptance is `201` with the Message resource
+as the spec describes it. Numbers put in `unsubscribed` (people who replied STOP) or
+`unreachable` (well-formed but not in service) are refused the way Twilio refuses them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from jsonschema import Draft4Validator
 
@@ -150,11 +153,15 @@ class TwilioServer(ProviderServer):
         self.from_numbers = from_numbers
         create_message_validator()  # fail at construction if the spec is missing
         self.messages: list[dict[str, Any]] = []
+        self.unsubscribed: set[str] = set()
+        self.unreachable: set[str] = set()
 
     def reset(self) -> None:
         super().reset()
         with self._condition:
             self.messages.clear()
+            self.unsubscribed.clear()
+            self.unreachable.clear()
 
     def settings_overrides(self, messaging_service_sid: str | None = None) -> dict[str, Any]:
         """Keyword arguments for `Settings(...)` that point the SMS channel here."""
@@ -201,8 +208,10 @@ class TwilioServer(ProviderServer):
         if not params.get("Body") and not params.get("MediaUrl") and not params.get("ContentSid"):
             return error_reply(400, 21602, "Message body is required.")
         to = params["To"]
-        if not E164.match(to):
+        if not E164.match(to) or to in self.unreachable:
             return error_reply(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if to in self.unsubscribed:
+            return error_reply(400, 21610, "Attempt to send to unsubscribed recipient")
         if sender and not (
             E164.match(sender) or _SHORT_CODE.match(sender) or _ALPHANUMERIC_SENDER.match(sender)
         ):
@@ -219,6 +228,9 @@ class TwilioServer(ProviderServer):
                 f"The From phone number {sender} is not a valid, SMS-capable inbound phone "
                 "number or short code for your account.",
             )
+        callback = params.get("StatusCallback")
+        if callback is not None and urlsplit(str(callback)).scheme not in ("http", "https"):
+            return error_reply(400, 21609, f"Invalid StatusCallback URL: {callback}")
         body = str(params.get("Body") or "")
         if len(body) > MAX_BODY_CHARS:
             return error_reply(

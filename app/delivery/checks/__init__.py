@@ -13,15 +13,21 @@ worker wait for a token before the call.
 
 from __future__ import annotations
 
-from app.delivery.checks import consent
+from app.delivery.checks import caps, consent, quiet_hours
 from app.delivery.checks.verdicts import Check, Defer, SendContext, Suppress, Verdict
 
-# In order: consent first, so nobody who said no is ever merely deferred.
-CHECKS: list[Check] = [consent.check]
+# In order: consent first, so nobody who said no is ever merely deferred. Quiet hours before
+# caps: a message that cannot go now takes no lock and no slot, and the cap is counted last,
+# just before the provider call, by messages that really go now (a higher-priority message
+# held by quiet hours never reserves a slot it cannot use yet).
+CHECKS: list[Check] = [consent.check, quiet_hours.check, caps.check]
 
 
 def decide(context: SendContext) -> Verdict:
-    """The first check that objects wins."""
+    """The first check that objects wins. Taking someone out of an audience is no message to
+    them: no consent, quiet hours or cap may hold it back."""
+    if context.delivery.content.get("operation") == "remove":
+        return None
     for check in CHECKS:
         verdict = check(context)
         if verdict is not None:

@@ -1,0 +1,279 @@
+"""What a send step sends: a channel and its content templates, written in the step itself or
+once under `messages:`, adapted per channel and locale, and named by `send: {message}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from difflib import get_close_matches
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+from app.journeys.definition import SendStep, Step
+from app.journeys.loader.checker import _allowed_hint, _Checker, _describe, _Field
+from app.journeys.sms_segments import MAX_SEGMENTS, measure
+from app.journeys.templates import (
+    GENERATED,
+    LOCALE_PATTERN,
+    Template,
+    Variant,
+    Versions,
+    canonical_locale,
+    compile_template,
+)
+from channels import registry
+
+_DIGITS = re.compile(r"[0-9]+")
+MESSAGE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
+_MESSAGE_NAME = re.compile(MESSAGE_NAME_PATTERN)
+_LOCALE = re.compile(LOCALE_PATTERN)
+_MESSAGE_EXAMPLE = "e.g. messages: {welcome: {sms: {text: Bienvenue !}}}"
+
+
+def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
+    if (send := c.mapping(f, "send", "e.g. send: {channel: sms, text: ...}")) is None:
+        return None
+    channels = list(registry.CHANNEL_NAMES)
+    uses = c.field(send, "message")  # `send: {channel, message}`: content from `messages:`
+    if (channel_field := c.field(send, "channel")) is None:
+        hint = _message_channels_hint(c, uses) or f"one of: {', '.join(channels)}"
+        if "channels" in send:
+            hint = f"a send step sends on one channel: write one send step per channel; {hint}"
+        c.error(f.key, "send is missing required key 'channel'", hint)
+        return None
+    if (channel := _channel(c, channel_field)) is None:
+        return None
+    content_keys = sorted(registry.required_content(channel))
+    audience = channel == "meta_audience"
+    c.keys(
+        send,
+        f.key,
+        f"send ({channel})",
+        ("channel", "message") if uses else ("channel", *content_keys),
+        ("remove_on_exit",) if audience else (),
+        {
+            **({} if audience else {"remove_on_exit": "remove_on_exit is only for meta_audience"}),
+            **_send_hints(uses, content_keys),
+        },
+    )
+    remove_on_exit = False
+    if audience and (rf := c.field(send, "remove_on_exit")) is not None:
+        if isinstance(rf.value, bool):
+            remove_on_exit = rf.value
+        else:
+            c.error(
+                rf.at,
+                f"remove_on_exit must be true or false, not {_describe(rf.value)}",
+                "write remove_on_exit: true or remove_on_exit: false, without quotes",
+            )
+    if uses is not None:
+        if (versions := _sent_message(c, uses, channel)) is None:
+            return None
+        default = versions.default.content
+        return SendStep(path, channel, default, remove_on_exit, str(uses.value), versions)
+    content = _content(c, send, content_keys, "")
+    if len(content) != len(content_keys):
+        return None
+    return SendStep(path, channel, MappingProxyType(content), remove_on_exit)
+
+
+def _content(c: _Checker, given: Any, keys: Iterable[str], where: str) -> dict[str, Template]:
+    """The templates of `keys` written in `given` (missing ones were reported by `c.keys`);
+    `where` prefixes their names in messages (`messages.welcome.email.`)."""
+    content: dict[str, Template] = {}
+    for key in keys:
+        compile = partial(compile_template, html=key == "html")
+        if (kf := c.field(given, key)) and (template := c.compiled(kf, where + key, compile)):
+            content[key] = template
+            if key == "audience_id" and "{" not in kf.value and not _DIGITS.fullmatch(kf.value):
+                c.error(
+                    kf.at,
+                    f"audience_id {kf.value!r} is not a Meta audience id",
+                    'an audience id is digits only, e.g. "23850000000000001"',
+                )
+    return content
+
+
+def _channel(c: _Checker, f: _Field) -> str | None:
+    """A channel name from the channel registry, the one list of channels."""
+    if (channel := c.text(f, "channel")) is None:
+        return None
+    if channel not in registry.CHANNEL_NAMES:
+        channels = list(registry.CHANNEL_NAMES)
+        c.error(f.at, f"unknown channel {channel!r}", _allowed_hint(channel, channels))
+        return None
+    return channel
+
+
+def _messages(c: _Checker, f: _Field) -> dict[str, Mapping[str, Versions]]:
+    """`messages: {name: {email: …, sms: …, locales: {fr-CA: {sms: …}}}}`, each one sent by
+    `send: {channel, message: name}`; also recorded in `c.messages` for the send steps."""
+    if (given := c.mapping(f, "messages", _MESSAGE_EXAMPLE)) is None:
+        return {}
+    if not given:
+        c.error(f.at, "messages must define at least one message", _MESSAGE_EXAMPLE)
+    for name in given:
+        entry = c.entry(given, name)
+        if not isinstance(name, str) or not _MESSAGE_NAME.fullmatch(name):
+            c.error(
+                entry.key,
+                f"message name {str(name)!r} is not valid",
+                "use lowercase letters, digits, - and _, e.g. welcome or cart_reminder",
+            )
+            continue
+        c.messages[name] = _message(c, entry, name)
+    return {name: message for name, message in c.messages.items() if message is not None}
+
+
+def _message(c: _Checker, f: _Field, name: str) -> Mapping[str, Versions] | None:
+    before = len(c.issues)
+    where = f"messages.{name}"
+    example = "e.g. welcome: {email: {subject: ..., html: ...}, sms: {text: ...}}"
+    if (given := c.mapping(f, f"message {name!r}", example)) is None:
+        return None
+    channels = [ch for ch in registry.CHANNEL_NAMES if ch in given]
+    c.keys(given, f.key, f"message {name!r}", (), (*registry.CHANNEL_NAMES, "locales"))
+    if not channels:
+        c.error(
+            f.key,
+            f"message {name!r} has no content: give it at least one channel",
+            f"one or more of: {', '.join(registry.CHANNEL_NAMES)}",
+        )
+    defaults = {ch: _variant(c, c.entry(given, ch), ch, f"{where}.{ch}") for ch in channels}
+    locales: dict[str, dict[str, Variant | None]] = {ch: {} for ch in channels}
+    if (lf := c.field(given, "locales")) is not None:
+        example = "e.g. locales: {en: {sms: {text: Welcome!}}, fr-CA: {sms: {text: ...}}}"
+        for tag, entry in _locale_entries(c, lf, example):
+            if (versions := c.mapping(entry, f"locale {tag}", example)) is None:
+                continue
+            section = f"{where}.locales.{tag}"
+            c.keys(versions, entry.key, f"locale {tag}", (), channels, _missing_default(versions))
+            if not versions:
+                c.error(entry.at, f"locale {tag} is empty", "give it the channels it changes")
+            for ch in (ch for ch in channels if ch in versions):
+                locales[ch][tag] = _variant(c, c.entry(versions, ch), ch, f"{section}.{ch}")
+    if len(c.issues) > before:
+        return None
+    return MappingProxyType(
+        {
+            ch: Versions(variant, MappingProxyType(locales[ch]))  # type: ignore[arg-type]
+            for ch, variant in defaults.items()
+        }
+    )
+
+
+def _locale_entries(c: _Checker, f: _Field, example: str) -> Iterator[tuple[str, _Field]]:
+    """The `locales:` mapping's entries whose tag is well formed (`fr`, `fr-CA`)."""
+    if (given := c.mapping(f, "locales", example)) is None:
+        return
+    if not given:
+        c.error(f.at, "locales must name at least one locale", example)
+    for tag in given:
+        entry = c.entry(given, tag)
+        if isinstance(tag, str) and _LOCALE.fullmatch(tag):
+            yield tag, entry
+            continue
+        fixed = canonical_locale(tag) if isinstance(tag, str) else ""
+        hint = (
+            f"write {fixed}"
+            if _LOCALE.fullmatch(fixed)
+            else "a language, then an optional region: fr, en, fr-CA, pt-BR, es-419"
+        )
+        c.error(entry.key, f"{str(tag)!r} is not a locale tag", hint)
+
+
+def _missing_default(versions: Any) -> dict[str, str]:
+    """Hints for a locale's channel that the message itself lacks: no default to fall back
+    on, so people in other locales would get nothing."""
+    return {
+        str(ch): f"add {ch}: to the message itself too; it is sent when no locale matches"
+        for ch in versions
+        if ch in registry.CHANNEL_NAMES
+    }
+
+
+def _variant(c: _Checker, f: _Field, channel: str, where: str) -> Variant | None:
+    """One channel's content in one locale: its content keys (an e-mail's `text` may be left
+    out: it is made from the HTML) and, for SMS, an optional `max_segments`."""
+    keys = sorted(registry.required_content(channel))
+    example = f"e.g. {channel}: {{{', '.join(f'{key}: ...' for key in keys)}}}"
+    if (given := c.mapping(f, where, example)) is None:
+        return None
+    generated = GENERATED.get(channel, frozenset())
+    required = [key for key in keys if key not in generated]
+    extra = ("max_segments",) if channel == "sms" else ()
+    c.keys(given, f.key, where, required, (*sorted(generated), *extra))
+    before = len(c.issues)
+    content = _content(c, given, keys, f"{where}.")
+    max_segments = _max_segments(c, mf) if (mf := c.field(given, "max_segments")) else None
+    literal = content["text"].literal if "text" in content and channel == "sms" else None
+    if max_segments is not None and literal is not None:
+        size = measure(literal)
+        if size.segments > max_segments:
+            c.error(
+                c.entry(given, "text").at,
+                f"{where}.text is {size.describe()}; max_segments is {max_segments}",
+                "shorten the text (a character outside GSM-7 makes the whole SMS UCS-2), "
+                "or raise max_segments",
+            )
+    if len(c.issues) > before or any(key in given and key not in content for key in keys):
+        return None
+    return Variant(MappingProxyType(content), max_segments)
+
+
+def _max_segments(c: _Checker, f: _Field) -> int | None:
+    value = f.value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEGMENTS:
+        return int(value)
+    c.error(
+        f.at,
+        f"max_segments must be a whole number from 1 to {MAX_SEGMENTS}, not {_describe(value)}",
+        "the most SMS segments the text may take, e.g. max_segments: 1",
+    )
+    return None
+
+
+def _sent_message(c: _Checker, f: _Field, channel: str) -> Versions | None:
+    """The content of `message:` on `channel`, or None after reporting why not."""
+    if (name := c.text(f, "message")) is None:
+        return None
+    if name not in c.messages:
+        close = get_close_matches(name, list(c.messages), n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"define it under messages: at the top level, {_MESSAGE_EXAMPLE}"
+        )
+        c.error(f.at, f"unknown message {name!r}", hint)
+        return None
+    if (message := c.messages[name]) is None:
+        return None  # its own mistakes are reported where it is written
+    if channel not in message:
+        c.error(
+            f.at,
+            f"message {name!r} has no {channel} variant",
+            f"it has {', '.join(message)}; add {channel}: under messages.{name}",
+        )
+        return None
+    return message[channel]
+
+
+def _message_channels_hint(c: _Checker, f: _Field | None) -> str | None:
+    """For `send: {message: welcome}` without a channel: which channels the message has."""
+    name = f.value if f is not None and isinstance(f.value, str) else None
+    if name is None or not (message := c.messages.get(name)):
+        return None
+    return f"message {name!r} has {', '.join(message)}, e.g. channel: {next(iter(message))}"
+
+
+def _send_hints(uses: _Field | None, content_keys: list[str]) -> dict[str, str]:
+    hints = {
+        "channels": "a send step sends on one channel: write one send step per channel",
+        "max_segments": "max_segments goes in a message's sms variant, under messages:",
+    }
+    if uses is not None:
+        for key in content_keys:
+            hints[key] = f"the content comes from the message: change {key} under messages:"
+    return hints

@@ -1,0 +1,39 @@
+"""A message send through the real engine: the person's locale picks the variant, the e-mail
+is finished (CSS inlined, text part), an SMS over its budget is recorded as failed, unsent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.delivery import models
+from tests.conftest import Pipeline
+from tests.conftest import clean_state as clean_state  # these tests need the database
+from tests.conftest import schema as schema
+from tests.journeys.test_journey_messages import HEAD, WELCOME
+from tests.test_journey_runtime import deliveries, send
+from tests.test_journey_steps import journeys, person, track
+
+
+def test_the_profile_locale_picks_the_variant_sent(tmp_path: Path, pipeline: Pipeline) -> None:
+    journeys(tmp_path, HEAD.replace("id: demo", "id: welcome") + WELCOME)
+    send(pipeline, person(locale="fr_CA"), track("Signed Up"))
+    sms, email = sorted(deliveries(), key=lambda d: d.step_path)
+    assert (sms.step_path, sms.channel) == ("0", "sms")
+    assert sms.content == {"text": "Alice, bienvenue ! Code BIENVENUE15 : 15 % de rabais."}
+    # fr-CA has no e-mail: the default is sent, finished like every e-mail.
+    assert email.content["subject"] == "Bienvenue Alice"
+    assert '<h1 style="color: #c00;">Bienvenue !</h1>' in email.content["html"]
+    assert email.content["text"].startswith("Bienvenue !\n\nVotre code : [BIENVENUE15]")
+
+
+def test_an_sms_over_max_segments_fails_with_the_reason_and_is_not_sent(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    journeys(tmp_path, HEAD + WELCOME)
+    send(pipeline, person(locale="fr-CA", first_name="Marie-Ève " * 12), track("Signed Up"))
+    sms = next(d for d in deliveries() if d.channel == "sms")
+    assert (sms.status, sms.attempts, sms.content) == (models.FAILED, 0, {})
+    assert sms.error == (
+        "locale fr-CA: the SMS is UCS-2, 168 UCS-2 units, 3 segments (UCS-2 because of È); "
+        "max_segments is 1"
+    )

@@ -1,0 +1,169 @@
+"""Webhook tests: signatures made the way the providers make them, independently of the
+verifiers under test; providers' local stand-ins for the sends the webhooks report on."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.clock import ManualClock
+from app.db import session_scope
+from app.delivery.models import Delivery, DeliveryEvent
+from app.journeys import catalog
+from app.journeys.timers import fire_due
+from app.main import create_app
+from app.profiles.models import Identity, Trait
+from tests.conftest import Pipeline
+from tests.providers.sendgrid import SendGridServer
+from tests.providers.twilio import TwilioServer
+from tests.test_delivery import configure
+from tests.test_journey_runtime import SHIPPED, alice, cart
+from tests.test_profiles import ingest
+
+PUBLIC_URL = "https://carillon.example.com"
+SECRET = "webhook-tests-secret-0123456789"
+
+
+@dataclass
+class Keys:
+    private: ec.EllipticCurvePrivateKey
+    public_base64: (
+        str  # as SendGrid's settings page shows it: base64 of the DER SubjectPublicKeyInfo
+    )
+
+
+def new_keys() -> Keys:
+    private = ec.generate_private_key(ec.SECP256R1())
+    der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return Keys(private, base64.b64encode(der).decode())
+
+
+def sendgrid_headers(keys: Keys, body: bytes, timestamp: str = "1767340800") -> dict[str, str]:
+    """SendGrid's Event Webhook signing: ECDSA P-256 / SHA-256 over timestamp + raw body,
+    base64 of the DER signature."""
+    signature = keys.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+    }
+
+
+def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's documented scheme: the URL, then each POST parameter name and value in name
+    order, HMAC-SHA1 with the auth token, base64."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def body_of(events: list[dict[str, Any]]) -> bytes:
+    return json.dumps(events).encode()
+
+
+def history_rows() -> list[tuple[int, str, str, str | None, str | None]]:
+    with session_scope() as session:
+        rows = session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id))
+        return [(r.delivery_id, r.source, r.kind, r.detail, r.external_id) for r in rows]
+
+
+def traits_of(kind: str, value: str) -> dict[str, Any]:
+    with session_scope() as session:
+        identity = session.get(Identity, (kind, value))
+        assert identity is not None
+        found = session.scalars(select(Trait).where(Trait.profile_id == identity.profile_id))
+        return {t.name: t.value for t in found}
+
+
+def all_deliveries() -> list[Delivery]:
+    with session_scope() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+@pytest.fixture(scope="module")
+def _sendgrid() -> Iterator[SendGridServer]:
+    with SendGridServer(api_key="SG.webhooks") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _twilio() -> Iterator[TwilioServer]:
+    with TwilioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return new_keys()
+
+
+@pytest.fixture
+def providers(
+    settings_env: pytest.MonkeyPatch,
+    _sendgrid: SendGridServer,
+    _twilio: TwilioServer,
+    keys: Keys,
+) -> tuple[SendGridServer, TwilioServer]:
+    """Both channels configured against the stand-ins, the webhooks verifiable."""
+    _sendgrid.reset()
+    _twilio.reset()
+    configure(
+        settings_env,
+        {
+            **_sendgrid.settings_overrides(),
+            **_twilio.settings_overrides(),
+            "sendgrid_webhook_public_key": keys.public_base64,
+            "public_url": PUBLIC_URL,
+            "secret_key": SECRET,
+        },
+    )
+    return _sendgrid, _twilio
+
+
+@pytest.fixture
+def sendgrid(providers: tuple[SendGridServer, TwilioServer]) -> SendGridServer:
+    return providers[0]
+
+
+@pytest.fixture
+def twilio(providers: tuple[SendGridServer, TwilioServer]) -> TwilioServer:
+    return providers[1]
+
+
+@pytest.fixture
+def client() -> TestClient:
+    """The API without its lifespan (journeys are synced by the fixtures that need them)."""
+    return TestClient(create_app(), base_url=PUBLIC_URL)
+
+
+def send_cart_reminder(pipeline: Pipeline, manual_clock: ManualClock, total: float = 42.5) -> None:
+    """Alice abandons a cart; an hour later the reminder e-mail goes to SendGrid."""
+    catalog.sync_directory(SHIPPED)
+    ingest(alice(), cart(total))
+    pipeline.drain()
+    manual_clock.advance(timedelta(hours=1))
+    fire_due(100)
+    pipeline.drain()
+
+
+@pytest.fixture
+def email_delivery(
+    sendgrid: SendGridServer, pipeline: Pipeline, manual_clock: ManualClock
+) -> Delivery:
+    send_cart_reminder(pipeline, manual_clock)
+    [delivery] = all_deliveries()
+    assert (delivery.channel, delivery.status) == ("email", "sent"), delivery.error
+    return delivery
