@@ -38,6 +38,7 @@ def _fmt_money(value: float | None) -> str:
 
 
 templates.env.filters["age"] = table.age
+templates.env.filters["bucket"] = table.bucket
 templates.env.filters["rate"] = _fmt_rate
 templates.env.filters["money"] = _fmt_money
 

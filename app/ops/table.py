@@ -58,7 +58,7 @@ def _cells(row: QueueRow) -> tuple[str, ...]:
     )
 
 
-def _bucket(state: BucketState) -> str:
+def bucket(state: BucketState) -> str:
     """`rate limited 20/s (account AC…): 0.4 tokens, 19/s now, lowered until …`"""
     head = f"rate limited {state.limit} (account {state.account})"
     if state.tokens is None or state.rate_per_second is None:
@@ -90,7 +90,7 @@ def render(snapshot: Snapshot) -> str:
     for row in snapshot.queues:
         lines += [f"{row.name}: {note}" for note in row.notes]
     for p in snapshot.providers:
-        limited = _bucket(p.rate_limit) if p.rate_limit else "not limited"
+        limited = bucket(p.rate_limit) if p.rate_limit else "not limited"
         lines.append(f"provider {p.provider} ({p.channel}, {p.mode}): {limited}")
     if snapshot.providers:
         lines.append(f"  note: {snapshot.providers[0].rate_limit_note}")

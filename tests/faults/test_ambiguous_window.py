@@ -8,17 +8,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import service
 from app.journeys import catalog
+from app.main import create_app
 from app.ops import dead_letters, queues
 from app.settings import Settings, get_settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker
 from tests.conftest import Pipeline
+from tests.ops.conftest import TOKEN
 from tests.test_delivery import Providers, instagram_like, newsletter
 from tests.test_journey_runtime import SHIPPED, alice, deliveries
 from tests.test_profiles import ingest, process
@@ -42,7 +45,10 @@ def _abandoned_claim(event: dict[str, Any]) -> int:
 
 
 def test_an_abandoned_sms_becomes_unknown_and_is_only_sent_again_by_a_person(
-    manual_clock: ManualClock, idle_pipeline: Pipeline, providers: Providers
+    manual_clock: ManualClock,
+    idle_pipeline: Pipeline,
+    providers: Providers,
+    settings_env: pytest.MonkeyPatch,
 ) -> None:
     delivery_id = _abandoned_claim(newsletter())
     idle_pipeline.worker.start()
@@ -71,6 +77,13 @@ def test_an_abandoned_sms_becomes_unknown_and_is_only_sent_again_by_a_person(
     with session_scope() as session:
         [letter] = dead_letters.listing(session)
     assert (letter.id, letter.status) == (delivery_id, "unknown")
+    settings_env.setenv("CARILLON_ADMIN_TOKEN", TOKEN)
+    get_settings.cache_clear()
+    dashboard = TestClient(create_app())
+    dashboard.post("/ops/login", data={"token": TOKEN})
+    page = dashboard.get("/ops")
+    assert page.status_code == 200, page.text
+    assert 'data-field="needs-review">1 to review<' in page.text
 
     # Replay is the human decision: once replayed it is sent, once.
     assert dead_letters.replay(delivery_id).replayed
