@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.journeys.definition import Cap, parse_cap
@@ -129,32 +129,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @field_validator("cost_per_message")
-    @classmethod
-    def _costs_parse(cls, value: str) -> str:
-        parse_costs(value)  # refuse a bad value at start, not on the first dashboard view
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet_hours_parse(cls, value: str) -> str:
-        parse_quiet_hours(value)  # refuse a bad value at start, not on the first send
-        return value
-
-    @field_validator("frequency_caps")
-    @classmethod
-    def _caps_parse(cls, value: str) -> str:
-        parse_frequency_caps(value)
-        return value
-
-    @field_validator("rate_limits")
-    @classmethod
-    def _rate_limits_parse(cls, value: str) -> str:
-        from app.delivery.rate_limit import parse_rate_limits
-
-        parse_rate_limits(value)  # refuse a bad value at start, not on the first send
-        return value
-
     @field_validator("sendgrid_webhook_public_key")
     @classmethod
     def _webhook_key_parses(cls, value: str | None) -> str | None:
@@ -164,10 +138,26 @@ class Settings(BaseSettings):
             sendgrid_public_key(value)  # a pasted key cut short fails at start, not per webhook
         return value
 
-    @field_validator("delivery_attempts_per_channel")
+    @field_validator(
+        "cost_per_message",
+        "delivery_attempts_per_channel",
+        "quiet_hours",
+        "frequency_caps",
+        "rate_limits",
+    )
     @classmethod
-    def _attempts_parse(cls, value: str) -> str:
-        parse_attempts(value)
+    def _per_channel_parses(cls, value: str, info: ValidationInfo) -> str:
+        """Refuse a bad value at start, not on the first send or dashboard view."""
+        from app.delivery.rate_limit import parse_rate_limits  # it imports these settings
+
+        parsers: dict[str, Callable[[str], object]] = {
+            "cost_per_message": parse_costs,
+            "delivery_attempts_per_channel": parse_attempts,
+            "quiet_hours": parse_quiet_hours,
+            "frequency_caps": parse_frequency_caps,
+            "rate_limits": parse_rate_limits,
+        }
+        parsers[str(info.field_name)](value)
         return value
 
     def quiet_hours_by_channel(self) -> dict[str, QuietHours]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.db import session_scope
@@ -92,3 +93,14 @@ def held(delivery_id: int) -> list[tuple[str, str | None]]:
 
 
 SENT_OR_DRY = (models.SENT, models.DRY_RUN)
+
+
+def refusal_at_start(env: pytest.MonkeyPatch, variable: str, value: str) -> str:
+    """What Carillon says when it refuses to start with `variable=value`."""
+    env.setenv(variable, value)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError) as raised:
+        get_settings()
+    said = str(raised.value)
+    assert variable in said
+    return said

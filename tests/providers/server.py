@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -106,6 +107,16 @@ def parse_body(content_type: str, raw: bytes) -> Any:
     return None
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """A client that goes away with a kept-alive connection open (a worker process stopped at
+    the end of a run) is no error of the provider's; anything else is still printed."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class ProviderServer:
     """Base class: subclasses implement `respond(request) -> Reply` with the provider's logic."""
 
@@ -123,7 +134,7 @@ class ProviderServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd = _QuietHTTPServer(("127.0.0.1", 0), _make_handler(self))
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(
