@@ -20,8 +20,7 @@ from app.delivery import models as delivery
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
-from app.profiles.models import Identity
-from app.profiles.service import USER_ID
+from app.profiles.models import USER_ID, Identity
 from app.settings import get_settings
 from channels.meta_audience import normalize_email, sha256_hex
 from tests.processes import (

@@ -16,7 +16,7 @@ from app.events.schemas import SegmentEvent
 from app.events.service import store
 from app.profiles import repository
 from app.profiles.models import Identity, Profile
-from app.profiles.service import view
+from app.profiles.view import view
 from tests.conftest import T0
 
 

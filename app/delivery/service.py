@@ -24,8 +24,8 @@ from app.delivery.models import Delivery
 from app.delivery.retry_state import due_later, retries_due, retry_later
 from app.ops.instruments import timed_send
 from app.profiles import consent, repository
-from app.profiles import service as profiles
 from app.profiles.models import Profile
+from app.profiles.view import view
 from app.settings import get_settings
 from channels.base import Channel, Feedback, Message, Outcome, Recipient, SendResult
 from channels.dry_run import dry_run_note
@@ -62,7 +62,7 @@ def _claim(delivery_id: int) -> Message | None:
         profile = session.get(Profile, delivery.profile_id)
         assert profile is not None
         # The address and consent as of now, not as of planning: people change their minds.
-        person = profiles.view(session, profile)
+        person = view(session, profile)
         verdict = checks.decide(
             checks.SendContext(session, delivery, person["traits"], now, get_settings())
         )

@@ -16,6 +16,7 @@ from app.events.models import Event
 from app.journeys import runtime
 from app.ops import logs
 from app.profiles import service as profiles
+from app.profiles.view import view
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _process_one(event_id: int) -> None:
         event.profile_id = profile.id
         logs.bind(profile_id=profile.id)
         if event.type == "track":
-            runtime.on_event(session, event, profiles.view(session, profile))
+            runtime.on_event(session, event, view(session, profile))
         event.processed_at = clock.now()
     log.info("event %s routed (%s %s)", event_id, event.type, event.name or "")
 

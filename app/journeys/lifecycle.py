@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 from app import clock
 from app.db import is_postgres
 from app.delivery import models as delivery
+from app.delivery import outbox
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import catalog
@@ -132,8 +133,6 @@ def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
     """For each audience this trip added the person to with `remove_on_exit`, plan the
     removal: an outbox row like any message, so it is retried, swept and recorded the same
     way. Planned at most once per step (a removal row already there is left alone)."""
-    from app.delivery import outbox  # the outbox imports the delivery service, which imports us
-
     rows = list(session.scalars(select(Delivery).where(Delivery.instance_id == instance.id)))
     planned = {row.step_path for row in rows}
     journey = catalog.journey_of_version(session, instance.journey_version_id)

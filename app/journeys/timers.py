@@ -15,8 +15,8 @@ from app import clock
 from app.db import is_postgres, session_scope
 from app.journeys import runtime
 from app.journeys.models import ACTIVE, JourneyInstance, Timer
-from app.profiles import service as profiles
 from app.profiles.models import Profile
+from app.profiles.view import view
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _fire(session: Session, timer: Timer, instance: JourneyInstance) -> None:
     timer.fired_at = now
     profile = session.get(Profile, instance.profile_id)
     assert profile is not None
-    runtime.resume(session, instance, timer.step_path, profiles.view(session, profile))
+    runtime.resume(session, instance, timer.step_path, view(session, profile))
     instance.updated_at = now
 
 

@@ -178,8 +178,10 @@ class ChannelKpis:
     channel: str
     sent: int
     dry_run: int
-    failed: int
+    failed: int  # refused by the provider, or out of retries (dead letters)
     cancelled: int
+    # Refused at send time: no consent, or a frequency cap with `on_cap: drop`.
+    suppressed: int
     pending: int
     delivered: int | None
     opened: int | None
@@ -232,8 +234,10 @@ def channels(session: Session) -> list[ChannelKpis]:
                 channel=channel,
                 sent=sent,
                 dry_run=counts.get((channel, delivery.DRY_RUN), 0),
-                failed=counts.get((channel, delivery.FAILED), 0),
+                failed=counts.get((channel, delivery.FAILED), 0)
+                + counts.get((channel, delivery.DEAD), 0),
                 cancelled=counts.get((channel, delivery.CANCELLED), 0),
+                suppressed=counts.get((channel, delivery.SUPPRESSED), 0),
                 pending=counts.get((channel, delivery.PENDING), 0)
                 + counts.get((channel, delivery.SENDING), 0),
                 delivered=e.delivered,

@@ -124,7 +124,7 @@ class StateCollector(Collector):
         deliveries = _gauge(
             "carillon_deliveries",
             "Deliveries by channel and current status (pending, sending, sent, dry_run, "
-            "failed, cancelled).",
+            "failed, dead, cancelled, suppressed, unknown).",
             ["channel", "status"],
         )
         for channel, status, count in by_status:

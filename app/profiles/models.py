@@ -21,6 +21,11 @@ class Profile(Base):
     merged_into: Mapped[str | None] = mapped_column(String(36))
 
 
+# Identity kinds besides the contact traits (`email`, `phone`).
+USER_ID = "user_id"
+ANONYMOUS_ID = "anonymous_id"
+
+
 class Identity(Base):
     """An identifier that resolves to exactly one profile (userId, anonymousId, email, phone)."""
 

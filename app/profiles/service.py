@@ -19,12 +19,10 @@ from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import lifecycle
 from app.profiles import repository as repo
-from app.profiles.models import Identity, Profile
+from app.profiles.models import ANONYMOUS_ID, USER_ID, Identity, Profile
 
 log = logging.getLogger(__name__)
 
-USER_ID = "user_id"
-ANONYMOUS_ID = "anonymous_id"
 # Traits that double as identities, so a profile can be found by them and messaged on them.
 CONTACT_TRAITS = ("email", "phone")
 
@@ -139,16 +137,3 @@ def apply_event(session: Session, event: Event) -> Profile:
         _claim_contacts(session, profile.id, traits)
     profile.updated_at = clock.now()
     return profile
-
-
-def view(session: Session, profile: Profile) -> dict[str, Any]:
-    """The profile as journeys see it: `profile.traits`, `profile.email`, `profile.phone`."""
-    traits = repo.traits_of(session, profile.id)
-    ids = {i.kind: i.value for i in repo.identities_of(session, profile.id)}
-    return {
-        "id": profile.id,
-        "user_id": ids.get(USER_ID),
-        "traits": traits,
-        "email": traits.get("email") or ids.get("email"),
-        "phone": traits.get("phone") or ids.get("phone"),
-    }

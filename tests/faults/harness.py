@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 from app.delivery import models
 from app.delivery.models import Delivery
 from app.events.models import Event
-from app.profiles.models import Identity
-from app.profiles.service import USER_ID
+from app.profiles.models import USER_ID, Identity
 from tests.faults.services import PrivatePostgres, PrivateRedis
 from tests.processes import (
     PRODUCTION_ROLES,

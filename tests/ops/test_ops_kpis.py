@@ -72,6 +72,12 @@ def test_channel_results_cost_and_conversions(
     ingest(*newsletter_signup("ada", "+33611111111"), *newsletter_signup("bea", "+33622222222"))
     ingest({"type": "track", "userId": "cy", "event": "Instagram Post Liked"})
     pipeline.drain()
+    # dan never opted in to SMS: his welcome SMS is suppressed, costs nothing, and is counted.
+    ingest(
+        {"type": "identify", "userId": "dan", "traits": {"phone": "+33644444444"}},
+        {"type": "track", "userId": "dan", "event": "Newsletter Subscribed"},
+    )
+    pipeline.drain()
     with session_scope() as session:  # ada reached a goal (issue #3 will record these)
         first = session.scalar(
             select(func.min(JourneyInstance.id)).where(
@@ -87,6 +93,7 @@ def test_channel_results_cost_and_conversions(
     channels = {c["channel"]: c for c in answer.json()}
     sms = channels["sms"]
     assert (sms["sent"], sms["dry_run"], sms["failed"], sms["pending"]) == (2, 0, 0, 0)
+    assert sms["suppressed"] == 1
     assert sms["cost_per_message"] == 0.07
     assert sms["cost"] == pytest.approx(0.14)
     assert sms["conversions"] == 1

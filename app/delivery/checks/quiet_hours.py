@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from app.delivery.checks.verdicts import Defer, SendContext, Verdict
 from app.journeys import catalog
+from app.profiles.timezone import timezone_of
 from app.settings import QuietHours
 
 _MINUTE = timedelta(minutes=1)
@@ -53,17 +54,13 @@ def _clock_reaches(day: date, wall: time, zone: ZoneInfo, after: datetime) -> da
 
 
 def check(context: SendContext) -> Verdict:
-    # The zone `wait: {until}` uses, so both agree on the person's clock; imported here since
-    # the steps package imports the outbox, which imports the delivery jobs, which import us.
-    from app.journeys.steps.wait_until import timezone_of
-
     window = context.settings.quiet_hours_by_channel().get(context.delivery.channel)
     if window is None:
         return None
     journey = catalog.journey_of_instance(context.session, context.delivery.instance_id)
     if journey.kind == "transactional":
         return None
-    zone = timezone_of({"id": context.delivery.profile_id, "traits": dict(context.traits)})
+    zone = timezone_of(context.delivery.profile_id, context.traits)
     until = next_allowed(window, context.now, zone)
     if until is None:
         return None

@@ -6,28 +6,19 @@ winter alike; a time skipped by a DST change resolves to the same offset as the 
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from app import clock
 from app.journeys.definition import WaitUntilStep
 from app.journeys.steps.context import Outcome, StepContext
 from app.journeys.steps.timing import park
-from app.settings import get_settings
-
-log = logging.getLogger(__name__)
+from app.profiles.timezone import timezone_of
 
 
-def timezone_of(profile: dict[str, object]) -> ZoneInfo:
+def _zone(profile: dict[str, object]) -> ZoneInfo:
     traits = profile.get("traits")
-    name = traits.get("timezone") if isinstance(traits, dict) else None
-    if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            log.info("profile %s: unknown timezone %r, using the default", profile.get("id"), name)
-    return ZoneInfo(get_settings().default_timezone)
+    return timezone_of(str(profile.get("id")), traits if isinstance(traits, dict) else {})
 
 
 def next_occurrence(now: datetime, step: WaitUntilStep, zone: ZoneInfo) -> datetime:
@@ -40,5 +31,5 @@ def next_occurrence(now: datetime, step: WaitUntilStep, zone: ZoneInfo) -> datet
 
 
 def run(ctx: StepContext, step: WaitUntilStep) -> Outcome:
-    park(ctx, step.path, next_occurrence(clock.now(), step, timezone_of(ctx.profile)))
+    park(ctx, step.path, next_occurrence(clock.now(), step, _zone(ctx.profile)))
     return Outcome.SUSPEND
