@@ -42,19 +42,73 @@ def _logging(default_format: str = "json") -> None:
     logs.configure(default_format)
 
 
+def _local_admin_token(host: str) -> str | None:
+    """A newcomer's `make run` should show what the journeys did without a setting: on a
+    loopback address only, a random token for this run when none is configured."""
+    import ipaddress
+    import secrets
+
+    if os.environ.get("CARILLON_ADMIN_TOKEN"):
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return None
+    token = secrets.token_urlsafe(24)
+    os.environ["CARILLON_ADMIN_TOKEN"] = token
+    return token
+
+
+def _settings_or_exit(*, production: bool) -> None:
+    """Check every setting before a long-running process starts: one line per problem on
+    stderr and exit code 2, rather than a traceback from deep inside the first request.
+
+    The production roles (`api`, `worker`, `scheduler`) must share CARILLON_SECRET_KEY; `serve`
+    on a SQLite file makes its own on first start and keeps it beside the database."""
+    from pydantic import ValidationError
+
+    from app import signing
+    from app.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            variable = f"CARILLON_{field}" if field else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            if not message.startswith(variable):
+                message = f"{variable}: {message}"
+            typer.echo(f"carillon: {message}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        if production and not settings.secret_key:
+            raise signing.MissingSecretKey(signing.MISSING)
+        signing.secret_key(settings)
+    except signing.MissingSecretKey as exc:
+        typer.echo(f"carillon: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Run everything in one process: the API, queue workers and the scheduler.
 
     The embedded default: a SQLite file (CARILLON_DATABASE_URL), an in-process queue unless CARILLON_REDIS_URL is set, and dry-run channels for providers without credentials.
 
-    The schema is created or upgraded on start.
+    The schema is created or upgraded on start. On a loopback address without CARILLON_ADMIN_TOKEN, a token for the ops dashboard is made for this run and printed.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    dashboard_token = _local_admin_token(host)
+    _settings_or_exit(production=False)
     import uvicorn
 
     from app.main import create_app
 
     _logging(default_format="text")  # a person at a terminal runs `serve`
+    shown = "the CARILLON_ADMIN_TOKEN you set" if dashboard_token is None else dashboard_token
+    typer.echo(f"Ops dashboard: http://{host}:{port}/ops (admin token: {shown})")
     uvicorn.run(create_app(embedded=True), host=host, port=port, log_config=None)
 
 
@@ -64,6 +118,7 @@ def api(host: Host = "0.0.0.0", port: Port = 8000) -> None:
 
     Events are stored and queued; run `carillon worker` and `carillon scheduler` alongside. Run `carillon db upgrade` first.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _settings_or_exit(production=True)
     import uvicorn
 
     from app.main import create_app
@@ -100,6 +155,7 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address of the metrics port.")] = "0.0.0.0",
 ) -> None:
     """Run queue workers (production): route events through journeys and make deliveries."""
+    _settings_or_exit(production=True)
     # dramatiq reads its idle back-off ceiling from the environment (default 1 s).
     os.environ["dramatiq_worker_timeout"] = str(poll_ms)  # noqa: SIM112 (dramatiq's spelling)
     os.environ.setdefault("CARILLON_LOG_FORMAT", "json")
@@ -125,6 +181,7 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler (production): fires due journey waits and re-enqueues lost work."""
+    _settings_or_exit(production=True)
     from app import scheduler as periodic
     from app.journeys import catalog
     from app.settings import get_settings

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import migrate
-from app.events.endpoints import Rejected, rejected_response
+from app.errors import Rejected, rejected_response
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
 from app.ops import install as install_ops
@@ -37,7 +37,8 @@ def create_app(*, embedded: bool = False) -> FastAPI:
             if runner is not None:
                 runner.stop()
 
-    app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds them from the Host header a client sends.
+    app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan, redirect_slashes=False)
     app.add_exception_handler(Rejected, rejected_response)
     app.include_router(events_router)
     # Provider feedback (SendGrid, Twilio) and the unsubscribe link.

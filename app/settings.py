@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.journeys.definition import Cap, parse_cap
+from app.webhooks.sendgrid_key import sendgrid_public_key
 
 T = TypeVar("T")
 
@@ -83,8 +84,8 @@ class Settings(BaseSettings):
     # The Event Webhook's verification key as SendGrid shows it (base64 DER, or PEM); unset:
     # every SendGrid webhook is refused, since an unsigned one could unsubscribe anybody.
     sendgrid_webhook_public_key: str | None = None
-    # Signs unsubscribe links (HMAC-SHA256). Unset: a key derived from SENDGRID_API_KEY, with a
-    # warning (links then break when that key is rotated); see docs/channels.md.
+    # Signs every token Carillon hands out (unsubscribe links, dashboard sessions). Required by
+    # the production roles; `serve` on SQLite makes one beside the database (app/signing.py).
     secret_key: str | None = Field(default=None, min_length=16)
     # The answer to an SMS "HELP" (TwiML reply to Twilio's inbound webhook).
     sms_help_text: str = (
@@ -125,6 +126,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("secret_key", "admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`CARILLON_SECRET_KEY=` in an env file means "not set", not a too-short key."""
+        return None if value == "" else value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -133,8 +140,6 @@ class Settings(BaseSettings):
     @classmethod
     def _webhook_key_parses(cls, value: str | None) -> str | None:
         if value:
-            from app.webhooks.signatures import sendgrid_public_key
-
             sendgrid_public_key(value)  # a pasted key cut short fails at start, not per webhook
         return value
 

@@ -1,21 +1,19 @@
 """Unsubscribe links: a token that proves Carillon wrote this link for this person.
 
-The token carries the delivery id and the profile id, signed with HMAC-SHA256, so the link
-needs no table and the e-mail adapter can make it without the database. Without
-`CARILLON_SECRET_KEY` the key is derived from `SENDGRID_API_KEY` (secret wherever real e-mail is
-sent; rotating it breaks old links) or, in the embedded dry-run default where no e-mail leaves
-the machine, from the database URL.
+The token carries the delivery id and the profile id, signed with the secret key (see
+`app.signing`), so the link needs no table and the e-mail adapter can make it without the
+database.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 
 from app.settings import Settings
+from app.signing import sign
 
 # What `{{ unsubscribe_url }}` renders to when the message is planned (before the delivery has
 # an id); the e-mail adapter puts the real link in its place.
@@ -40,19 +38,8 @@ class Claim:
     profile_id: str
 
 
-def key_is_derived(settings: Settings) -> bool:
-    return not settings.secret_key
-
-
-def _key(settings: Settings) -> bytes:
-    if settings.secret_key:
-        return settings.secret_key.encode()
-    seed = settings.sendgrid_api_key or f"embedded:{settings.database_url}"
-    return hmac.new(seed.encode(), b"carillon unsubscribe key", hashlib.sha256).digest()
-
-
 def _mac(settings: Settings, payload: bytes) -> bytes:
-    return hmac.new(_key(settings), _PURPOSE + payload, hashlib.sha256).digest()
+    return sign(settings, _PURPOSE, payload)
 
 
 def _b64(data: bytes) -> str:

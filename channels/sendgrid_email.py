@@ -43,11 +43,6 @@ class SendGridEmail:
             raise ValueError("SendGridEmail needs settings.sendgrid_api_key")
         self._from_email = settings.sendgrid_from_email
         self._settings = settings
-        if unsubscribe.key_is_derived(settings):
-            log.warning(
-                "CARILLON_SECRET_KEY is not set: unsubscribe links are signed with a key derived "
-                "from SENDGRID_API_KEY and stop working when that key is rotated"
-            )
         if not settings.public_url:
             log.warning(
                 "CARILLON_PUBLIC_URL is not set: unsubscribe links point at %s",

@@ -22,6 +22,8 @@ if "CARILLON_DATABASE_URL" not in os.environ:
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{_tmp}/test.db"
 os.environ.setdefault("CARILLON_JOURNEYS_DIR", str(REPO / "journeys"))
 os.environ.setdefault("CARILLON_WRITE_KEYS", "test-key,shop=shop-key")
+# Production roles need the one signing secret; tests of the embedded default unset it.
+os.environ.setdefault("CARILLON_SECRET_KEY", "test-secret-key-0123456789abcdef")
 # No quiet hours unless a test sets them: the default (SMS 21:00-08:00) would make every test on
 # the real clock depend on the hour it runs at.
 os.environ.setdefault("CARILLON_QUIET_HOURS", "")
@@ -37,6 +39,7 @@ from app import clock  # noqa: E402
 from app.db import get_engine, reset_all  # noqa: E402
 from app.journeys import catalog  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+from app.ops import throttle  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from app.tasks import broker  # noqa: E402
 
@@ -56,6 +59,7 @@ def schema() -> None:
 @pytest.fixture(autouse=True)
 def clean_state() -> Iterator[None]:
     reset_all()
+    throttle.forget()
     catalog.forget_parsed()
     broker.flush_all()
     yield

@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope
+from app.errors import Rejected
 from app.events.schemas import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentEvent
 from app.events.service import InvalidEvent, parse_event, store
 from app.ops import instruments
@@ -31,28 +32,6 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 # Seconds a client should wait before resending when the database is unreachable.
 RETRY_AFTER_SECONDS = 5
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
-_CODES = {400: "invalid_request", 401: "unauthorized", 503: "unavailable"}
-
-
-def rejected_response(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Rejected)
-    # Segment SDKs read `code` and `message` from an error body.
-    code = _CODES.get(exc.status, "error")
-    return JSONResponse(
-        {"success": False, "code": code, "message": exc.message},
-        status_code=exc.status,
-        headers=exc.headers,
-    )
 
 
 async def _body(request: Request, limit: int) -> Any:

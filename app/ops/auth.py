@@ -2,15 +2,18 @@
 or, for the browser dashboard, a session cookie the login form sets.
 
 Never open by default: with no token configured every ops endpoint answers 503 and says how
-to enable it. Tokens are compared with `hmac.compare_digest` (constant time). The cookie holds
-an expiry and an HMAC of it keyed by the token, not the token itself: it cannot be turned back
-into the token, and changing the token logs every browser out. It is HttpOnly and
-SameSite=Strict; a browser request that changes something (replay) must also carry the
-`X-Carillon-Ops` header, which a cross-site form cannot set.
+to enable it. Tokens are compared with `hmac.compare_digest` (constant time), and an address
+that sends five wrong ones in a minute is answered 429 until the minute has passed. The cookie
+holds an expiry and a signature (CARILLON_SECRET_KEY) over it and a digest of the token, not the
+token itself: it cannot be turned back into the token, and changing the token logs every browser
+out. It is HttpOnly and SameSite=Strict; a browser request that changes something (replay) must
+also carry the `X-Carillon-Ops` header, which a cross-site form cannot set, and the log-out form
+carries a token derived from the session cookie.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
@@ -18,6 +21,8 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, Response
 
+from app import signing
+from app.ops import throttle
 from app.settings import get_settings
 
 COOKIE = "carillon_ops"
@@ -43,13 +48,33 @@ def configured_token() -> str | None:
     return token or None
 
 
-def token_matches(given: str) -> bool:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_token(request: Request, given: str) -> bool:
+    """Whether `given` is the admin token; a wrong one counts against the caller's address,
+    and a caller over the limit is refused (429) before its token is even compared."""
+    client = client_address(request)
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        raise OpsAuthError(
+            429,
+            f"too many wrong admin tokens from {client}: try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     token = configured_token()
-    return token is not None and hmac.compare_digest(given.encode(), token.encode())
+    if token is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return True
+    throttle.failed(client)
+    return False
 
 
-def _signature(token: str, expires: int) -> str:
-    return hmac.new(token.encode(), f"ops-session:{expires}".encode(), hashlib.sha256).hexdigest()
+def _signature(token: str, expires: int, purpose: bytes = b"ops-session") -> str:
+    # Bound to the token: a new token invalidates every cookie signed for the old one.
+    bound = f"{expires}:{hashlib.sha256(token.encode()).hexdigest()}".encode()
+    mac = signing.sign(get_settings(), purpose, bound)
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def session_cookie(token: str, now: float | None = None) -> str:
@@ -95,7 +120,7 @@ def authenticate(request: Request) -> Via:
             raise OpsAuthError(
                 401, "Authorization: expected `Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
             )
-        if not token_matches(given.strip()):
+        if not check_token(request, given.strip()):
             raise OpsAuthError(401, "wrong admin token", _CHALLENGE)
         return "bearer"
     cookie = request.cookies.get(COOKIE)
@@ -106,6 +131,22 @@ def authenticate(request: Request) -> Via:
     raise OpsAuthError(
         401, "missing admin token: send `Authorization: Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
     )
+
+
+def form_token(request: Request) -> str:
+    """What a dashboard form must send back: derived from the session cookie, which another
+    site can neither read nor make the browser reveal."""
+    token = configured_token()
+    cookie = request.cookies.get(COOKIE, "")
+    expires = cookie.partition(".")[0]
+    if token is None or not expires.isdigit():
+        return ""
+    return _signature(token, int(expires), b"ops-form")
+
+
+def form_token_valid(request: Request, given: str) -> bool:
+    expected = form_token(request)
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def require_admin(request: Request) -> Via:

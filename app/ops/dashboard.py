@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -48,14 +48,28 @@ def _secure(request: Request) -> bool:
     return proto == "https"
 
 
-def _login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
+def _login_page(
+    request: Request, error: str | None, status: int, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     disabled = auth.configured_token() is None
     return templates.TemplateResponse(
         request,
         "login.html",
         {"error": auth.NOT_CONFIGURED if disabled else error, "disabled": disabled},
         status_code=503 if disabled else status,
+        headers=headers,
     )
+
+
+def _cross_site(request: Request) -> bool:
+    """A form posted from another site: browsers say so in Sec-Fetch-Site, or in an Origin
+    that is not this host."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host")
 
 
 def _signed_in(request: Request) -> Response | None:
@@ -79,7 +93,15 @@ async def dashboard(request: Request) -> Response:
     if refused is not None:
         return refused
     context = await run_in_threadpool(_context)
+    context["form_token"] = auth.form_token(request)
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.get("/")
+async def dashboard_slash() -> Response:
+    # A relative redirect: the one Starlette makes for a trailing slash is absolute and built
+    # from the Host header, which a client chooses.
+    return RedirectResponse("/ops", status_code=307)
 
 
 @router.get("/panels", response_class=HTMLResponse)
@@ -87,6 +109,20 @@ async def panels(request: Request) -> Response:
     auth.authenticate(request)  # a fragment: 401/503 as JSON, the page script reacts
     context = await run_in_threadpool(_context)
     return templates.TemplateResponse(request, "panels.html", context)
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """A small url-encoded form's first value per field, or None if it is not one."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_LOGIN_BODY:
+            return None
+    try:
+        fields = parse_qs(raw.decode(), max_num_fields=5)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {name: values[0] for name, values in fields.items()}
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -98,17 +134,19 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     if auth.configured_token() is None:
         return _login_page(request, None, 503)
-    raw = await request.body()
-    if len(raw) > MAX_LOGIN_BODY:
-        return _login_page(request, "request too large", 400)
-    try:
-        form = parse_qs(raw.decode(), max_num_fields=5)
-    except (UnicodeDecodeError, ValueError):
-        return _login_page(request, "malformed form", 400)
-    token = (form.get("token") or [""])[0].strip()
+    if _cross_site(request):
+        return _login_page(request, "log in from this dashboard's own page", 403)
+    form = await _form(request)
+    if form is None:
+        return _login_page(request, "malformed or oversized form", 400)
+    token = form.get("token", "").strip()
     if not token:
         return _login_page(request, "enter the admin token (CARILLON_ADMIN_TOKEN)", 400)
-    if not auth.token_matches(token):
+    try:
+        matches = auth.check_token(request, token)
+    except auth.OpsAuthError as exc:  # throttled
+        return _login_page(request, str(exc.detail), exc.status_code, exc.headers)
+    if not matches:
         return _login_page(request, "wrong admin token", 401)
     response = RedirectResponse("/ops", status_code=303)
     auth.set_session(response, token, _secure(request))
@@ -116,7 +154,10 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    form = await _form(request)
+    if _cross_site(request) or not auth.form_token_valid(request, (form or {}).get("csrf", "")):
+        return Response("log out from the dashboard's own page", status_code=403)
     response = RedirectResponse("/ops/login", status_code=303)
     auth.clear_session(response)
     return response

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -56,6 +57,18 @@ def scope(**ids: Any) -> Iterator[None]:
             var.reset(token)
 
 
+_EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+_PHONE = re.compile(r"\+(\d{2})\d{4,11}(\d{2})\b")
+
+
+def mask(text: str) -> str:
+    """Log lines go to places (aggregators, tickets, screenshots) that personal data must not:
+    `alice@example.com` -> `a***@example.com`, `+33612345678` -> `+33******78`. Applied to the
+    whole formatted line, so a library's or a future module's line is covered too."""
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _PHONE.sub(lambda m: f"+{m[1]}{'*' * (len(m[0]) - 5)}{m[2]}", text)
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "msg", <bound ids>, <extra>, "exc"}` on one line."""
 
@@ -72,7 +85,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return mask(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -84,7 +97,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         ids = " ".join(f"{k}={v}" for k, v in current().items())
-        return f"{line} [{ids}]" if ids else line
+        return mask(f"{line} [{ids}]" if ids else line)
 
 
 def formatter(kind: str) -> logging.Formatter:
@@ -102,14 +115,22 @@ def configure(default_format: str) -> None:
     handler.setFormatter(formatter(os.environ.get("CARILLON_LOG_FORMAT", default_format)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("CARILLON_LOG_LEVEL", "INFO").upper())
+    level = os.environ.get("CARILLON_LOG_LEVEL", "INFO").upper()
+    root.setLevel(level)
+    quiet_at_rest(level)
+
+
+def quiet_at_rest(level: str) -> None:
+    """APScheduler logs two INFO lines per job run, several a second at rest; its warnings
+    (missed runs, job errors) still show. CARILLON_LOG_LEVEL=DEBUG brings it all back."""
+    if level != "DEBUG":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def adopt_handlers() -> None:
     """In a process whose logging someone else set up (dramatiq's worker processes), switch the
-    existing root handlers to CARILLON_LOG_FORMAT when that variable is set; else do nothing."""
-    kind = os.environ.get("CARILLON_LOG_FORMAT")
-    if not kind:
-        return
+    existing root handlers to CARILLON_LOG_FORMAT (text when unset), so its lines carry the ids
+    and mask addresses like every other Carillon process."""
+    kind = os.environ.get("CARILLON_LOG_FORMAT", "text")
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter(kind))

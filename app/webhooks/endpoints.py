@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope
-from app.events.endpoints import Rejected
+from app.errors import Rejected
 from app.settings import get_settings
 from app.webhooks import sendgrid, signatures, twilio, unsubscribe_page
 from app.webhooks.twilio import Inbound, StatusCallback

@@ -8,31 +8,22 @@ with HMAC-SHA1 and the account's auth token. Both checks use the providers' own 
 from __future__ import annotations
 
 import binascii
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 
-from app.events.endpoints import Rejected
+from app import clock
+from app.errors import Rejected
 from app.settings import Settings
+from app.webhooks.sendgrid_key import sendgrid_public_key
 
-
-def sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
-    """The key as SendGrid's settings page shows it (base64 DER), PEM armour and line breaks
-    tolerated, since people paste it either way."""
-    lines = [line for line in text.strip().splitlines() if not line.startswith("-----")]
-    der_base64 = "".join("".join(lines).split())
-    try:
-        key = EventWebhook(der_base64).public_key
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ValueError(
-            f"CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY is not a readable public key: {exc}"
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ValueError("CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA P-256 public key")
-    return key
+# How far a signed timestamp may be from now. SendGrid documents none; the signature covers the
+# timestamp, so this bounds how long a captured request can be replayed (each event in it is
+# also applied once only, by sg_event_id). 15 minutes is lenient with clock drift and the
+# common 5-minute choice of Stripe and Standard Webhooks.
+SENDGRID_MAX_AGE = timedelta(minutes=15)
 
 
 def verify_sendgrid(
@@ -44,6 +35,8 @@ def verify_sendgrid(
         raise Rejected(403, "SendGrid webhooks are refused: no verification key is configured")
     if not signature or not timestamp:
         raise Rejected(403, "unsigned: the SendGrid signature headers are missing")
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise Rejected(403, "forged: the SendGrid timestamp is not Unix seconds")
     key = sendgrid_public_key(settings.sendgrid_webhook_public_key)
     try:
         body = raw.decode("utf-8")  # SendGrid signs UTF-8 JSON; nothing else can match
@@ -52,6 +45,13 @@ def verify_sendgrid(
         valid = False
     if not valid:
         raise Rejected(403, "forged: the SendGrid signature does not match the body")
+    signed_at = datetime.fromtimestamp(int(timestamp), UTC)  # a valid signature: digits only
+    if abs(clock.now() - signed_at) > SENDGRID_MAX_AGE:
+        raise Rejected(
+            403,
+            f"stale: signed at {signed_at.isoformat()}, more than "
+            f"{SENDGRID_MAX_AGE.seconds // 60} minutes from now; a replayed request is refused",
+        )
     return body
 
 

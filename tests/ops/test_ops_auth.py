@@ -3,12 +3,18 @@ health endpoints that need no token."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from dramatiq.brokers.redis import RedisBroker
+from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
-from app.ops import auth, health
+from app import clock
+from app.ops import auth, health, throttle
+from app.settings import get_settings
 from tests.ops.conftest import TOKEN, bearer
 
 PROTECTED = [
@@ -119,7 +125,9 @@ def test_login_sets_a_strict_http_only_cookie_that_opens_the_dashboard(
     assert "Queues" in page.text and "Dead letters" in page.text
     assert client.get("/ops/queues").status_code == 200  # the JSON API takes the cookie too
 
-    out = client.post("/ops/logout", follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None, "the log-out form carries its token"
+    out = client.post("/ops/logout", data={"csrf": csrf[1]}, follow_redirects=False)
     assert out.status_code == 303
     assert client.get("/ops", follow_redirects=False).status_code == 303
 
@@ -149,8 +157,6 @@ def test_tampered_expired_or_stale_cookies_are_refused(
     client.cookies.set(auth.COOKIE, good, path="/ops")
     assert client.get("/ops/queues").status_code == 200
     settings_env.setenv("CARILLON_ADMIN_TOKEN", "a-new-token-after-rotation")
-    from app.settings import get_settings
-
     get_settings.cache_clear()
     assert client.get("/ops/queues").status_code == 401  # rotating the token logs out
 
@@ -182,3 +188,72 @@ def test_readyz_answers_503_naming_what_is_down(
     both = client.get("/readyz").json()
     assert both["checks"]["broker"].startswith("unreachable: ConnectionError")
     assert "database unreachable" in both["reason"] and "broker unreachable" in both["reason"]
+
+
+def test_wrong_tokens_are_throttled_per_address_then_allowed_again(
+    client: TestClient, admin: str, manual_clock: clock.ManualClock
+) -> None:
+    for _ in range(throttle.MAX_FAILURES):
+        assert client.post("/ops/login", data={"token": "guess"}).status_code == 401
+    # The right token does not help while throttled: nothing is compared any more.
+    blocked = client.post("/ops/login", data={"token": TOKEN}, follow_redirects=False)
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) == 60
+    assert "too many wrong admin tokens" in blocked.text
+    api = client.get("/ops/queues", headers=bearer())
+    assert api.status_code == 429  # the bearer API shares the count
+    manual_clock.advance(throttle.WINDOW + timedelta(seconds=1))
+    answer = client.post("/ops/login", data={"token": TOKEN}, follow_redirects=False)
+    assert answer.status_code == 303
+
+
+def test_log_out_needs_the_form_token_of_this_session(client: TestClient, admin: str) -> None:
+    client.post("/ops/login", data={"token": TOKEN})
+    for body in ({}, {"csrf": "forged"}):
+        refused = client.post("/ops/logout", data=body, follow_redirects=False)
+        assert refused.status_code == 403
+        assert client.get("/ops", follow_redirects=False).status_code == 200  # still in
+    cross = client.post(
+        "/ops/logout",
+        data={"csrf": auth.form_token(_request_with(client))},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403
+
+
+def test_a_login_form_posted_from_another_site_is_refused(client: TestClient, admin: str) -> None:
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = client.post(
+            "/ops/login", data={"token": TOKEN}, headers=headers, follow_redirects=False
+        )
+        assert answer.status_code == 403
+        assert auth.COOKIE not in answer.headers.get("set-cookie", "")
+
+
+def test_trailing_slash_redirect_never_echoes_the_host_header(
+    client: TestClient, admin: str
+) -> None:
+    answer = client.get("/ops/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert answer.status_code == 307
+    assert answer.headers["location"] == "/ops"
+    other = client.get("/healthz/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert "evil.example" not in other.headers.get("location", "")
+
+
+def test_sessions_are_signed_with_the_secret_key(
+    client: TestClient, admin: str, settings_env: pytest.MonkeyPatch
+) -> None:
+    """A cookie made under another CARILLON_SECRET_KEY, with the same admin token, is refused:
+    the admin token alone no longer forges sessions."""
+    good = auth.session_cookie(TOKEN)
+    settings_env.setenv("CARILLON_SECRET_KEY", "another-secret-key-0123456789")
+    get_settings.cache_clear()
+    assert not auth.cookie_valid(good)
+    assert auth.cookie_valid(auth.session_cookie(TOKEN))
+
+
+def _request_with(client: TestClient) -> Request:
+    """A request carrying the client's cookies, to compute the form token a page would show."""
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    return Request({"type": "http", "headers": [(b"cookie", cookie.encode())]})

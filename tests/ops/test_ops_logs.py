@@ -139,3 +139,39 @@ def test_log_format_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_no_raw_address_reaches_a_log_line() -> None:
+    """The dry-run note names where a message would have gone; the log must not."""
+    record = logging.getLogger("app.delivery.service").makeRecord(
+        "app.delivery.service",
+        logging.INFO,
+        __file__,
+        1,
+        "delivery %s %s",
+        (7, "dry run: nothing was sent (would have gone to alice.martin@example.fr, +33612345678)"),
+        None,
+    )
+    for formatter in (logs.JsonFormatter(), logs.TextFormatter()):
+        line = formatter.format(record)
+        assert "alice.martin@" not in line and "+33612345678" not in line
+        assert "a***@example.fr" in line and "+33*******78" in line  # still tells ops the route
+
+
+def test_the_scheduler_is_quiet_at_rest_unless_debugging(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    scheduler_log = logging.getLogger("apscheduler")
+    try:
+        monkeypatch.delenv("CARILLON_LOG_LEVEL", raising=False)
+        logs.configure("text")
+        assert not scheduler_log.isEnabledFor(logging.INFO)  # two lines a second at rest
+        assert scheduler_log.isEnabledFor(logging.WARNING)  # missed runs and job errors show
+        monkeypatch.setenv("CARILLON_LOG_LEVEL", "DEBUG")
+        scheduler_log.setLevel(logging.NOTSET)
+        logs.configure("text")
+        assert scheduler_log.isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        scheduler_log.setLevel(logging.NOTSET)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app import clock
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery.models import Delivery, DeliveryEvent
@@ -52,9 +53,10 @@ def new_keys() -> Keys:
     return Keys(private, base64.b64encode(der).decode())
 
 
-def sendgrid_headers(keys: Keys, body: bytes, timestamp: str = "1767340800") -> dict[str, str]:
+def sendgrid_headers(keys: Keys, body: bytes, timestamp: str | None = None) -> dict[str, str]:
     """SendGrid's Event Webhook signing: ECDSA P-256 / SHA-256 over timestamp + raw body,
-    base64 of the DER signature."""
+    base64 of the DER signature; signed now unless a timestamp is given."""
+    timestamp = timestamp or str(int(clock.now().timestamp()))
     signature = keys.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "Content-Type": "application/json",

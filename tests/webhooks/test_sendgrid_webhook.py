@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app import clock
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.ops import kpis, story
@@ -222,3 +224,19 @@ def test_deliveries_are_untouched_by_webhooks(
         "sent",
         email_delivery.provider_message_id,
     )
+
+
+def test_a_replay_of_an_old_signed_request_is_refused(
+    client: TestClient, keys: Keys, email_delivery: Delivery
+) -> None:
+    """A genuine request captured and replayed later (after its events' ids were pruned, or
+    against another install with the same key) must not unsubscribe anyone."""
+    body = body_of([event(email_delivery, "unsubscribe", "ev-old")])
+    an_hour_ago = str(int((clock.now() - timedelta(hours=1)).timestamp()))
+    answer = client.post(URL, content=body, headers=sendgrid_headers(keys, body, an_hour_ago))
+    assert answer.status_code == 403
+    assert answer.json()["message"].startswith("stale: signed at")
+    assert history_rows() == []
+    assert "email_consent" not in traits_of("user_id", "alice")
+    fresh = str(int((clock.now() - timedelta(minutes=5)).timestamp()))  # within the window
+    assert client.post(URL, content=body, headers=sendgrid_headers(keys, body, fresh)).is_success

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app import unsubscribe
+from app import signing, unsubscribe
 from app.clock import ManualClock
 from app.delivery.models import Delivery
 from app.settings import Settings, get_settings
@@ -142,7 +143,7 @@ steps:
     assert parts["text/plain"] == f"Bonjour. Désinscription : {link}"
 
 
-def test_tokens_round_trip_and_the_key_is_derived_without_a_secret() -> None:
+def test_tokens_round_trip_and_need_the_same_secret() -> None:
     settings = Settings(secret_key=SECRET)
     claim = unsubscribe.read_token(settings, unsubscribe.make_token(settings, 42, "p-1"))
     assert (claim.delivery_id, claim.profile_id) == (42, "p-1")
@@ -150,13 +151,33 @@ def test_tokens_round_trip_and_the_key_is_derived_without_a_secret() -> None:
         unsubscribe.read_token(
             Settings(secret_key=SECRET + "x"), unsubscribe.make_token(settings, 42, "p-1")
         )
-    a = Settings(secret_key=None, sendgrid_api_key="SG.one")
-    b = Settings(secret_key=None, sendgrid_api_key="SG.two")
-    assert unsubscribe.key_is_derived(a)
-    with pytest.raises(
-        unsubscribe.ForgedToken
-    ):  # derived from the API key: rotating it breaks links
-        unsubscribe.read_token(b, unsubscribe.make_token(a, 1, "p"))
     with pytest.raises(ValueError, match="secret_key"):
         Settings(secret_key="short")
     get_settings.cache_clear()
+
+
+def test_without_a_secret_no_key_is_derived_from_public_settings(tmp_path: Path) -> None:
+    """Two embedded installs with the same database URL (every default install) must not
+    accept each other's links: each makes its own random key beside its database."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    tokens = []
+    for home in (first, second):
+        home.mkdir()
+        settings = Settings(secret_key=None, database_url=f"sqlite:///{home}/carillon.db")
+        tokens.append(unsubscribe.make_token(settings, 1, "p"))
+    assert tokens[0] != tokens[1]
+    with pytest.raises(unsubscribe.ForgedToken):
+        unsubscribe.read_token(
+            Settings(secret_key=None, database_url=f"sqlite:///{second}/carillon.db"), tokens[0]
+        )
+    kept = first / "carillon.db.secret"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert len(kept.read_text().strip()) >= 32
+    # The same file again (a restart): the same key, so old links still work.
+    again = Settings(secret_key=None, database_url=f"sqlite:///{first}/carillon.db")
+    assert unsubscribe.read_token(again, tokens[0]).delivery_id == 1
+    # No file to keep it beside (PostgreSQL): no key at all, never a derived one.
+    with pytest.raises(signing.MissingSecretKey, match="CARILLON_SECRET_KEY is not set"):
+        unsubscribe.make_token(
+            Settings(secret_key=None, database_url="postgresql+psycopg://x@h/db"), 1, "p"
+        )
