@@ -12,16 +12,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## Debian's Chromium, which the dashboard test drives: installed when missing (as root), else
+## one line saying how. The test never skips, so a machine without it cannot pass by accident.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    -o DPkg::Lock::Timeout=300 chromium >/dev/null; \
+	else \
+	  echo "make test needs Debian's Chromium for the dashboard test: run" \
+	    "'sudo apt-get install -y chromium', then 'make test' again" >&2; \
+	  exit 1; \
+	fi
+
 ## Carillon on the embedded default (SQLite, in-process queue, dry-run channels) at :8000
 run: $(STAMP)
 	$(BIN)/carillon serve --host 127.0.0.1 --port 8000
 
 ## The suite on the embedded default
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q
 
 ## The same suite on PostgreSQL + Redis (they must be running)
-test-services: $(STAMP)
+test-services: $(STAMP) $(CHROMIUM)
 	CARILLON_DATABASE_URL=$${CARILLON_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	CARILLON_REDIS_URL=$${CARILLON_REDIS_URL:-redis://127.0.0.1:6379/0} \
 	$(BIN)/pytest -q
@@ -41,4 +55,4 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) carillon.db carillon.db-wal carillon.db-shm
+	rm -rf $(VENV) carillon.db carillon.db-wal carillon.db-shm carillon.db.secret

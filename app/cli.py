@@ -65,8 +65,10 @@ def _settings_or_exit(*, production: bool) -> None:
     """Check every setting before a long-running process starts: one line per problem on
     stderr and exit code 2, rather than a traceback from deep inside the first request.
 
-    The production roles (`api`, `worker`, `scheduler`) must share CARILLON_SECRET_KEY; `serve`
-    on a SQLite file makes its own on first start and keeps it beside the database."""
+    The production roles (`api`, `worker`, `scheduler`) must share CARILLON_SECRET_KEY and the
+    queue in CARILLON_REDIS_URL (without it each would have an in-process queue of its own
+    that no other process reads); `serve` on a SQLite file makes its own key on first start
+    and keeps it beside the database."""
     from pydantic import ValidationError
 
     from app import signing
@@ -83,6 +85,14 @@ def _settings_or_exit(*, production: bool) -> None:
                 message = f"{variable}: {message}"
             typer.echo(f"carillon: {message}", err=True)
         raise typer.Exit(2) from None
+    if production and not settings.redis_url:
+        typer.echo(
+            "carillon: CARILLON_REDIS_URL is not set: api, worker and scheduler share their "
+            "queue through Redis (e.g. redis://127.0.0.1:6379/0); to run everything in one "
+            "process without Redis, use `carillon serve`",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         if production and not settings.secret_key:
             raise signing.MissingSecretKey(signing.MISSING)

@@ -17,7 +17,7 @@ from typing import Self, TypeVar
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.journeys.definition import Cap, parse_cap
+from app.durations import Cap, parse_cap
 from app.webhooks.sendgrid_key import sendgrid_public_key
 
 T = TypeVar("T")
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     quiet_hours: str = "sms=21:00-08:00"
     # Frequency caps per channel per person, all journeys together: `email=1/24h+3/7d,sms=1/24h`.
     frequency_caps: str = ""
+    # Hosts a link taken from event or profile data may point to in an e-mail, comma-separated,
+    # `*.` for subdomains: `shop.example,*.shop.example`; empty: any host (http(s) only).
+    link_hosts: str = ""
 
     sendgrid_base_url: str = "https://api.sendgrid.com"
     twilio_base_url: str = "https://api.twilio.com"

@@ -41,7 +41,11 @@ def sweep_events(older_than: timedelta, limit: int = 1000) -> int:
         cutoff = clock.now() - older_than
         stmt = (
             select(Event.id)
-            .where(Event.processed_at.is_(None), Event.enqueued_at <= cutoff)
+            .where(
+                Event.processed_at.is_(None),
+                Event.failed_at.is_(None),
+                Event.enqueued_at <= cutoff,
+            )
             .order_by(Event.id)
             .limit(limit)
         )

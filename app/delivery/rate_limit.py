@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import redis
 
 from app import clock
+from app.durations import parse_duration
 from app.settings import Settings, get_settings
 from channels.base import SendResult
 
@@ -62,8 +63,7 @@ class Limit:
 
 def parse_rate_limits(text: str) -> dict[str, Limit]:
     """`channel=N/period` items; the period a duration (`s`, `10s`, `m`, `h`, `1d`)."""
-    from app.journeys.definition import parse_duration
-    from channels.registry import CHANNEL_NAMES
+    from channels.registry import CHANNEL_NAMES  # the registry imports these settings
 
     limits: dict[str, Limit] = {}
     for item in text.split(","):

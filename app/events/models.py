@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint, text
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, JSONType, UTCDateTime
@@ -40,3 +40,8 @@ class Event(Base):
     profile_id: Mapped[str | None] = mapped_column(String(36))
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Routing that raised: how often, the last reason, and when it was given up on (then the
+    # event is no longer retried nor swept, and ops see it as failed).
+    routing_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    routing_error: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

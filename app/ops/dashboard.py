@@ -10,6 +10,7 @@ Log in with the admin token: the form sets an HttpOnly, SameSite=Strict session 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -49,7 +50,7 @@ def _secure(request: Request) -> bool:
 
 
 def _login_page(
-    request: Request, error: str | None, status: int, headers: dict[str, str] | None = None
+    request: Request, error: str | None, status: int, headers: Mapping[str, str] | None = None
 ) -> HTMLResponse:
     disabled = auth.configured_token() is None
     return templates.TemplateResponse(

@@ -52,7 +52,8 @@ class Backlog:
 
     waiting: int
     in_flight: int | None = None  # deliveries claimed (`sending`), no answer recorded yet
-    # deliveries only: `unknown` (worker lost during the provider call), waiting for review
+    # deliveries: `unknown` (worker lost during the provider call), waiting for review;
+    # events: routing failed for good (the reason is on the row: `routing_error`)
     needs_review: int | None = None
     oldest_age_seconds: float | None = None
     late: int | None = None  # journeys only: timers due for longer than the late threshold
@@ -123,10 +124,16 @@ def backlogs(session: Session, now: datetime) -> dict[str, Backlog]:
     """What the database says is still to do, per queue row (cheap: partial indexes)."""
     late_after = timedelta(seconds=get_settings().timer_late_seconds)
     result: dict[str, Backlog] = {}
-    waiting, oldest = session.execute(
-        select(func.count(), func.min(Event.received_at)).where(Event.processed_at.is_(None))
+    waiting, failed, oldest = session.execute(
+        select(
+            _count_when(Event.failed_at.is_(None)),
+            _count_when(Event.failed_at.is_not(None)),
+            func.min(case((Event.failed_at.is_(None), Event.received_at))),
+        ).where(Event.processed_at.is_(None))
     ).one()
-    result["events"] = Backlog(waiting=waiting, oldest_age_seconds=_age(now, oldest))
+    result["events"] = Backlog(
+        waiting=int(waiting), needs_review=int(failed), oldest_age_seconds=_age(now, oldest)
+    )
 
     due, late, scheduled, oldest_due = session.execute(
         select(
@@ -178,7 +185,10 @@ def throughput(
 ) -> dict[str, tuple[dict[str, int] | None, dict[str, int] | None]]:
     """(processed, failed) per window and queue row, from row timestamps; None = not recorded."""
     result: dict[str, tuple[dict[str, int] | None, dict[str, int] | None]] = {
-        "events": (_windows(session, Event.processed_at, now=now), None),
+        "events": (
+            _windows(session, Event.processed_at, now=now),
+            _windows(session, Event.failed_at, now=now),
+        ),
         "journeys": (
             _windows(session, Timer.fired_at, Timer.status == "fired", now=now),
             # An erroring timer records no firing time; it failed on the tick after due_at.
@@ -202,8 +212,8 @@ def throughput(
 
 NOTES = {
     "events": [
-        "failed: not recorded; an event whose routing fails is retried and stays in the "
-        "backlog (watch its oldest age)"
+        "an event whose routing fails is retried; after 5 failed attempts it is failed for "
+        "good: counted in failed and needs_review, its reason on the row (routing_error)"
     ],
     "journeys": [
         "no broker queue: timers live in the database and the scheduler fires them; "
@@ -237,12 +247,27 @@ def providers() -> list[Provider]:
     return found
 
 
+def _last_failed_event(session: Session) -> str | None:
+    """The newest event given up on and why, so ops need not open the database to start."""
+    found = session.execute(
+        select(Event.id, Event.routing_attempts, Event.routing_error)
+        .where(Event.failed_at.is_not(None))
+        .order_by(Event.failed_at.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    event_id, attempts, error = found
+    return f"last failed: event {event_id} after {attempts} attempts: {error}"
+
+
 def snapshot() -> Snapshot:
     info = broker_state.inspect(get_broker(), BROKER_QUEUES)
     now = clock.now()
     with session_scope() as session:
         waiting = backlogs(session, now)
         done = throughput(session, now)
+        last_failed = _last_failed_event(session) if waiting["events"].needs_review else None
     rows = [
         QueueRow(
             name,
@@ -254,4 +279,6 @@ def snapshot() -> Snapshot:
         )
         for name in QUEUE_NAMES
     ]
+    if last_failed:
+        next(row for row in rows if row.name == "events").notes.append(last_failed)
     return Snapshot(now, info, rows, providers(), get_settings().timer_late_seconds)

@@ -88,6 +88,8 @@ def render(snapshot: Snapshot) -> str:
         "what the database says is still to do.",
     ]
     for row in snapshot.queues:
+        if row.backlog.needs_review:
+            lines.append(f"{row.name}: {row.backlog.needs_review} TO REVIEW")
         lines += [f"{row.name}: {note}" for note in row.notes]
     for p in snapshot.providers:
         limited = bucket(p.rate_limit) if p.rate_limit else "not limited"

@@ -228,7 +228,7 @@ def test_api_and_cli_show_the_same_figures(
     assert lines["QUEUE"][:3] == ["QUEUE", "READY", "DELAYED"]
     # queue, ready, delayed, in flight, oldest, backlog, sending, late, oldest db, done, failed
     assert lines["events"][1:4] == ["8", "0", "1"]
-    assert lines["events"][5:] == ["2", "-", "-", "5m", "3/4/5", "n/a", "0"]
+    assert lines["events"][5:] == ["2", "-", "-", "5m", "3/4/5", "0/0/0", "0"]
     assert lines["journeys"][1:] == [
         "-",
         "1",

@@ -1,0 +1,195 @@
+"""Every documented setting, set to a valid value, starts every process: `serve`, `api`,
+`worker` and `scheduler` as real processes, as a user would run them.
+
+A setting whose validation imports half of Carillon once made enabling SendGrid's signature
+check a circular import at start-up; building objects in-process did not show it, so this
+starts the real commands.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from app.settings import PROVIDER_CREDENTIAL_VARIABLES, Settings
+from tests.processes import CARILLON, REPO, Process, wait_until
+from tests.providers.server import unused_port
+from tests.test_end_to_end import PRODUCTION
+
+
+def _sendgrid_public_key() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode()
+
+
+def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
+    """A valid value for every setting; the database and broker are the test run's own."""
+    values = {
+        "CARILLON_DATABASE_URL": database_url,
+        "CARILLON_JOURNEYS_DIR": str(REPO / "journeys"),
+        "CARILLON_WRITE_KEYS": "test-key,shop=shop-key",
+        "CARILLON_ADMIN_TOKEN": "ops-token-0123456789",
+        "CARILLON_DEFAULT_TIMEZONE": "Europe/Paris",
+        "CARILLON_WORKER_THREADS": "2",
+        "CARILLON_SCHEDULER_INTERVAL_SECONDS": "0.5",
+        "CARILLON_TIMER_BATCH_SIZE": "100",
+        "CARILLON_SWEEP_AFTER_SECONDS": "20",
+        "CARILLON_TIMER_LATE_SECONDS": "30",
+        "CARILLON_COST_PER_MESSAGE": "email=0.001,sms=0.07,meta_audience=0",
+        "CARILLON_QUIET_HOURS": "sms=21:00-08:00,email=22:00-07:00",
+        "CARILLON_FREQUENCY_CAPS": "email=1/24h+3/7d,sms=1/24h",
+        "CARILLON_LINK_HOSTS": "shop.example,*.shop.example",
+        "CARILLON_SENDGRID_BASE_URL": "http://127.0.0.1:9",
+        "CARILLON_TWILIO_BASE_URL": "http://127.0.0.1:9",
+        "CARILLON_META_GRAPH_URL": "http://127.0.0.1:9",
+        "CARILLON_META_API_VERSION": "v21.0",
+        "CARILLON_PUBLIC_URL": "https://carillon.example.com",
+        "CARILLON_PROVIDER_TIMEOUT_SECONDS": "5",
+        "CARILLON_SENDING_TIMEOUT_SECONDS": "60",
+        "CARILLON_DELIVERY_MAX_ATTEMPTS": "4",
+        "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL": "email=5,sms=3,meta_audience=8",
+        "CARILLON_RETRY_BASE_SECONDS": "1",
+        "CARILLON_RETRY_MAX_SECONDS": "300",
+        "CARILLON_RATE_LIMITS": "sms=20/s,email=100/s,meta_audience=200/h",
+        "CARILLON_RATE_LIMIT_MAX_WAIT_SECONDS": "1",
+        "CARILLON_SENDGRID_FROM_EMAIL": "shop@example.com",
+        "CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY": _sendgrid_public_key(),
+        "CARILLON_SECRET_KEY": "a-secret-key-for-every-process-0123456789",
+        "CARILLON_SMS_HELP_TEXT": "Reply STOP to opt out.",
+        "CARILLON_LOG_LEVEL": "DEBUG",  # the scheduler's job runs show at DEBUG only
+        "CARILLON_LOG_FORMAT": "json",
+        "SENDGRID_API_KEY": "SG.test-key",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "0" * 32,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_MESSAGING_SERVICE_SID": "MG" + "0" * 32,
+        "META_ACCESS_TOKEN": "EAAB-test-token",
+    }
+    if redis_url:
+        values["CARILLON_REDIS_URL"] = redis_url
+    return values
+
+
+def _variable(name: str) -> str:
+    upper = name.upper()
+    return upper if upper in PROVIDER_CREDENTIAL_VARIABLES else f"CARILLON_{upper}"
+
+
+def test_the_list_covers_every_setting_and_every_documented_variable() -> None:
+    """A new setting must be added here (and so be started with) and to README's table."""
+    listed = set(every_setting("sqlite://", "redis://x")) - {"CARILLON_LOG_LEVEL"}
+    listed -= {"CARILLON_LOG_FORMAT"}
+    assert {_variable(name) for name in Settings.model_fields} == listed
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`((?:CARILLON|SENDGRID|TWILIO|META)_[A-Z0-9_]+)`", readme))
+    assert documented <= listed | {"CARILLON_LOG_LEVEL", "CARILLON_LOG_FORMAT"}
+    undocumented = {_variable(name) for name in Settings.model_fields} - documented
+    assert not undocumented, f"settings missing from README's table: {sorted(undocumented)}"
+
+
+@pytest.fixture
+def environment(tmp_path: Path) -> dict[str, str]:
+    """The test run's database (a fresh SQLite file on the embedded pass) and, on the services
+    pass, a Redis database of their own, so the started workers take no job of this run."""
+    url = os.environ["CARILLON_DATABASE_URL"]
+    if url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path}/carillon.db"
+    redis_url = os.environ.get("CARILLON_REDIS_URL")
+    if redis_url:
+        redis_url = redis_url.rsplit("/", 1)[0] + "/15"
+    env = {**os.environ, **every_setting(url, redis_url)}
+    subprocess.run([CARILLON, "db", "upgrade"], env=env, check=True, capture_output=True)
+    return env
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _log(process: Process) -> str:
+    return process.log.read_text(errors="replace")
+
+
+def test_every_process_starts_with_every_setting_set(
+    tmp_path: Path, environment: dict[str, str]
+) -> None:
+    """`serve` always; the production roles where their shared queue (Redis) is configured:
+    the services pass. Without it they refuse at once (the next test)."""
+    serve_port, api_port = unused_port(), unused_port()
+    commands = {"serve": ["serve", "--host", "127.0.0.1", "--port", str(serve_port)]}
+    if PRODUCTION:
+        commands |= {
+            "api": ["api", "--host", "127.0.0.1", "--port", str(api_port)],
+            "worker": ["worker", "--processes", "1", "--threads", "2"],
+            "scheduler": ["scheduler"],
+        }
+    serve_env = {**environment, "CARILLON_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db"}
+    processes = {
+        role: Process(args, serve_env if role == "serve" else environment, tmp_path / role)
+        for role, args in commands.items()
+    }
+    running = list(processes.values())
+    ports = {"serve": serve_port, "api": api_port}
+    try:
+        for role in processes.keys() & ports.keys():
+            base = f"http://127.0.0.1:{ports[role]}"
+            wait_until(
+                f"{role} answers /healthz", lambda b=base: _answers(f"{b}/healthz"), 60, running
+            )
+            assert _answers(f"{base}/readyz"), processes[role].tail()
+        if PRODUCTION:
+            worker, scheduler = processes["worker"], processes["scheduler"]
+            wait_until("worker ready", lambda: "ready for action" in _log(worker), 60, running)
+            wait_until("scheduler runs jobs", lambda: "Running job" in _log(scheduler), 60, running)
+        assert all(p.popen.poll() is None for p in running)
+    finally:
+        for process in running:
+            process.stop()
+    for process in running:
+        assert "Traceback" not in _log(process), process.tail()
+
+
+@pytest.mark.parametrize(
+    ("unset", "complaint"),
+    [
+        ("CARILLON_SECRET_KEY", "CARILLON_SECRET_KEY is not set: it signs unsubscribe links"),
+        ("CARILLON_REDIS_URL", "CARILLON_REDIS_URL is not set: api, worker and scheduler share"),
+    ],
+)
+@pytest.mark.parametrize("role", ["api", "worker", "scheduler"])
+def test_a_production_role_without_a_required_setting_says_which_and_exits(
+    environment: dict[str, str], role: str, unset: str, complaint: str
+) -> None:
+    env = {**environment, "CARILLON_REDIS_URL": "redis://127.0.0.1:6379/15"}
+    env.pop(unset)
+    done = subprocess.run([CARILLON, role], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"carillon: {complaint}")
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+@pytest.mark.parametrize("role", ["serve", "api", "worker", "scheduler"])
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    environment: dict[str, str], role: str
+) -> None:
+    env = {**environment, "CARILLON_QUIET_HOURS": "sms=25:00-08:00", "CARILLON_WORKER_THREADS": "x"}
+    done = subprocess.run([CARILLON, role], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("carillon: CARILLON_WORKER_THREADS: Input should be a valid integer")
+    assert lines[1].startswith("carillon: CARILLON_QUIET_HOURS: 'sms=25:00-08:00' should be")
+    assert len(lines) == 2
