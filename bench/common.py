@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 from collections.abc import Sequence
@@ -53,6 +54,8 @@ def fresh_services(args: argparse.Namespace) -> dict[str, str]:
         "CARILLON_LOG_LEVEL": "WARNING",
         # Measure the pipeline, not the policy: no quiet hours whatever the hour of the run.
         "CARILLON_QUIET_HOURS": "",
+        # The production roles refuse to start without the shared signing key.
+        "CARILLON_SECRET_KEY": secrets.token_urlsafe(32),
     }
     subprocess.run(
         [CARILLON, "db", "upgrade"], env={**os.environ, **env}, check=True, capture_output=True
