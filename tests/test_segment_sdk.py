@@ -123,7 +123,15 @@ def test_sync_calls_of_every_kind_are_stored(carillon_url: str, sent: list[Sent]
     assert track.payload["properties"] == {"total": 42.5, "cart_url": "https://shop.example/cart/9"}
     assert page.payload["properties"] == {"url": "/checkout"}
     assert alias_event.payload["previousId"] == "anon-7"
-    assert identify.timestamp == track.timestamp == T
+    for event in (identify, track):
+        # The SDK's own time is kept; the event time is corrected for its clock's skew, as
+        # Segment does, by the batch-level sentAt the SDK adds when it posts.
+        payload = event.payload
+        assert datetime.fromisoformat(payload["originalTimestamp"]) == T
+        skew = datetime.fromisoformat(payload["receivedAt"]) - datetime.fromisoformat(
+            payload["sentAt"]
+        )
+        assert event.timestamp == T + skew
     for event in events:
         assert event.source == "default"
         # The SDK sends "anonymousId": null; that is no anonymous id, not the string "None".

@@ -6,20 +6,20 @@ the write key as user name (or `writeKey` in the body), gzip bodies, Segment's s
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import zlib
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from app import clock
 from app.db import session_scope
 from app.errors import Rejected
+from app.events.body import read_json
+from app.events.openapi import KINDS, RESPONSES, BasicWriteKey, request_body
 from app.events.schemas import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentEvent
 from app.events.service import InvalidEvent, parse_event, store
 from app.ops import instruments
@@ -32,33 +32,15 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 # Seconds a client should wait before resending when the database is unreachable.
 RETRY_AFTER_SECONDS = 5
+# Batch-level fields that apply to each event of the batch.
+_SHARED = ("context", "sentAt")
+
+HeaderKey = Annotated[str | None, Depends(BasicWriteKey())]
 
 
-async def _body(request: Request, limit: int) -> Any:
-    raw = await request.body()
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            raw = inflater.decompress(raw, limit + 1)
-        except zlib.error as exc:
-            raise Rejected(400, f"body: invalid gzip data ({exc})") from None
-    if len(raw) > limit:
-        raise Rejected(400, f"body: request is larger than {limit // 1024} KB")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(400, f"body: malformed JSON ({exc})") from None
-
-
-def _source(request: Request, body: Any) -> str:
+def _source(header_key: str | None, body: Any) -> str:
     """The source a write key belongs to; 401 for a missing or unknown key."""
-    key = None
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("basic "):
-        try:
-            key = base64.b64decode(auth[6:], validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            raise Rejected(401, "Authorization: malformed basic credentials") from None
+    key = header_key
     if not key and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         key = body["writeKey"]
     if not key:
@@ -69,15 +51,15 @@ def _source(request: Request, body: Any) -> str:
     return source
 
 
-def _store(source: str, events: list[SegmentEvent]) -> None:
+def _store(source: str, events: list[SegmentEvent], received_at: datetime) -> None:
     with session_scope() as session:
-        store(session, events, source)
+        store(session, events, source, received_at)
 
 
-async def _accept(source: str, events: list[SegmentEvent]) -> JSONResponse:
+async def _accept(source: str, events: list[SegmentEvent], received_at: datetime) -> JSONResponse:
     # The database call runs on the thread pool, off the event loop.
     try:
-        await run_in_threadpool(_store, source, events)
+        await run_in_threadpool(_store, source, events, received_at)
     except (OperationalError, InterfaceError) as exc:
         # One transaction per request, so nothing half-written; the client resends the same
         # messageIds later, as Segment SDKs do on a 5xx, and dedup makes that safe even if a
@@ -96,47 +78,57 @@ async def _accept(source: str, events: list[SegmentEvent]) -> JSONResponse:
     return JSONResponse({"success": True})
 
 
-async def _single(request: Request, kind: str) -> JSONResponse:
-    body = await _body(request, MAX_EVENT_BYTES)
-    source = _source(request, body)
-    if isinstance(body, dict):
-        body = {**body, "type": body.get("type", kind)}
-        if body["type"] != kind:
-            raise Rejected(400, f"type: /v1/{kind} takes {kind!r} events, not {body['type']!r}")
+def _parse(
+    raw: Any, received_at: datetime, prefix: str = "", kind: str | None = None
+) -> SegmentEvent:
     try:
-        event = parse_event(body)
+        return parse_event(raw, received_at, prefix, kind)
     except InvalidEvent as exc:
         raise Rejected(400, str(exc)) from None
-    return await _accept(source, [event])
 
 
-@router.post("/batch")
-async def batch(request: Request) -> JSONResponse:
-    body = await _body(request, MAX_BATCH_BYTES)
-    source = _source(request, body)
+async def _single(request: Request, header_key: str | None, kind: str) -> JSONResponse:
+    body = await read_json(request, MAX_EVENT_BYTES)
+    received_at = clock.now()
+    source = _source(header_key, body)
+    return await _accept(source, [_parse(body, received_at, kind=kind)], received_at)
+
+
+@router.post("/batch", responses=RESPONSES, openapi_extra=request_body("batch"))
+async def batch(request: Request, header_key: HeaderKey) -> JSONResponse:
+    body = await read_json(request, MAX_BATCH_BYTES)
+    received_at = clock.now()
+    source = _source(header_key, body)
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise Rejected(400, "batch: expected an object with a `batch` array of events")
     if not body["batch"]:
         raise Rejected(400, "batch: the array is empty")
-    context = body.get("context")
+    # Batch-level `context` and `sentAt` (the Python SDK sends its sentAt here) apply to every
+    # event that has none of its own.
+    shared = {key: body[key] for key in _SHARED if body.get(key) is not None}
+    if not isinstance(shared.get("context", {}), dict):
+        raise Rejected(400, "context: expected an object")
     events = []
     for index, raw in enumerate(body["batch"]):
-        if isinstance(raw, dict) and isinstance(context, dict) and "context" not in raw:
-            raw = {**raw, "context": context}  # batch-level context applies to every event
-        try:
-            events.append(parse_event(raw, f"batch[{index}]"))
-        except InvalidEvent as exc:
-            raise Rejected(400, str(exc)) from None
-    return await _accept(source, events)
+        if isinstance(raw, dict):
+            raw = {**shared, **raw}
+        events.append(_parse(raw, received_at, f"batch[{index}]"))
+    return await _accept(source, events, received_at)
 
 
 def _route(kind: str) -> None:
-    async def endpoint(request: Request) -> JSONResponse:
-        return await _single(request, kind)
+    async def endpoint(request: Request, header_key: HeaderKey) -> JSONResponse:
+        return await _single(request, header_key, kind)
 
     endpoint.__name__ = kind
-    router.add_api_route(f"/{kind}", endpoint, methods=["POST"])
+    router.add_api_route(
+        f"/{kind}",
+        endpoint,
+        methods=["POST"],
+        responses=RESPONSES,
+        openapi_extra=request_body(kind),
+    )
 
 
-for _kind in ("track", "identify", "page", "screen", "group", "alias"):
+for _kind in KINDS:
     _route(_kind)

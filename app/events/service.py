@@ -6,9 +6,7 @@ lost; a resent `messageId` hits the unique key and is acknowledged without a sec
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,48 +15,62 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import dialect_insert
+from app.events import json_values
+from app.events.event_time import TooEarly, event_time
+from app.events.json_values import InvalidEvent
 from app.events.models import Event
-from app.events.schemas import MAX_EVENT_BYTES, SegmentEvent
+from app.events.schemas import MAX_EVENT_BYTES, SegmentEvent, stored_string_problem
 from app.events.tasks import process
 from app.queue import enqueue
 
 
-class InvalidEvent(ValueError):
-    """A request Carillon refuses; the message names the offending field."""
-
-
-def _where(prefix: str, loc: Sequence[int | str]) -> str:
-    path = prefix
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
-
-
-def parse_event(raw: Any, prefix: str = "") -> SegmentEvent:
+def parse_event(
+    raw: Any, received_at: datetime, prefix: str = "", kind: str | None = None
+) -> SegmentEvent:
+    """One event of a request, or InvalidEvent naming the field. `kind` is the call type the
+    endpoint implies (`/v1/track`); a batch's events say theirs."""
     if not isinstance(raw, dict):
         raise InvalidEvent(f"{prefix or 'body'}: an event must be a JSON object")
-    size = len(json.dumps(raw, separators=(",", ":")).encode())
+    json_values.check(raw, prefix)
+    if kind is not None:
+        given = raw.setdefault("type", kind)
+        if given != kind:
+            where = json_values.path(prefix, ["type"])
+            raise InvalidEvent(f"{where}: /v1/{kind} takes {kind!r} events, not {given!r:.64}")
+    size = json_values.utf8_size(raw)
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent(
             f"{prefix or 'body'}: event is {size} bytes; the limit is {MAX_EVENT_BYTES} (32 KB)"
         )
     try:
-        return SegmentEvent.model_validate(raw)
+        event = SegmentEvent.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _where(prefix, first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        raise InvalidEvent(f"{where}: {message}") from None
+        raise InvalidEvent(f"{json_values.path(prefix, first['loc'])}: {message}") from None
+    problem = stored_string_problem(event)
+    if problem:
+        loc, message = problem
+        raise InvalidEvent(f"{json_values.path(prefix, loc)}: {message}")
+    try:
+        _timestamp(event, received_at)
+    except TooEarly as exc:
+        raise InvalidEvent(f"{json_values.path(prefix, ['sentAt'])}: {exc}") from None
+    return event
 
 
 def _timestamp(event: SegmentEvent, received_at: datetime) -> datetime:
-    return event.timestamp or event.original_timestamp or received_at
+    claimed = event.timestamp or event.original_timestamp
+    return event_time(claimed, event.sent_at, received_at)
 
 
 def _row(event: SegmentEvent, source: str, received_at: datetime) -> dict[str, Any]:
     payload = event.model_dump(mode="json", by_alias=True, exclude_none=True)
     payload.setdefault("messageId", event.message_id)
     timestamp = _timestamp(event, received_at)
+    # As Segment: `originalTimestamp` is what the client said, `timestamp` what we believe.
+    if "timestamp" in payload:
+        payload.setdefault("originalTimestamp", payload["timestamp"])
     payload["timestamp"] = timestamp.isoformat()
     payload["receivedAt"] = received_at.isoformat()
     payload.pop("writeKey", None)
@@ -76,9 +88,15 @@ def _row(event: SegmentEvent, source: str, received_at: datetime) -> dict[str, A
     }
 
 
-def store(session: Session, events: list[SegmentEvent], source: str) -> list[int]:
-    """Insert the events a source sent, skipping messageIds already stored; return new ids."""
-    received_at = clock.now()
+def store(
+    session: Session,
+    events: list[SegmentEvent],
+    source: str,
+    received_at: datetime | None = None,
+) -> list[int]:
+    """Insert the events a source sent, skipping messageIds already stored; return new ids.
+    `received_at` is the one `parse_event` judged the times by (default: now)."""
+    received_at = received_at or clock.now()
     for event in events:
         if not event.message_id:  # Segment assigns one when the client did not
             event.message_id = f"carillon-{uuid.uuid4()}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ad
 metrics_router = APIRouter(tags=["ops"], dependencies=[Depends(require_admin)])
 
 Limit = Annotated[int, Query(ge=1, le=500, description="How many, newest first.")]
+# Delivery ids are BIGINT: a larger number is no delivery, and the database would refuse it.
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A delivery's id.")]
 
 
 def summary(limit: int = 50) -> dict[str, Any]:
@@ -60,7 +62,7 @@ async def get_dead_letters(limit: Limit = 50) -> list[dict[str, Any]]:
 
 
 @router.post("/dead-letters/{delivery_id}/replay")
-async def replay(delivery_id: int) -> dict[str, Any]:
+async def replay(delivery_id: DeliveryId) -> dict[str, Any]:
     try:
         done = await run_in_threadpool(dead_letters.replay, delivery_id)
     except dead_letters.NotFound as exc:
@@ -71,7 +73,7 @@ async def replay(delivery_id: int) -> dict[str, Any]:
 
 
 @router.get("/deliveries/{delivery_id}")
-async def get_delivery(delivery_id: int) -> dict[str, Any]:
+async def get_delivery(delivery_id: DeliveryId) -> dict[str, Any]:
     try:
         told = await run_in_threadpool(story.tell, delivery_id)
     except story.NotFound as exc:

@@ -6,6 +6,13 @@ identify never undoes a newer unsubscribe, and a newer explicit re-subscribe doe
 unsubscribe link and provider feedback write the same traits through `record()`, and journeys
 read them like any trait (`profile.traits.sms_consent`).
 
+A person's own action (the unsubscribe link, an SMS STOP or START, a bounce or complaint the
+provider reports) is the latest word when it arrives, whatever time an event claimed before:
+`record()` always writes, stamped after the stored value's time, so no event that was dated
+ahead of it can win afterwards. A stored time beyond what ingest lets through (more than
+`FUTURE_TOLERANCE` ahead of now: written before ingest clamped event times) is not trusted
+and does not carry over: the action is stamped with its own time, which unlocks the trait.
+
 E-mail is allowed unless the person unsubscribed, bounced or complained (CAN-SPAM opt-out);
 SMS needs an explicit opt-in (TCPA); ads are allowed unless denied (GDPR objection).
 """
@@ -13,11 +20,13 @@ SMS needs an explicit opt-in (TCPA); ads are allowed unless denied (GDPR objecti
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import clock
+from app.events.event_time import FUTURE_TOLERANCE
 from app.profiles import repository
 
 EMAIL_STATES = frozenset({"subscribed", "unsubscribed", "bounced", "complained"})
@@ -27,17 +36,32 @@ ADS_STATES = frozenset({"allowed", "denied"})
 _CHANNEL_KIND = {"email": "email", "sms": "sms", "meta_audience": "ads"}
 _TRAIT = {"email": "email_consent", "sms": "sms_consent", "ads": "ads_consent"}
 _STATES = {"email": EMAIL_STATES, "sms": SMS_STATES, "ads": ADS_STATES}
+# The database's resolution (PostgreSQL keeps microseconds): the smallest step that is "after".
+_AFTER = timedelta(microseconds=1)
+
+
+def _stamp(session: Session, profile_id: str, trait: str, at: datetime) -> datetime:
+    """When a person's own action counts as written: at `at` (never later than now), or just
+    after the stored value when that is later and trustworthy."""
+    now = clock.now()
+    stamp = min(at, now)
+    stored = repository.trait_timestamp(session, profile_id, trait)
+    if stored is not None and stamp <= stored <= now + FUTURE_TOLERANCE:
+        stamp = stored + _AFTER
+    return stamp
 
 
 def record(
     session: Session, profile_id: str, channel: str, state: str, at: datetime, source_id: str
 ) -> None:
-    """Set a person's consent for a channel as of `at`; `source_id` names what said so (a
-    webhook event id, an unsubscribe token), so a replay is the same write."""
+    """Set a person's consent for a channel: the person (or their provider) said so at `at`;
+    `source_id` names what said so (a webhook event id, an unsubscribe token)."""
     kind = _CHANNEL_KIND[channel]
     if state not in _STATES[kind]:
         raise ValueError(f"{state!r} is not a {kind} consent state: {sorted(_STATES[kind])}")
-    repository.upsert_traits(session, profile_id, {_TRAIT[kind]: state}, at, source_id)
+    trait = _TRAIT[kind]
+    stamp = _stamp(session, profile_id, trait, at)
+    repository.upsert_traits(session, profile_id, {trait: state}, stamp, source_id, overwrite=True)
 
 
 def _state(traits: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str | None:

@@ -21,9 +21,11 @@ class Profile(Base):
     merged_into: Mapped[str | None] = mapped_column(String(36))
 
 
-# Identity kinds besides the contact traits (`email`, `phone`).
+# Identity kinds: the ids an event carries, and the identify traits that double as identities
+# (so a profile can be found by them and messaged on them).
 USER_ID = "user_id"
 ANONYMOUS_ID = "anonymous_id"
+CONTACT_TRAITS = ("email", "phone")
 
 
 class Identity(Base):

@@ -41,14 +41,22 @@ def traits_of(session: Session, profile_id: str) -> dict[str, Any]:
     return {name: value for name, value in rows}
 
 
+def trait_timestamp(session: Session, profile_id: str, name: str) -> datetime | None:
+    stmt = select(Trait.timestamp).where(Trait.profile_id == profile_id, Trait.name == name)
+    return session.scalar(stmt)
+
+
 def upsert_traits(
     session: Session,
     profile_id: str,
     traits: dict[str, Any],
     timestamp: datetime,
     message_id: str,
+    *,
+    overwrite: bool = False,
 ) -> None:
-    """Write each trait unless the stored one was set by a newer event (ties: larger messageId).
+    """Write each trait unless the stored one was set by a newer event (ties: larger messageId);
+    with `overwrite`, whatever is stored.
 
     One atomic statement, so concurrent workers need no lock to converge."""
     if not traits:
@@ -74,7 +82,7 @@ def upsert_traits(
             "timestamp": stmt.excluded.timestamp,
             "message_id": stmt.excluded.message_id,
         },
-        where=newer,
+        where=None if overwrite else newer,
     )
     session.execute(stmt)
 

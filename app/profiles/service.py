@@ -19,12 +19,9 @@ from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import lifecycle
 from app.profiles import repository as repo
-from app.profiles.models import ANONYMOUS_ID, USER_ID, Identity, Profile
+from app.profiles.models import ANONYMOUS_ID, CONTACT_TRAITS, USER_ID, Identity, Profile
 
 log = logging.getLogger(__name__)
-
-# Traits that double as identities, so a profile can be found by them and messaged on them.
-CONTACT_TRAITS = ("email", "phone")
 
 
 def _create(session: Session, keys: list[tuple[str, str]]) -> Profile:
@@ -110,7 +107,8 @@ def _get(session: Session, profile_id: str) -> Profile:
 def _claim_contacts(session: Session, profile_id: str, traits: dict[str, Any]) -> None:
     """Make e-mail and phone identities of this profile unless another profile holds them
     (two customers may share an address; we never merge people on a contact alone)."""
-    keys = [(k, str(traits[k]).strip()) for k in CONTACT_TRAITS if traits.get(k)]
+    values = ((k, str(traits[k]).strip()) for k in CONTACT_TRAITS if traits.get(k))
+    keys = [(kind, value) for kind, value in values if value]  # "  " is no address
     owned = {(i.kind, i.value) for i in repo.find_identities(session, keys)}
     for kind, value in keys:
         if (kind, value) not in owned:

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from app.db import session_scope
-from app.events.models import Event
-from app.main import create_app
+from tests.events.conftest import stored
 from tests.helpers import basic, event_count, gzipped, identify, track
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
-        yield test_client
-
-
-def stored() -> list[Event]:
-    with session_scope() as session:
-        return list(session.scalars(select(Event).order_by(Event.id)))
 
 
 def test_track_is_stored_with_its_payload(client: TestClient) -> None:
@@ -176,12 +161,13 @@ def test_unreadable_bodies_are_400(
 def test_event_over_32kb_is_refused(client: TestClient) -> None:
     body = track("u1", "A", {"blob": "x" * 33_000})
     response = client.post("/v1/track", json=body, headers=basic())
-    assert response.status_code == 400
-    assert "32 KB" in response.json()["message"] or "KB" in response.json()["message"]
+    assert response.status_code == 413
+    assert "32 KB" in response.json()["message"]
     in_batch = {"batch": [track("u1", "ok"), body]}
     response = client.post("/v1/batch", json=in_batch, headers=basic())
     assert response.status_code == 400
     assert response.json()["message"].startswith("batch[1]")
+    assert "32 KB" in response.json()["message"]
     assert event_count() == 0
 
 
@@ -192,6 +178,10 @@ def test_batch_over_500kb_is_refused_even_gzipped(client: TestClient) -> None:
     response = client.post(
         "/v1/batch", content=gzipped(body), headers={**basic(), "Content-Encoding": "gzip"}
     )
-    assert response.status_code == 400
-    assert "500 KB" in response.json()["message"]
+    assert response.status_code == 413
+    assert response.json() == {
+        "success": False,
+        "code": "payload_too_large",
+        "message": "body: larger than 500 KB, the limit for this call",
+    }
     assert event_count() == 0
