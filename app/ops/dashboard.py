@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.ops import auth, table
 from app.ops.api import summary
+from app.ops.recent import recent_deliveries
 
 router = APIRouter(prefix="/ops", tags=["ops"], include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -85,7 +86,7 @@ def _signed_in(request: Request) -> Response | None:
 
 
 def _context() -> dict[str, Any]:
-    return {**summary(), "refresh_ms": REFRESH_MS}
+    return {**summary(), "recent": recent_deliveries(), "refresh_ms": REFRESH_MS}
 
 
 @router.get("", response_class=HTMLResponse)

@@ -8,6 +8,8 @@ tests/artifacts/.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from app.main import create_app
 from tests.conftest import REPO, Pipeline
 from tests.helpers import serving
 from tests.ops.conftest import TOKEN, newsletter_signup
+from tests.processes import Process, wait_until
+from tests.providers.server import unused_port
 from tests.providers.twilio import TwilioServer, twilio_error
 
 CHROMIUM = "/usr/bin/chromium"
@@ -123,3 +127,61 @@ def test_dashboard_shows_queues_filling_and_draining_and_replays_a_dead_letter(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ops-dashboard.png"), full_page=True)
     assert (ARTIFACTS / "ops-dashboard.png").stat().st_size > 10_000
+
+
+def test_a_newcomer_sees_what_the_journeys_did_after_make_run(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """`make run` as README tells it: `carillon serve` with no setting at all prints the
+    dashboard's address and a token for this run; the README's curl calls then show up as
+    deliveries on the dashboard."""
+    port = unused_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARILLON_")}
+    env |= {
+        "CARILLON_DATABASE_URL": f"sqlite:///{tmp_path}/carillon.db",
+        "CARILLON_JOURNEYS_DIR": str(REPO / "journeys"),
+    }
+    serve = Process(["serve", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "log")
+    try:
+        printed: list[str] = []
+
+        def token_printed() -> bool:
+            printed[:] = re.findall(r"Ops dashboard: (\S+) \(admin token: (\S+)\)", _read(serve))
+            return bool(printed)
+
+        wait_until("serve prints the dashboard", token_printed, 60, [serve])
+        url, token = printed[0]
+        assert url == f"http://127.0.0.1:{port}/ops"
+        base = f"http://127.0.0.1:{port}"
+        wait_until("serve is up", lambda: _up(f"{base}/healthz"), 60, [serve])
+        traits = {"email": "lea@example.com", "phone": "+33612345678", "sms_opt_in": True}
+        for path, body in (
+            ("identify", {"userId": "u1", "traits": traits}),
+            ("track", {"userId": "u1", "event": "Newsletter Subscribed"}),
+        ):
+            assert httpx.post(f"{base}/v1/{path}", json=body, auth=("dev", "")).is_success
+
+        page = browser.new_page()
+        page.goto(url)
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        row = page.locator("#recent tr[data-recent]").first
+        expect(row).to_contain_text("newsletter-welcome", timeout=WAIT_MS)
+        expect(row.locator('td[data-field="status"]')).to_have_text("dry_run")
+        expect(row).to_contain_text("would have gone to +33612345678")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ops-dashboard-make-run.png"), full_page=True)
+    finally:
+        serve.stop()
+    assert (tmp_path / "carillon.db.secret").exists()  # made on first start, kept beside
+
+
+def _read(process: Process) -> str:
+    return process.log.read_text(errors="replace")
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
