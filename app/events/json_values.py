@@ -19,10 +19,11 @@ from typing import Any
 # Objects and arrays nested inside one event. Real properties are a few levels deep; the
 # serializers downstream give up somewhere past 250.
 MAX_DEPTH = 32
-# Integers are kept to what a warehouse BIGINT, CEL's int and JSONB round-trip exactly.
+# Numbers are kept to what a warehouse BIGINT, CEL's int and JSONB round-trip exactly.
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 # A longer literal cannot fit in 64 bits; refusing it unread keeps int() off huge inputs.
 _MAX_INT_DIGITS = 20
+_FLOAT_INT_EDGE = float(2**63)
 _PLAIN_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-$@")
 _MAX_SHOWN_KEY = 64
 
@@ -49,7 +50,13 @@ def _parse_int(text: str) -> int | Unrepresentable:
 
 def _parse_float(text: str) -> float | Unrepresentable:
     value = float(text)
-    return value if math.isfinite(value) else Unrepresentable(f"{text[:32]} is not a finite number")
+    if not math.isfinite(value):
+        return Unrepresentable(f"{text[:32]} is not a finite number")
+    # PostgreSQL's JSONB prints 1.5e300 with all its digits, so it reads back as an integer
+    # (and overflows CEL's int): the integers' range holds for every number.
+    if abs(value) >= _FLOAT_INT_EDGE:
+        return Unrepresentable(f"{text[:32]} is beyond +/-2^63, the range of stored numbers")
+    return value
 
 
 def _parse_constant(text: str) -> Unrepresentable:

@@ -32,7 +32,7 @@ _WRITE_KEY = {
 }
 _LIMITS = (
     f"At most {MAX_EVENT_BYTES // 1024} KB of UTF-8 JSON per event, objects and arrays nested "
-    f"at most {json_values.MAX_DEPTH} deep, integers within 64 bits, finite numbers, no NUL "
+    f"at most {json_values.MAX_DEPTH} deep, numbers finite and within +/-2^63, no NUL "
     "character or lone surrogate in any string or key. Event times before "
     f"{EARLIEST.isoformat()} are refused; with `sentAt`, times are corrected by "
     f"`receivedAt - sentAt`; a time more than {FUTURE_TOLERANCE.seconds // 60} minutes after "

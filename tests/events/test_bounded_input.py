@@ -184,6 +184,7 @@ def test_nesting_is_limited_and_named(client: TestClient) -> None:
         (str(2**63), "integers must fit in 64 bits (-2^63 to 2^63-1)"),
         (str(-(2**63) - 1), "integers must fit in 64 bits (-2^63 to 2^63-1)"),
         ("1e999", "1e999 is not a finite number"),
+        ("-9.3e18", "-9.3e18 is beyond +/-2^63, the range of stored numbers"),
         ("NaN", "NaN is not a JSON number"),
         ("-Infinity", "-Infinity is not a JSON number"),
     ],
@@ -201,11 +202,12 @@ def test_numbers_that_cannot_be_stored_are_refused_and_named(
 
 
 def test_the_largest_integers_are_stored(client: TestClient, pipeline: Pipeline) -> None:
-    body = track("u1", "A", {"low": -(2**63), "high": 2**63 - 1, "x": 1.5e308})
+    numbers = {"low": -(2**63), "high": 2**63 - 1, "big": 9.2e18, "small": -1.5e-300}
+    body = track("u1", "A", numbers)
     assert client.post("/v1/track", json=body, headers=basic()).status_code == 200
     pipeline.drain()
     [event] = stored()
-    assert event.payload["properties"] == {"low": -(2**63), "high": 2**63 - 1, "x": 1.5e308}
+    assert event.payload["properties"] == numbers
     assert event.processed_at is not None
 
 
