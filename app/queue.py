@@ -7,8 +7,9 @@ a lost message left behind, so losing the in-process queue on restart loses no w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -52,6 +53,25 @@ def get_broker() -> dramatiq.Broker:
     return broker
 
 
+class Named(Protocol):
+    """A job as enqueuing sees it: a dramatiq actor, or a `Job` naming one."""
+
+    @property
+    def actor_name(self) -> str: ...
+
+    @property
+    def queue_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job by name, so a module can enqueue it without importing the module that runs it
+    (which would import the enqueuer back: the delivery service enqueues its own retries)."""
+
+    actor_name: str
+    queue_name: str
+
+
 def actor(name: str, queue: str) -> Any:
     """Declare a job named `domain.action` on `queue` of Carillon's broker."""
 
@@ -61,18 +81,22 @@ def actor(name: str, queue: str) -> Any:
     return decorate
 
 
-def enqueue(
-    session: Session, job: dramatiq.Actor[Any, Any], *args: Any, delay_seconds: float = 0
-) -> None:
+def enqueue(session: Session, job: Named, *args: Any, delay_seconds: float = 0) -> None:
     """Send `job(*args)` once `session` commits; nothing is sent if it rolls back.
 
     With `delay_seconds` the broker holds the message that long (retries, deferrals); the row's
     own due time stays the truth, so an early or lost delayed message changes nothing."""
 
     def send() -> None:
-        if delay_seconds > 0:
-            job.send_with_options(args=args, delay=int(delay_seconds * 1000) + 1)
-        else:
-            job.send(*args)
+        broker = get_broker()
+        broker.declare_queue(job.queue_name)  # idempotent; a process may enqueue a job by name
+        message: dramatiq.Message[Any] = dramatiq.Message(  # before it declares the job
+            queue_name=job.queue_name,
+            actor_name=job.actor_name,
+            args=args,
+            kwargs={},
+            options={},
+        )
+        broker.enqueue(message, delay=int(delay_seconds * 1000) + 1 if delay_seconds > 0 else None)
 
     after_commit(session, send)

@@ -17,10 +17,10 @@ from sqlalchemy import and_, or_, select, update
 
 from app import clock
 from app.db import is_postgres, session_scope
-from app.delivery import history
 from app.delivery import models as delivery
+from app.delivery import state
+from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
-from app.delivery.tasks import send_job
 from app.events.models import Event
 from app.events.tasks import process
 from app.queue import enqueue
@@ -75,18 +75,11 @@ def sweep_abandoned(timeout: timedelta, limit: int = 1000) -> tuple[int, int]:
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
         for row in rows:
-            row.updated_at = now
-            row.next_attempt_at = None
             if row.channel in RESEND_WHEN_ABANDONED:
-                row.status = delivery.PENDING
-                row.enqueued_at = now
                 detail = "no answer recorded after its claim; resent (a repeat is harmless)"
-                history.record(session, row.id, "resent", detail, "sweeper", now)
-                enqueue(session, send_job(row.channel), row.id)
+                state.resend(session, row, detail, now)
             else:
-                row.status = delivery.UNKNOWN
-                row.error = UNKNOWN_NOTE
-                history.record(session, row.id, "unknown", UNKNOWN_NOTE, "sweeper", now)
+                state.abandon(session, row, UNKNOWN_NOTE, now)
         resent = sum(row.channel in RESEND_WHEN_ABANDONED for row in rows)
     if rows:
         log.warning(
@@ -125,7 +118,7 @@ def sweep_deliveries(older_than: timedelta, limit: int = 1000) -> int:
                 update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=clock.now())
             )
         for delivery_id, channel in rows:
-            enqueue(session, send_job(channel), delivery_id)
+            enqueue(session, send_delivery(channel), delivery_id)
     if rows:
         log.warning("re-enqueued %d pending deliveries", len(rows))
     return len(rows)

@@ -385,16 +385,17 @@ def test_a_fired_timer_hands_its_delivery_to_the_queue_only_once_committed(
     send(pipeline, alice(), cart(42.5))
     # Another connection, as a worker has: it sees committed rows only.
     outside = create_engine(get_settings().database_url)
-    job = send_job("email")
-    handed_over = job.send
+    handed_over = broker.enqueue
     seen: list[str | None] = []
 
-    def send_and_look(delivery_id: int) -> Any:
-        with outside.connect() as conn:
-            seen.append(conn.scalar(select(Delivery.status).where(Delivery.id == delivery_id)))
-        return handed_over(delivery_id)
+    def enqueue_and_look(message: Any, *, delay: int | None = None) -> Any:
+        if message.actor_name == "delivery.send_email":
+            with outside.connect() as conn:
+                status = select(Delivery.status).where(Delivery.id == message.args[0])
+                seen.append(conn.scalar(status))
+        return handed_over(message, delay=delay)
 
-    monkeypatch.setattr(job, "send", send_and_look)
+    monkeypatch.setattr(broker, "enqueue", enqueue_and_look)
     try:
         manual_clock.advance(timedelta(hours=1))
         assert fire_due(100) == 1

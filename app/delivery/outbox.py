@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.delivery import models
+from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
-from app.delivery.tasks import send_job
 from app.journeys.models import JourneyInstance
 from app.queue import enqueue
 
@@ -53,7 +53,7 @@ def plan(
     delivery = _row(instance, step_path, channel, content, models.PENDING)
     session.add(delivery)
     session.flush()
-    enqueue(session, send_job(channel), delivery.id)
+    enqueue(session, send_delivery(channel), delivery.id)
     _log_planned(delivery)
     return delivery
 

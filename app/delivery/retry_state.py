@@ -1,5 +1,5 @@
-"""The database side of retries and deferrals: when a pending row is due, and putting a claimed
-row back to `pending` for later."""
+"""The database side of retries: when a pending row is due, and what a transient provider
+error does to a claimed row (the moves themselves are `app.delivery.state`'s)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import history, models
-from app.delivery.models import Delivery
+from app.delivery import state
+from app.delivery.models import SENDING, Delivery
 from app.delivery.retries import plan
-from app.queue import enqueue
 from app.settings import get_settings
 from channels.base import SendResult
 
@@ -27,23 +25,6 @@ def retries_due(now: datetime | None = None) -> ColumnElement[bool]:
     return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= at)
 
 
-def due_later(session: Session, delivery: Delivery, until: datetime, now: datetime) -> None:
-    """Back to `pending`, not due before `until`; the send job comes back with that delay after
-    commit, and the sweeper hands the row over then should that delayed message be lost."""
-    from app.delivery.tasks import send_job  # tasks imports the service, which imports us
-
-    delivery.status = models.PENDING
-    delivery.next_attempt_at = until
-    delivery.enqueued_at = now
-    delivery.updated_at = now
-    enqueue(
-        session,
-        send_job(delivery.channel),
-        delivery.id,
-        delay_seconds=(until - now).total_seconds(),
-    )
-
-
 def retry_later(
     delivery_id: int, channel: str, result: SendResult, note: str | None, now: datetime
 ) -> None:
@@ -51,25 +32,18 @@ def retry_later(
     with session_scope() as session:
         delivery = session.scalars(
             select(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == models.SENDING)
+            .where(Delivery.id == delivery_id, Delivery.status == SENDING)
             .with_for_update()
         ).one_or_none()
         if delivery is None:
             return
         retry = plan(get_settings(), channel, delivery.attempts, result.retry_after_seconds, now)
         delivery.status_code = result.status_code
-        delivery.error = note
         delivery.provider_message_id = result.provider_message_id
         if retry is None:
-            delivery.status = models.DEAD
-            delivery.next_attempt_at = None
-            delivery.updated_at = now
+            state.give_up(session, delivery, note, now)
         else:
-            due_later(session, delivery, retry.at, now)
-        detail = f"attempt {delivery.attempts}: {note or ''}".rstrip(": ")
-        history.record(
-            session, delivery_id, "dead" if retry is None else "retry", detail, "retries"
-        )
+            state.retry(session, delivery, retry.at, note, now)
     if retry is None:
         log.warning(
             "delivery %s via %s: dead after %d attempts: %s",

@@ -13,15 +13,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import checks, history, models, rate_limit
-from app.delivery.models import Delivery
-from app.delivery.retry_state import due_later, retries_due, retry_later
+from app.delivery import checks, history, rate_limit, state
+from app.delivery.models import DRY_RUN, FAILED, SENDING, SENT, Delivery
+from app.delivery.retry_state import retries_due, retry_later
 from app.ops.instruments import timed_send
 from app.profiles import consent, repository
 from app.profiles.models import Profile
@@ -33,11 +32,7 @@ from channels.registry import build_channels
 
 log = logging.getLogger(__name__)
 
-_STATUS = {
-    Outcome.SENT: models.SENT,
-    Outcome.DRY_RUN: models.DRY_RUN,
-    Outcome.FAILED: models.FAILED,
-}
+_STATUS = {Outcome.SENT: SENT, Outcome.DRY_RUN: DRY_RUN, Outcome.FAILED: FAILED}
 
 
 @lru_cache
@@ -50,17 +45,10 @@ def _claim(delivery_id: int) -> Message | None:
     holds, or one the checks suppress or defer, comes back as None."""
     with session_scope() as session:
         now = clock.now()
-        claimed = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == models.PENDING, retries_due(now))
-            .values(status=models.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if not claimed:
+        if not state.claim(session, delivery_id, retries_due(now), now):
             return None
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        profile = session.get(Profile, delivery.profile_id)
-        assert profile is not None
+        delivery = session.get_one(Delivery, delivery_id)
+        profile = session.get_one(Profile, delivery.profile_id)
         # The address and consent as of now, not as of planning: people change their minds.
         person = view(session, profile)
         verdict = checks.decide(
@@ -84,17 +72,10 @@ def _hold(
     session: Session, delivery: Delivery, verdict: checks.Suppress | checks.Defer, now: datetime
 ) -> None:
     """A check objected: the claim is undone (it made no attempt) and the reason recorded."""
-    delivery.attempts -= 1
     if isinstance(verdict, checks.Suppress):
-        delivery.status = models.SUPPRESSED
-        delivery.error = f"suppressed: {verdict.reason}"
-        delivery.updated_at = now
-        history.record(session, delivery.id, "suppressed", verdict.reason, "policy", now)
-        log.info("delivery %s suppressed: %s", delivery.id, verdict.reason)
-        return
-    due_later(session, delivery, verdict.until, now)
-    delivery.error = f"deferred until {verdict.until.isoformat()}: {verdict.reason}"
-    history.record(session, delivery.id, "deferred", delivery.error, "policy", now)
+        state.suppress(session, delivery, verdict.reason, now)
+    else:
+        state.defer(session, delivery, verdict.until, verdict.reason, now)
     log.info("delivery %s %s", delivery.id, delivery.error)
 
 
@@ -144,7 +125,7 @@ def _paced(message: Message) -> bool:
         return True
     with session_scope() as session:
         delivery = session.get(Delivery, int(message.delivery_id), with_for_update=True)
-        if delivery is not None and delivery.status == models.SENDING:
+        if delivery is not None and delivery.status == SENDING:
             now = clock.now()
             reason = f"provider rate limit of {message.channel}: no turn free"
             _hold(session, delivery, checks.Defer(now + timedelta(seconds=wait), reason), now)
@@ -202,16 +183,16 @@ def _record(
     delivery_id: int, message: Message, result: SendResult, note: str | None, now: datetime
 ) -> None:
     with session_scope() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == models.SENDING)
-            .values(
-                status=_STATUS[result.outcome],
-                provider_message_id=result.provider_message_id,
-                status_code=result.status_code,
-                error=note,
-                sent_at=now if result.outcome is not Outcome.FAILED else None,
-                updated_at=now,
-            )
+        state.finish(
+            session,
+            delivery_id,
+            _STATUS[result.outcome],
+            {
+                "provider_message_id": result.provider_message_id,
+                "status_code": result.status_code,
+                "error": note,
+                "sent_at": now if result.outcome is not Outcome.FAILED else None,
+                "updated_at": now,
+            },
         )
         _apply_feedback(session, delivery_id, message, result.feedback, now)

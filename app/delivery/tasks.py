@@ -1,4 +1,4 @@
-"""Delivery jobs: one queue per channel, so a slow provider never holds up another."""
+"""Delivery jobs, run by the workers (named in `app.delivery.jobs`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Any
 import dramatiq
 
 from app.delivery import service
+from app.delivery.jobs import send_delivery
 from app.ops.context import delivery_scope
 from app.queue import actor
 from channels.registry import CHANNEL_NAMES
 
 
 def _job(channel: str) -> dramatiq.Actor[Any, Any]:
-    @actor(f"delivery.send_{channel}", queue=channel)
+    job = send_delivery(channel)
+
+    @actor(job.actor_name, queue=job.queue_name)
     def send(delivery_id: int) -> None:
         with delivery_scope(delivery_id):  # every log line of this job names its delivery
             service.deliver(delivery_id)

@@ -12,6 +12,7 @@ from app import clock
 from app.db import is_postgres
 from app.delivery import models as delivery
 from app.delivery import outbox
+from app.delivery import state as delivery_state
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import catalog
@@ -115,14 +116,11 @@ def exit_instance(
         .where(Timer.instance_id == instance.id, Timer.status == "pending")
         .values(status="cancelled")
     )
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.instance_id == instance.id,
-            Delivery.status == delivery.PENDING,
-            Delivery.step_path.not_like(f"%{REMOVAL_SUFFIX}"),
-        )
-        .values(status=delivery.CANCELLED, error=f"cancelled: {reason}", updated_at=clock.now())
+    delivery_state.cancel(
+        session,
+        (Delivery.instance_id == instance.id) & Delivery.step_path.not_like(f"%{REMOVAL_SUFFIX}"),
+        reason,
+        clock.now(),
     )
     if undo_audiences:
         plan_audience_removals(session, instance)

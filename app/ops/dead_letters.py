@@ -15,19 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.delivery import history, models
+from app.delivery import models, state
 from app.delivery.models import Delivery
-from app.delivery.tasks import send_job
-from app.queue import enqueue
 
 log = logging.getLogger(__name__)
 
-DEAD_STATUSES = (models.FAILED, models.DEAD, models.UNKNOWN)
+DEAD_STATUSES = state.DEAD_LETTERS
 
 
 def is_dead_letter() -> ColumnElement[bool]:
@@ -122,25 +120,7 @@ def replay(delivery_id: int) -> Replay:
             )
         now = clock.now()
         was = f"was {delivery.status} after {delivery.attempts} attempt(s): {delivery.error or ''}"
-        flipped = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, is_dead_letter())
-            .values(
-                status=models.PENDING,
-                # A fresh retry budget: ops replay once the cause is fixed; the history keeps
-                # every earlier attempt.
-                attempts=0,
-                error=None,
-                status_code=None,
-                provider_message_id=None,
-                next_attempt_at=None,
-                enqueued_at=now,
-                updated_at=now,
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        if not flipped:  # someone replayed it between our read and our update
-            return Replay(delivery_id, False, models.PENDING)
-        history.record(session, delivery_id, "replayed", was.rstrip(": "), "ops", now)
-        enqueue(session, send_job(delivery.channel), delivery_id)
+        if not state.replay(session, delivery, was.rstrip(": "), now):
+            return Replay(delivery_id, False, models.PENDING)  # someone replayed it first
     log.info("delivery %s replayed by ops", delivery_id, extra={"delivery_id": delivery_id})
     return Replay(delivery_id, True, models.PENDING)
