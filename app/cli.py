@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,16 @@ def _logging(default_format: str = "json") -> None:
     from app.ops import logs
 
     logs.configure(default_format)
+
+
+def _exit_0_on_sigterm() -> None:
+    """A stop asked for with SIGTERM (a supervisor, `docker stop`) is a success: exit code 0.
+
+    Installed first thing, so it also covers start-up: as a container's PID 1, a process with
+    no SIGTERM handler never sees the signal and is killed at the end of the grace period.
+    uvicorn and the scheduler then install handlers that drain their work first; uvicorn hands
+    the signal back here once it has."""
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
 def _local_admin_token(host: str) -> str | None:
@@ -110,6 +121,7 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
     The schema is created or upgraded on start. On a loopback address without CARILLON_ADMIN_TOKEN, a token for the ops dashboard is made for this run and printed.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _exit_0_on_sigterm()
     dashboard_token = _local_admin_token(host)
     _settings_or_exit(production=False)
     import uvicorn
@@ -128,6 +140,7 @@ def api(host: Host = "0.0.0.0", port: Port = 8000) -> None:
 
     Events are stored and queued; run `carillon worker` and `carillon scheduler` alongside. Run `carillon db upgrade` first.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _exit_0_on_sigterm()
     _settings_or_exit(production=True)
     import uvicorn
 
@@ -191,6 +204,7 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler (production): fires due journey waits and re-enqueues lost work."""
+    _exit_0_on_sigterm()
     _settings_or_exit(production=True)
     from app import scheduler as periodic
     from app.journeys import catalog
@@ -198,7 +212,7 @@ def scheduler() -> None:
 
     _logging()
     catalog.sync_directory(get_settings().journeys_dir)
-    periodic.build(blocking=True).start()
+    periodic.run()
 
 
 @journeys_app.command("validate")

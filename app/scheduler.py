@@ -6,7 +6,9 @@ Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import timedelta
+from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -52,3 +54,24 @@ def build(*, blocking: bool) -> BaseScheduler:
         sweep, "interval", seconds=SWEEP_INTERVAL_SECONDS, id="outbox.sweep", **common
     )
     return scheduler
+
+
+def run() -> None:
+    """`carillon scheduler`: fire timers and sweep until SIGTERM or SIGINT, then let a batch
+    being fired or swept finish and return, so a supervisor's stop ends promptly in exit
+    code 0 (without a handler a container's PID 1 ignores SIGTERM and is killed)."""
+    scheduler = build(blocking=True)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if scheduler.running:  # not a second signal while the first one drains
+            log.info("%s: stopping once the running jobs end", signal.Signals(signum).name)
+            scheduler.shutdown(wait=True)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    log.info(
+        "scheduler running: due journey waits every %gs, sweep every %ds",
+        get_settings().scheduler_interval_seconds,
+        SWEEP_INTERVAL_SECONDS,
+    )
+    scheduler.start()
