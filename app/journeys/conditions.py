@@ -2,10 +2,11 @@
 
 Conditions use CEL through cel-python, the pure-Python implementation maintained by Cloud
 Custodian. CEL fits conditions written by marketers: it has no side effects, no I/O and always
-terminates, so a journey file cannot harm the engine, and its syntax reads like the
-`event.properties.total >= 20` people already write. Being pure Python, cel-python installs with
-pip on any platform without a compiled extension or protobuf toolchain, and its parser reports
-the line and column of a syntax error, which we map back into the journey file.
+terminates (how long it may take is bounded in `cel_cost`), so a journey file cannot harm the
+engine, and its syntax reads like the `event.properties.total >= 20` people already write.
+Being pure Python, cel-python installs with pip on any platform without a compiled extension
+or protobuf toolchain, and its parser reports the line and column of a syntax error, which we
+map back into the journey file.
 
 cel-python has no type checker, so unknown variables, functions and methods are found here by
 walking the parsed expression, at load time rather than on the first event. It also compares
@@ -27,12 +28,20 @@ import lark
 from celpy import celtypes
 from celpy.evaluation import CELEvalError, base_functions, boolean
 
+from app.journeys import budget
+from app.journeys.cel_cost import (
+    BUDGETED_FUNCTIONS,
+    CEL_LIMITS,
+    MACROS,
+    BudgetedRunner,
+    CostError,
+    check_cost,
+)
+
 _log = logging.getLogger(__name__)
 
 VARIABLES: tuple[str, ...] = ("event", "profile")
 
-# Comprehension macros bind their first argument as a variable inside the other arguments.
-_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Type names (`type(x) == int`) are identifiers too.
 _TYPE_NAMES = frozenset(
     {
@@ -53,7 +62,7 @@ _TYPE_NAMES = frozenset(
 )
 _FUNCTIONS = frozenset(name for name in base_functions if "_" not in name or name == "null_type")
 _GLOBAL_FUNCTIONS = _FUNCTIONS | {"has", "dyn"}
-_METHODS = (_FUNCTIONS - _TYPE_NAMES) | _MACROS
+_METHODS = (_FUNCTIONS - _TYPE_NAMES) | MACROS
 
 
 class ConditionSyntaxError(ValueError):
@@ -91,7 +100,10 @@ class Condition:
         except (TypeError, ValueError) as exc:
             raise ConditionEvalError(f"cannot use this data in a condition: {exc}") from exc
         try:
-            result = self._program.evaluate(variables)
+            with budget.spending(CEL_LIMITS):
+                result = self._program.evaluate(variables)
+        except budget.OverBudget as exc:
+            raise ConditionEvalError(f"the condition went over its limits: {exc}") from exc
         except CELEvalError as exc:
             raise ConditionEvalError(_eval_message(exc)) from exc
         except Exception as exc:  # a bug or unsupported feature inside the CEL library
@@ -111,11 +123,19 @@ def compile_condition(source: str) -> Condition:
     try:
         ast = _ENV.compile(source)
         _check_names(ast)
+        check_cost(ast)
     except celpy.CELParseError as exc:
         raise _syntax_error(source, exc) from None
+    except CostError as exc:
+        raise ConditionSyntaxError(
+            exc.message,
+            column=exc.token.column or 1,
+            line=exc.token.line or 1,
+            hint="test the list once, e.g. items.exists(i, i.price > 100), or keep lists short",
+        ) from None
     except RecursionError:
         raise ConditionSyntaxError("condition is nested too deeply", column=1) from None
-    return Condition(source, _ENV.program(ast, functions=_NUMERIC_COMPARISONS))
+    return Condition(source, _ENV.program(ast, functions=_FUNCTIONS_USED))
 
 
 # --- compile-time checks ------------------------------------------------------------------
@@ -195,7 +215,7 @@ def _names(tree: lark.Tree, bound: frozenset[str]) -> Iterator[tuple[lark.Token,
             yield method, "method"
         args = [c for c in children[2:] if isinstance(c, lark.Tree)]
         exprs = args[0].children if args else []
-        variable = _bare_identifier(exprs[0]) if exprs and str(method) in _MACROS else None
+        variable = _bare_identifier(exprs[0]) if exprs and str(method) in MACROS else None
         if variable is not None:
             for expr in exprs[1:]:
                 if isinstance(expr, lark.Tree):
@@ -283,7 +303,10 @@ def _type_name(value: Any) -> str:
     return name[:-4].lower() if name.endswith("Type") else name
 
 
-_ENV = celpy.Environment(annotations={name: celtypes.MapType for name in VARIABLES})
+_FUNCTIONS_USED = {**_NUMERIC_COMPARISONS, **BUDGETED_FUNCTIONS}
+_ENV = celpy.Environment(
+    annotations={name: celtypes.MapType for name in VARIABLES}, runner_class=BudgetedRunner
+)
 
 
 def holds(condition: Condition | None, variables: dict[str, Any], what: str) -> bool:

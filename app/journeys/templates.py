@@ -13,6 +13,11 @@ loaded, what can only be an attempt to get out of it (`__class__`, `cycler.__ini
 `'{0.__class__}'.format(...)`, mutating methods, includes), so such a file never goes live.
 A name built at render time (`'__cla' ~ 'ss__'`) still meets the sandbox.
 
+What a template may cost (steps, text built, time) is bounded in the sandbox itself
+(`template_sandbox`), and a rendered message has a size limit here. In an e-mail's HTML, the
+addresses links point to are checked (`links`): when the file is loaded for those written in
+it, when the message is rendered for those the data supplies.
+
 A message's content per channel and locale (`Variant`, `Versions`) lives here too, with what
 rendering adds per channel: CSS inlined into an e-mail's HTML, a text part made from the HTML
 when none is written, and an SMS's segment budget.
@@ -32,11 +37,11 @@ import css_inline
 import jinja2
 from jinja2 import meta, nodes, sandbox
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
-from app.journeys import sms_segments
+from app.journeys import budget, links, sms_segments
+from app.journeys.template_sandbox import RENDER_LIMITS, BoundedSandbox, bound
+from app.settings import get_settings
 
 # `unsubscribe_url` only has a value in a `send` step (the e-mail adapter fills in the link).
 VARIABLES: tuple[str, ...] = ("event", "profile", "unsubscribe_url")
@@ -58,21 +63,32 @@ class TemplateRenderError(Exception):
 
 
 class Template:
-    """A compiled template; `render` returns the text to send."""
+    """A compiled template; `render` returns the text to send. An html one (an e-mail's
+    `html`) also has every address checked (`app.journeys.links`)."""
 
-    def __init__(self, source: str, template: jinja2.Template, literal: str | None = None) -> None:
+    def __init__(
+        self, source: str, template: jinja2.Template, literal: str | None = None, html: bool = False
+    ) -> None:
         self.source = source
         self._template = template
         self.literal = literal  # the text itself when the template has no tags or variables
+        self.html = html
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
 
-    def render(self, context: dict[str, Any]) -> str:
+    def render(self, context: dict[str, Any], link_hosts: tuple[str, ...] = ()) -> str:
+        """`link_hosts`: where links taken from data may point (html only; empty: anywhere)."""
         try:
-            return self._template.render(
-                {name: _track(value, name) for name, value in context.items()}
-            )
+            with budget.spending(RENDER_LIMITS):
+                text = self._template.render(
+                    {name: _track(value, name) for name, value in context.items()}
+                )
+            return links.checked(text, link_hosts) if self.html else text
+        except links.UnsafeLink as exc:
+            raise TemplateRenderError(exc.message) from exc
+        except budget.OverBudget as exc:
+            raise TemplateRenderError(f"the template went over its limits: {exc}") from exc
         except SecurityError as exc:
             raise TemplateRenderError(f"blocked by the template sandbox: {exc}") from exc
         except UndefinedError as exc:
@@ -82,20 +98,25 @@ class Template:
 
 
 def compile_template(source: str, *, html: bool) -> Template:
-    """Compile `source`; `html=True` turns on autoescaping (for the html part of an email)."""
+    """Compile `source`; `html=True` turns on autoescaping and checks the addresses written
+    in it (for the html part of an email)."""
     env = _HTML if html else _TEXT
     try:
         ast = env.parse(source)
-        template = env.from_string(ast)
+        _check_variables(ast, source)
+        _check_safety(ast, source)
+        if html:
+            links.check_source(source, env)
+        template = env.from_string(bound(ast, env))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(
             exc.message or "invalid template", exc.lineno or 1, hint=_filter_hint(exc)
         ) from None
+    except links.UnsafeLink as exc:
+        raise TemplateSyntaxError(exc.message, exc.line, exc.hint, exc.column) from None
     except RecursionError:
         raise TemplateSyntaxError("template is nested too deeply", 1) from None
-    _check_variables(ast, source)
-    _check_safety(ast, source)
-    return Template(source, template, template.render() if _is_text(ast) else None)
+    return Template(source, template, template.render() if _is_text(ast) else None, html)
 
 
 def _is_text(ast: nodes.Template) -> bool:
@@ -278,39 +299,8 @@ class _Missing(jinja2.StrictUndefined):
         return self._chain(f".{key}" if isinstance(key, str) else f"[{key!r}]")
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Also bounds `*` and `**`: `'a' * 10**9` would eat the memory of the worker (and, folded
-    as a constant, of `carillon journeys validate`); intercepted, they are computed at render
-    time only, and refused past a size no message needs."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*" and _repeats_too_much(left, right):
-            raise SecurityError(f"a repeated text or list may hold {MAX_REPEAT} items at most")
-        if operator == "**" and _power_too_big(left, right):
-            raise SecurityError("the result of ** would be too large")
-        return super().call_binop(context, operator, left, right)
-
-
-MAX_REPEAT = 10_000
-
-
-def _repeats_too_much(left: Any, right: Any) -> bool:
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple) and isinstance(times, int):
-            return len(seq) * times > MAX_REPEAT
-    return False
-
-
-def _power_too_big(left: Any, right: Any) -> bool:
-    if isinstance(left, int) and isinstance(right, int) and right > 0:
-        return abs(left) > 1 and abs(left).bit_length() * right > 1024
-    return False
-
-
-_TEXT = _Sandbox(undefined=_Missing, autoescape=False)
-_HTML = _Sandbox(undefined=_Missing, autoescape=True)
+_TEXT = BoundedSandbox(undefined=_Missing, autoescape=False)
+_HTML = BoundedSandbox(undefined=_Missing, autoescape=True, mark=links.DATA)
 
 
 # --- a message's content per channel and locale ---------------------------------------------
@@ -370,19 +360,34 @@ def fallbacks(locale: object) -> list[str]:
     return ["-".join(parts[:size]) for size in range(len(parts), 0, -1)]
 
 
-def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) -> dict[str, str]:
-    """The content to send: every template rendered, then what the channel needs added.
+# What one message may hold once rendered, all its parts together (Gmail already clips an
+# e-mail's HTML past 102 KB; SendGrid takes 30 MB in all).
+MAX_MESSAGE_CHARS = 1_000_000
+# `<style>` text times the elements it could be copied onto when inlined.
+MAX_INLINED = 100_000_000
 
-    Raises `TemplateRenderError` when a template fails or an SMS is over its budget, so the
-    delivery is recorded as failed with that reason and nothing is sent."""
-    content = {key: template.render(variables) for key, template in variant.content.items()}
+
+def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) -> dict[str, str]:
+    """The content to send: every template rendered, then what the channel needs added;
+    links taken from data may only point to `CARILLON_LINK_HOSTS` when it is set.
+
+    Raises `TemplateRenderError` when a template fails, a link is refused, the message is
+    too large or an SMS is over its budget, so the delivery is recorded as failed with that
+    reason and nothing is sent."""
+    hosts = links.link_hosts(get_settings().link_hosts)
+    content = {key: template.render(variables, hosts) for key, template in variant.content.items()}
     if channel == "email":
         content = _finish_email(content)
+    size = sum(len(part) for part in content.values())
+    if size > MAX_MESSAGE_CHARS:
+        raise TemplateRenderError(
+            f"the message is {size:,} characters long; at most {MAX_MESSAGE_CHARS:,} may be sent"
+        )
     if channel == "sms" and variant.max_segments is not None:
-        size = sms_segments.measure(content["text"])
-        if size.segments > variant.max_segments:
+        measured = sms_segments.measure(content["text"])
+        if measured.segments > variant.max_segments:
             raise TemplateRenderError(
-                f"the SMS is {size.describe()}; max_segments is {variant.max_segments}"
+                f"the SMS is {measured.describe()}; max_segments is {variant.max_segments}"
             )
     return content
 
@@ -390,13 +395,23 @@ def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) ->
 # No remote stylesheets: a marketer's <link> must not make the worker fetch URLs.
 # @media rules cannot be inlined; they stay in a <style> for the clients that read it.
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+_STYLE = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
 
 
 def _finish_email(content: dict[str, str]) -> dict[str, str]:
     """Inline the CSS of `<style>` blocks (many mail clients drop them) and, without a
-    written text part, make one from the HTML (spam filters and text-only clients want it)."""
+    written text part, make one from the HTML (spam filters and text-only clients want it).
+
+    Inlining copies rules onto every element they match: a long stylesheet over many
+    elements could grow the HTML without bound, so that product is refused first."""
     html = content["html"]
     if "<style" in html.lower():
+        css = sum(len(block) for block in _STYLE.findall(html))
+        if css * html.count("<") > MAX_INLINED:
+            raise TemplateRenderError(
+                f"too much CSS to inline: {css:,} characters of <style> over "
+                f"{html.count('<'):,} tags; shorten the stylesheet or the HTML"
+            )
         html = _INLINER.inline(html)
     text = content["text"] if "text" in content else html_to_text(html)
     return {**content, "html": html, "text": text}

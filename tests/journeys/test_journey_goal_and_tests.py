@@ -156,7 +156,7 @@ def test_the_shipped_journeys_carry_their_tests() -> None:
     assert issues == []
     tests = {j.id: j.tests for j in journeys}
 
-    reminder, ordered, small = tests["cart-abandonment"]
+    reminder, ordered, small, bad_link = tests["cart-abandonment"]
     [sent] = reminder.expect
     assert (sent.at, sent.channel) == (timedelta(hours=1), "email")
     assert sent.contains == {"subject": "Alice", "text": "PANIER10"}
@@ -164,6 +164,8 @@ def test_the_shipped_journeys_carry_their_tests() -> None:
     assert [e.event["event"] for e in ordered.events] == ["Cart Abandoned", "Order Completed"]
     assert ordered.events[1].at < timedelta(hours=1) and ordered.expect == ()
     assert small.events[0].event["properties"]["total"] < 20 and small.expect == ()
+    assert bad_link.events[0].event["properties"]["cart_url"].startswith("javascript:")
+    assert bad_link.expect == ()
 
     welcome, not_opted_in = tests["newsletter-welcome"]
     assert [(s.channel, dict(s.contains)) for s in welcome.expect] == [

@@ -110,7 +110,7 @@ def test_ordinary_templates_are_not_mistaken_for_escapes(source: str) -> None:
 # sandbox is what stops them.
 BUILT_AT_RENDER = [
     "{% set n = '__cla' ~ 'ss__' %}{{ ''|attr(n) }}",
-    "{% set n = '__glo' ~ 'bals__' %}{{ lipsum|attr(n) }}",
+    "{% set n = '__glo' ~ 'bals__' %}{{ range|attr(n) }}",
     "{{ event[event.properties.key] }}",
     "{% set f = '{0.' ~ '__class__}' %}{{ f.format(event) }}",
     "{% set m = 'upd' ~ 'ate' %}{{ (profile.traits|attr(m))({'first_name': 'Mallory'}) }}",
