@@ -5,7 +5,7 @@ honest client that declares a larger `Content-Length` is refused before anything
 body streamed without one (chunked) is refused as soon as it passes the limit; a gzip body is
 inflated chunk by chunk and refused as soon as its JSON passes the limit, so a small gzip
 bomb costs no more memory than a legitimate batch. The compressed bytes are held to the same
-limit: gzip never makes JSON larger, so a compressed body past it cannot inflate under it.
+limit: JSON always shrinks under gzip, so a compressed body past it cannot inflate under it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from app.errors import Rejected
 from app.events import json_values
 
-# Deflate's window size plus gzip's header and trailer: how `wbits` selects gzip framing.
+# 16 + 15: gzip framing (header, CRC and length trailer checked) around the largest window.
 _GZIP_WBITS = 31
 
 
