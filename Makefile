@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-services test-faults lint typecheck check clean
+.PHONY: run test test-services test-faults lint typecheck check clean image image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,27 @@ test-services: $(STAMP) $(CHROMIUM)
 ## that the tests stop, kill and restart (needs PostgreSQL's server binaries and redis-server)
 test-faults: $(STAMP)
 	$(BIN)/pytest -q -m faults tests/faults
+
+## The container image, carillon:latest (Docker where its daemon answers, else podman); on
+## Debian bookworm's python3 (made with mmdebstrap) where python:3.11-slim cannot be pulled
+# The most this machine's root may set in a container: engines ask for more by default.
+CONTAINER_ULIMITS ?= nofile=20000:20000 nproc=32768:32768
+export CONTAINER_ULIMITS
+image:
+	image/build.sh
+
+## The image run as containers: serve, each production role on this machine's PostgreSQL and
+## Redis, SIGTERM, bad settings, compose.yaml (installs podman, runc, mmdebstrap if missing)
+image-test: $(STAMP)
+	@for tool in podman runc mmdebstrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	fi
+	ENGINE=podman IMAGE=carillon:image-test BUILD_FLAGS=--layers=false image/build.sh
+	@id=$$(podman image inspect --format '{{.Id}}' carillon:image-test); \
+	CARILLON_IMAGE=carillon:image-test $(BIN)/pytest -q -m image tests/image; status=$$?; \
+	podman rmi --force $$id >/dev/null; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check app channels tests bench migrations
