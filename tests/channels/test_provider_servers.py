@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -185,6 +186,16 @@ def test_twilio_refuses_another_accounts_path(twilio_server: TwilioServer) -> No
         auth=(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN),
     )
     assert (response.status_code, response.json()["code"]) == (404, 20404)
+
+
+def test_twilio_answers_after_its_latency() -> None:
+    """Benchmarks measure Carillon against a provider as slow as the real one."""
+    with TwilioServer(latency_seconds=0.3) as server:
+        started = time.monotonic()
+        response = post_sms(server, {"To": "+33612345678", "From": TEST_FROM_NUMBER, "Body": "hi"})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 201
+    assert elapsed >= 0.3
 
 
 # ----------------------------------------------------------------------------- Meta

@@ -9,6 +9,7 @@ Authenticate, 20404 not found, 21211 invalid 'To' number, 21602/21603/21604 miss
 sender, recipient, 21610 unsubscribed recipient); acceptance is `201` with the Message resource
 as the spec describes it. Numbers put in `unsubscribed` (people who replied STOP) or
 `unreachable` (well-formed but not in service) are refused the way Twilio refuses them.
+`latency_seconds` holds every answer that long, as the real API's round trip does (benchmarks).
 """
 
 from __future__ import annotations
@@ -145,8 +146,10 @@ class TwilioServer(ProviderServer):
         account_sid: str = TEST_ACCOUNT_SID,
         auth_token: str = TEST_AUTH_TOKEN,
         from_numbers: set[str] | None = None,
+        latency_seconds: float = 0.0,
     ) -> None:
         super().__init__()
+        self.latency_seconds = latency_seconds
         self.account_sid = account_sid
         self.auth_token = auth_token
         # When given, only these senders belong to the account (as on a real account).
@@ -186,6 +189,8 @@ class TwilioServer(ProviderServer):
         return user == self.account_sid and password == self.auth_token
 
     def respond(self, request: RecordedRequest) -> Reply:
+        if self.latency_seconds > 0:
+            self._stopping.wait(self.latency_seconds)
         route = _MESSAGES_ROUTE.match(request.path)
         if not self._authenticated(request):
             return error_reply(401, 20003, "Authenticate")
