@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every role: `carillon db upgrade`, `api`, `worker`, `scheduler`, or `serve`
 # (the default: the embedded single process, its SQLite file on the /data volume).
 #
