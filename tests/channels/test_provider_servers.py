@@ -297,3 +297,39 @@ def test_canned_failures_are_served_in_order_then_the_real_logic(
     statuses = [post_users(meta_server, payload).status_code for _ in range(4)]
     assert statuses == [503, 503, 429, 200]
     assert len(meta_server.requests) == 4
+
+
+def test_kept_alive_requests_are_answered_without_waiting_for_a_delayed_ack(
+    twilio_server: TwilioServer,
+) -> None:
+    """With Nagle's algorithm on, a body written after its headers waits for the client's
+    delayed ACK (40 ms on Linux): 20 requests would take 0.8 s at least."""
+    form = {"To": "+33612345678", "From": TEST_FROM_NUMBER, "Body": "hi"}
+    url = f"{twilio_server.base_url}/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json"
+    with httpx.Client(auth=(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN)) as client:
+        client.post(url, data=form).raise_for_status()  # the connection, kept alive
+        started = time.monotonic()
+        for _ in range(20):
+            client.post(url, data=form).raise_for_status()
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.8
+
+
+def test_many_clients_connecting_at_once_are_all_answered(twilio_server: TwilioServer) -> None:
+    """A benchmark opens dozens of connections at once: they queue, none is reset."""
+    url = f"{twilio_server.base_url}/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json"
+    barrier = threading.Barrier(64)
+    statuses: list[int] = []
+
+    def send(index: int) -> None:
+        form = {"To": f"+336123{index:05d}", "From": TEST_FROM_NUMBER, "Body": "hi"}
+        barrier.wait()
+        response = httpx.post(url, data=form, auth=(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN))
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 64
