@@ -158,7 +158,7 @@ def worker(
         list[str] | None,
         typer.Option(
             "--queue",
-            help="Only consume this queue (repeatable): events, email, sms, meta_audience.",
+            help="Only consume this queue (repeatable): events, or a channel's name.",
         ),
     ] = None,
     poll_ms: Annotated[

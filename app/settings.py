@@ -11,14 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
 from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Self, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.durations import Cap, parse_cap
-from app.webhooks.sendgrid_key import sendgrid_public_key
+from app.durations import Cap, parse_cap, parse_duration
+from channels.email.keys import sendgrid_public_key
 
 T = TypeVar("T")
 
@@ -156,8 +157,6 @@ class Settings(BaseSettings):
     @classmethod
     def _per_channel_parses(cls, value: str, info: ValidationInfo) -> str:
         """Refuse a bad value at start, not on the first send or dashboard view."""
-        from app.delivery.rate_limit import parse_rate_limits  # it imports these settings
-
         parsers: dict[str, Callable[[str], object]] = {
             "cost_per_message": parse_costs,
             "delivery_attempts_per_channel": parse_attempts,
@@ -272,28 +271,79 @@ def _caps(raw: str) -> tuple[Cap, ...]:
     return tuple(parse_cap(rule) for rule in raw.split("+"))
 
 
-def _known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:
-    """A misspelt channel would silently apply to nothing."""
-    from channels.registry import CHANNEL_NAMES  # the registry imports this module
+# The entry-point group channels register in (channels/registry.py loads them).
+CHANNELS_GROUP = "carillon.channels"
 
+
+def channel_names() -> list[str]:
+    """The installed channels' names, read from the entry points without loading any channel,
+    so the settings stay below everything else."""
+    return sorted(entry_points(group=CHANNELS_GROUP).names)
+
+
+def known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:
+    """A misspelt channel would silently apply to nothing."""
+    names = channel_names()
     for channel in parsed:
-        if channel not in CHANNEL_NAMES:
-            raise ValueError(
-                f"{variable}: unknown channel {channel!r}; one of: {', '.join(CHANNEL_NAMES)}"
-            )
+        if channel not in names:
+            raise ValueError(f"{variable}: unknown channel {channel!r}; one of: {', '.join(names)}")
     return parsed
 
 
 def parse_quiet_hours(text: str) -> dict[str, QuietHours]:
     variable = "CARILLON_QUIET_HOURS"
     example = "sms=21:00-08:00,email=22:00-07:00 (local HH:MM-HH:MM, start and end differ)"
-    return _known_channels(parse_per_channel(text, variable, example, _quiet_window), variable)
+    return known_channels(parse_per_channel(text, variable, example, _quiet_window), variable)
 
 
 def parse_frequency_caps(text: str) -> dict[str, tuple[Cap, ...]]:
     variable = "CARILLON_FREQUENCY_CAPS"
     example = "email=1/24h+3/7d,sms=1/24h (count/duration, several joined with +)"
-    return _known_channels(parse_per_channel(text, variable, example, _caps), variable)
+    return known_channels(parse_per_channel(text, variable, example, _caps), variable)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`count` calls per `period_seconds`, as configured (`text`)."""
+
+    count: int
+    period_seconds: float
+    text: str
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period_seconds
+
+
+def parse_rate_limits(text: str) -> dict[str, Limit]:
+    """`channel=N/period` items; the period a duration (`s`, `10s`, `m`, `h`, `1d`)."""
+    names = channel_names()
+    limits: dict[str, Limit] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        channel, _, rate = (part.strip() for part in item.partition("="))
+        count, _, period = (part.strip() for part in rate.partition("/"))
+        problem = None
+        if channel not in names:
+            problem = f"unknown channel {channel!r} (one of: {', '.join(names)})"
+        elif channel in limits:
+            problem = f"{channel} is limited twice"
+        elif not count.isdigit() or int(count) == 0:
+            problem = "the count must be a whole number above zero"
+        else:
+            try:
+                seconds = parse_duration(period if period[:1].isdigit() else f"1{period}")
+            except ValueError:
+                problem = "the period must be s, m, h or d, optionally with a number (10s)"
+        if problem is not None:
+            raise ValueError(f"CARILLON_RATE_LIMITS: {item!r}: {problem}; {_RATE_EXAMPLE}")
+        limits[channel] = Limit(int(count), seconds.total_seconds(), f"{count}/{period}")
+    return limits
+
+
+_RATE_EXAMPLE = "e.g. sms=20/s,email=100/s,meta_audience=200/h"
 
 
 @lru_cache

@@ -25,11 +25,11 @@ from app.events.models import Event
 from app.events.tasks import process
 from app.queue import enqueue
 from app.settings import get_settings
+from channels import registry
 
 log = logging.getLogger(__name__)
 
 # Channels where a repeated provider call changes nothing, so an abandoned claim is resent.
-RESEND_WHEN_ABANDONED = frozenset({"meta_audience"})
 UNKNOWN_NOTE = (
     "its worker stopped during the provider call: it may or may not have been sent; "
     "check with the provider, then replay it or leave it"
@@ -75,12 +75,12 @@ def sweep_abandoned(timeout: timedelta, limit: int = 1000) -> tuple[int, int]:
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
         for row in rows:
-            if row.channel in RESEND_WHEN_ABANDONED:
+            if registry.spec(row.channel).resend_when_abandoned:
                 detail = "no answer recorded after its claim; resent (a repeat is harmless)"
                 state.resend(session, row, detail, now)
             else:
                 state.abandon(session, row, UNKNOWN_NOTE, now)
-        resent = sum(row.channel in RESEND_WHEN_ABANDONED for row in rows)
+        resent = sum(registry.spec(row.channel).resend_when_abandoned for row in rows)
     if rows:
         log.warning(
             "%d deliveries abandoned during the provider call: %d resent, %d marked unknown",

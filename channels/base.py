@@ -1,15 +1,24 @@
-"""The one small protocol every channel adapter implements.
+"""The channel plugin contract: the adapter protocol, and the spec that tells the rest of
+Carillon everything it needs to know about a channel.
 
-A channel receives a fully rendered `Message` and returns a `SendResult`; it never touches the
-database, the queue or the clock. Delivery policy (consent, caps, retries) lives in
-`app.delivery`, so a new provider is one module here plus one line in the registry.
+An adapter receives a fully rendered `Message` and returns a `SendResult`; it never touches
+the database, the queue or the clock. Delivery policy (consent, caps, retries) lives in
+`app.delivery` and asks the channel's `ChannelSpec` instead of testing `channel == "sms"`, so a
+channel is one package under `channels/<name>/`, found through the `carillon.channels` entry
+points (see `channels.registry`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # the settings import the channel registry's names at start-up
+    from fastapi import APIRouter
+
+    from app.settings import Settings
 
 
 class Outcome(StrEnum):
@@ -18,13 +27,16 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
-class Feedback(StrEnum):
-    """What a provider told us about the person, beyond this one message. The adapter only
-    reports it; the delivery service writes it to the profile, so the next send is
-    suppressed before any provider call."""
+@dataclass(frozen=True)
+class Feedback:
+    """What a provider told us about the person, beyond this one message: a consent state of
+    this channel, and/or traits. The adapter only reports it; the delivery service writes it
+    to the profile, so the next send is suppressed before any provider call. `kind` names it
+    in the delivery's history."""
 
-    SMS_OPTED_OUT = "sms_opted_out"  # Twilio 21610: the person replied STOP
-    PHONE_INVALID = "phone_invalid"  # Twilio 21211, or not a valid E.164 number at all
+    kind: str
+    consent: str | None = None
+    traits: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,3 +81,90 @@ class Channel(Protocol):
     name: str
 
     def send(self, message: Message) -> SendResult: ...
+
+
+class ContentRefused(ValueError):
+    """Finishing a channel's content found it unsendable (too long, too much CSS): the
+    delivery fails with this reason and nothing is sent."""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """How a person's consent for a channel is kept: one trait, its states, and which of them
+    allow sending. `refusal` says why a message must not go out, or None when it may."""
+
+    kind: str  # shared by channels that reach people the same way (`ads`)
+    trait: str
+    states: frozenset[str]
+    refusal: Callable[[Mapping[str, Any]], str | None]
+    withdrawn: str  # the state a person's own "no" sets (an unsubscribe link, a STOP)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Finished content over a limit its options set: which key, why, and what to do."""
+
+    key: str
+    reason: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """A per-variant option: `parse` returns the value or raises ValueError with the reason;
+    `hint` shows how to write it."""
+
+    parse: Callable[[Any], Any]
+    hint: str
+    schema: Mapping[str, Any] = field(default_factory=dict)  # its JSON Schema, for editors
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What Carillon knows about a channel, declared by the channel itself.
+
+    - `address`: the contact the message goes to (`email`, `phone`), or None when any known
+      identity will do (an audience matches on all of them).
+    - `finish`: what rendering adds once the templates are filled (an e-mail's inlined CSS and
+      text part); raises `ContentRefused`.
+    - `options`: what a message's variant may add for this channel (an SMS's `max_segments`),
+      each parsed when the journey loads; `limit` checks finished content against them and
+      returns a `Refusal` (checked at load on literal text, at render otherwise).
+    - `describe`: one line about finished content for `carillon templates preview` (an SMS's
+      encoding and segments).
+    - `undo`: the content of the message that takes a send back (an audience removal); a
+      channel with one accepts `remove_on_exit: true` on its send steps.
+    - `resend_when_abandoned`: a send whose worker died mid-call may be made again, because
+      the provider treats a repeat as a no-op; else the row becomes `unknown` for a person.
+    - `rate_limit_account`: whose budget a call spends (None: no credentials, a dry run).
+    - `feedback_kinds`: the delivery-history kinds provider webhooks record, by KPI
+      (`delivered`, `opened`, `clicked`).
+    """
+
+    name: str
+    provider: str
+    description: str
+    address: Literal["email", "phone"] | None
+    required_content: frozenset[str]
+    consent: Consent
+    credentials: Callable[[Settings], bool]
+    build: Callable[[Settings], Channel]
+    rate_limit_account: Callable[[Settings], str | None]
+    optional_content: frozenset[str] = frozenset()
+    generated_content: frozenset[str] = frozenset()
+    finish: Callable[[dict[str, str]], dict[str, str]] | None = None
+    options: Mapping[str, Option] = field(default_factory=dict)
+    limit: Callable[[Mapping[str, str], Mapping[str, Any]], Refusal | None] | None = None
+    describe: Callable[[Mapping[str, str]], str] | None = None
+    undo: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    # JSON Schema of each content key (a description, a pattern), for editors.
+    content_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resend_when_abandoned: bool = False
+    cost_unit: str = "message"
+    feedback_kinds: Mapping[str, str] = field(default_factory=dict)
+    feedback_sources: tuple[str, ...] = ()
+    routers: Callable[[], tuple[APIRouter, ...]] = lambda: ()
+    # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
+    unsubscribe_link: bool = False
+    # Where it is listed among the channels (ops tables, the JSON Schema, error hints).
+    position: int = 100

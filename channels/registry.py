@@ -1,67 +1,67 @@
-"""The one list of channels: which adapter serves each, and what content each needs.
+"""The channels, found through the `carillon.channels` entry points.
 
-A channel gets its real adapter only when all its credentials are set; otherwise it runs dry,
-so a half-configured provider never half-sends. The journey loader validates `send` steps
-against `required_content`, so a journey cannot reach a channel with a missing field.
+Carillon's own channels register themselves the same way a third-party package would, in
+pyproject.toml:
+
+    [project.entry-points."carillon.channels"]
+    sms = "channels.sms.spec:SPEC"
+
+Each entry point names a `ChannelSpec`; the rest of Carillon asks the spec instead of testing a
+channel's name. A channel gets its real adapter only when all its credentials are set;
+otherwise it runs dry, so a half-configured provider never half-sends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import lru_cache
+from importlib.metadata import entry_points
 from types import MappingProxyType
 
-from app.settings import Settings
-from channels.base import Channel
+from app.settings import CHANNELS_GROUP, Settings
+from channels.base import Channel, ChannelSpec
 from channels.dry_run import DryRun
-from channels.meta_audience import MetaCustomAudience
-from channels.sendgrid_email import SendGridEmail
-from channels.twilio_sms import TwilioSMS
 
-CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "meta_audience")
 
-_REQUIRED_CONTENT: MappingProxyType[str, frozenset[str]] = MappingProxyType(
-    {
-        "email": frozenset({"subject", "html", "text"}),
-        "sms": frozenset({"text"}),
-        "meta_audience": frozenset({"audience_id"}),
-    }
-)
+class UnknownChannel(ValueError):
+    pass
+
+
+@lru_cache
+def specs() -> MappingProxyType[str, ChannelSpec]:
+    """Every installed channel by name, in their declared order."""
+    found: dict[str, ChannelSpec] = {}
+    for point in entry_points(group=CHANNELS_GROUP):
+        spec = point.load()
+        if not isinstance(spec, ChannelSpec) or spec.name != point.name:
+            raise TypeError(f"entry point {point.name} = {point.value} is not its ChannelSpec")
+        found[spec.name] = spec
+    ordered = sorted(found.values(), key=lambda s: (s.position, s.name))
+    return MappingProxyType({spec.name: spec for spec in ordered})
+
+
+def names() -> tuple[str, ...]:
+    return tuple(specs())
+
+
+def spec(channel: str) -> ChannelSpec:
+    try:
+        return specs()[channel]
+    except KeyError:
+        raise UnknownChannel(f"unknown channel {channel!r}; one of: {', '.join(names())}") from None
 
 
 def required_content(channel: str) -> set[str]:
     """The content keys a `send` step on this channel must provide."""
-    try:
-        return set(_REQUIRED_CONTENT[channel])
-    except KeyError:
-        raise ValueError(
-            f"unknown channel {channel!r}; one of: {', '.join(CHANNEL_NAMES)}"
-        ) from None
+    return set(spec(channel).required_content)
 
 
 def has_credentials(channel: str, settings: Settings) -> bool:
-    if channel == "email":
-        return bool(settings.sendgrid_api_key)
-    if channel == "sms":
-        return bool(
-            settings.twilio_account_sid
-            and settings.twilio_auth_token
-            and (settings.twilio_from_number or settings.twilio_messaging_service_sid)
-        )
-    if channel == "meta_audience":
-        return bool(settings.meta_access_token)
-    raise ValueError(f"unknown channel {channel!r}; one of: {', '.join(CHANNEL_NAMES)}")
-
-
-_ADAPTERS: dict[str, Callable[[Settings], Channel]] = {
-    "email": SendGridEmail,
-    "sms": TwilioSMS,
-    "meta_audience": MetaCustomAudience,
-}
+    return spec(channel).credentials(settings)
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """One adapter per channel name: the provider's when configured, else a dry run."""
     return {
-        name: _ADAPTERS[name](settings) if has_credentials(name, settings) else DryRun(name)
-        for name in CHANNEL_NAMES
+        name: s.build(settings) if s.credentials(settings) else DryRun(name)
+        for name, s in specs().items()
     }

@@ -22,7 +22,7 @@ from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
 from app.profiles.models import USER_ID, Identity
 from app.settings import get_settings
-from channels.meta_audience import normalize_email, sha256_hex
+from channels.meta_audience.adapter import normalize_email, sha256_hex
 from tests.processes import (
     PRODUCTION_ROLES,
     SERVE,

@@ -22,7 +22,6 @@ shared state, so every worker slows down; the retry machinery re-queues the refu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
@@ -34,8 +33,8 @@ from typing import Any, Protocol
 import redis
 
 from app import clock
-from app.durations import parse_duration
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, parse_rate_limits
+from channels import registry
 from channels.base import SendResult
 
 log = logging.getLogger(__name__)
@@ -45,65 +44,12 @@ SLOWDOWN = 0.5  # the rate after a 429
 LOWERED_SECONDS = 60.0  # how long, when the provider gave no Retry-After
 CAPACITY = 1.0
 KEY_PREFIX = "carillon:ratelimit"
-_EXAMPLE = "e.g. sms=20/s,email=100/s,meta_audience=200/h"
-
-
-@dataclass(frozen=True)
-class Limit:
-    """`count` calls per `period_seconds`, as configured (`text`)."""
-
-    count: int
-    period_seconds: float
-    text: str
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.period_seconds
-
-
-def parse_rate_limits(text: str) -> dict[str, Limit]:
-    """`channel=N/period` items; the period a duration (`s`, `10s`, `m`, `h`, `1d`)."""
-    from channels.registry import CHANNEL_NAMES  # the registry imports these settings
-
-    limits: dict[str, Limit] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        channel, _, rate = (part.strip() for part in item.partition("="))
-        count, _, period = (part.strip() for part in rate.partition("/"))
-        problem = None
-        if channel not in CHANNEL_NAMES:
-            problem = f"unknown channel {channel!r} (one of: {', '.join(CHANNEL_NAMES)})"
-        elif channel in limits:
-            problem = f"{channel} is limited twice"
-        elif not count.isdigit() or int(count) == 0:
-            problem = "the count must be a whole number above zero"
-        else:
-            try:
-                seconds = parse_duration(period if period[:1].isdigit() else f"1{period}")
-            except ValueError:
-                problem = "the period must be s, m, h or d, optionally with a number (10s)"
-        if problem is not None:
-            raise ValueError(f"CARILLON_RATE_LIMITS: {item!r}: {problem}; {_EXAMPLE}")
-        limits[channel] = Limit(int(count), seconds.total_seconds(), f"{count}/{period}")
-    return limits
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def account_of(channel: str, settings: Settings) -> str | None:
     """Whose budget a call spends; None for a channel without credentials (a dry run)."""
-    from channels.registry import has_credentials
-
-    if not has_credentials(channel, settings):
-        return None
-    if channel == "sms":
-        return settings.twilio_account_sid
-    secret = settings.sendgrid_api_key if channel == "email" else settings.meta_access_token
-    return _digest(secret or "")
+    spec = registry.spec(channel)
+    return spec.rate_limit_account(settings) if spec.credentials(settings) else None
 
 
 @dataclass(frozen=True)
@@ -312,8 +258,7 @@ class RateLimiter:
         bucket = self._bucket(channel)
         if bucket is None:
             return None
-        account = self._accounts[channel] or ""
-        label = account if channel == "sms" else f"sha256:{account}"
+        label = self._accounts[channel] or ""
         try:
             reading = self.buckets.read(*bucket)
         except redis.RedisError as exc:

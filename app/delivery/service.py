@@ -99,14 +99,14 @@ def _apply_feedback(
     now and sourced to this delivery: a replay is the same write, a newer opt-in still wins."""
     profile_id, source = message.recipient.profile_id, f"delivery:{delivery_id}"
     for item in feedback:
-        if item is Feedback.SMS_OPTED_OUT:
-            consent.record(session, profile_id, "sms", "opted_out", now, source)
-        elif item is Feedback.PHONE_INVALID:
-            repository.upsert_traits(session, profile_id, {"phone_valid": False}, now, source)
+        if item.consent is not None:
+            consent.record(session, profile_id, message.channel, item.consent, now, source)
+        if item.traits:
+            repository.upsert_traits(session, profile_id, dict(item.traits), now, source)
         history.record(
             session,
             delivery_id,
-            item.value,
+            item.kind,
             f"recorded on profile {profile_id}",
             message.channel,
             now,

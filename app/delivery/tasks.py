@@ -10,7 +10,7 @@ from app.delivery import service
 from app.delivery.jobs import send_delivery
 from app.ops.context import delivery_scope
 from app.queue import actor
-from channels.registry import CHANNEL_NAMES
+from channels import registry
 
 
 def _job(channel: str) -> dramatiq.Actor[Any, Any]:
@@ -24,7 +24,7 @@ def _job(channel: str) -> dramatiq.Actor[Any, Any]:
     return send  # type: ignore[no-any-return]
 
 
-SEND_JOBS = {channel: _job(channel) for channel in CHANNEL_NAMES}
+SEND_JOBS = {channel: _job(channel) for channel in registry.names()}
 
 
 def send_job(channel: str) -> dramatiq.Actor[Any, Any]:

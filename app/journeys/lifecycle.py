@@ -18,6 +18,7 @@ from app.events.models import Event
 from app.journeys import catalog
 from app.journeys.definition import Journey, SendStep
 from app.journeys.models import ACTIVE, JourneyInstance, Timer
+from channels import registry
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,9 @@ def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
     journey = catalog.journey_of_version(session, instance.journey_version_id)
     for row in rows:
         removal = f"{row.step_path}{REMOVAL_SUFFIX}"
+        undo = registry.spec(row.channel).undo
         if (
-            row.channel != "meta_audience"
+            undo is None
             or row.status not in _ADDED
             or row.step_path.endswith(REMOVAL_SUFFIX)
             or removal in planned
@@ -145,8 +147,7 @@ def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
             continue
         step = journey.step(row.step_path)
         if isinstance(step, SendStep) and step.remove_on_exit:
-            content = {"audience_id": row.content.get("audience_id"), "operation": "remove"}
-            outbox.plan(session, instance, removal, row.channel, content)
+            outbox.plan(session, instance, removal, row.channel, undo(row.content))
 
 
 def record_conversion(instance: JourneyInstance, event: Event) -> None:

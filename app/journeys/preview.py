@@ -16,8 +16,8 @@ from typing import Any
 from app import unsubscribe
 from app.journeys.definition import Journey, SendStep
 from app.journeys.loader import JourneyInvalid, load_directory, parse_journey
-from app.journeys.sms_segments import SmsSize, measure
 from app.journeys.templates import TemplateRenderError, Versions, render_variant
+from channels import registry
 
 
 class PreviewError(Exception):
@@ -34,7 +34,7 @@ class Rendered:
     content: dict[str, str] | None
     error: str | None
     chosen: bool
-    sms: SmsSize | None = None
+    size: str | None = None  # what the channel says of it (an SMS: encoding and segments)
 
 
 def load_journey(target: str, journeys_dir: Path) -> Journey:
@@ -109,8 +109,9 @@ def preview(
             except TemplateRenderError as exc:
                 rendered.append(Rendered(channel, locale, None, str(exc), picked))
                 continue
-            sms = measure(content["text"]) if channel == "sms" else None
-            rendered.append(Rendered(channel, locale, content, None, picked, sms))
+            describe = registry.spec(channel).describe
+            size = describe(content) if describe is not None else None
+            rendered.append(Rendered(channel, locale, content, None, picked, size))
     return rendered
 
 
@@ -129,8 +130,8 @@ def format_preview(journey: Journey, step: SendStep, rendered: list[Rendered]) -
         if item.content is None:
             lines.append(f"FAILED: {item.error}")
             continue
-        if item.sms is not None:
-            lines.append(item.sms.describe())
+        if item.size is not None:
+            lines.append(item.size)
         for key, value in sorted(item.content.items(), key=lambda kv: (_ORDER.get(kv[0], 9), kv)):
             body = value.rstrip("\n").splitlines() or [""]
             lines += [f"{key}: {body[0]}"] if len(body) == 1 else [f"{key}:", *body]

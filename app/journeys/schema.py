@@ -27,30 +27,15 @@ from app.journeys.loader import (
     ON_CAP,
     TIME_PATTERN,
 )
-from app.journeys.sms_segments import MAX_SEGMENTS
-from app.journeys.templates import GENERATED, LOCALE_PATTERN
+from app.journeys.templates import LOCALE_PATTERN
 from channels import registry
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _TEXT = r"\S"  # the loader refuses empty and blank text
 
+
 # What each content key of a `send` step is, for hover help; a key a new channel brings
 # without an entry here is still described, as a template.
-_CONTENT_HELP = {
-    "subject": "The e-mail's subject line. A Jinja2 template, e.g. "
-    "\"{{ profile.traits.first_name | default('Bonjour') }}, votre panier vous attend\".",
-    "html": "The e-mail's HTML body. A Jinja2 template; values are HTML-escaped.",
-    "text": "The plain-text body (the SMS itself on the sms channel). A Jinja2 template.",
-    "audience_id": "The Meta Custom Audience to add the person to: its id in quotes, digits "
-    'only (e.g. "23850000000000001"), or a template that renders one.',
-}
-_CHANNEL_HELP = {
-    "email": "An e-mail through SendGrid.",
-    "sms": "A text message through Twilio.",
-    "meta_audience": "Add the person to a Meta (Facebook/Instagram) Custom Audience.",
-}
-
-
 def journey_schema() -> dict[str, Any]:
     """The whole journey format as a JSON Schema document."""
     return {
@@ -129,11 +114,11 @@ def _send_policy() -> dict[str, Any]:
             "of CARILLON_FREQUENCY_CAPS; [] leaves the channel uncapped for this journey. "
             "Counted over every journey's messages to the person.",
             "type": "object",
-            "propertyNames": {"enum": list(registry.CHANNEL_NAMES)},
+            "propertyNames": {"enum": list(registry.names())},
             "additionalProperties": {
                 "oneOf": [cap, {"type": "array", "items": cap}],
             },
-            "examples": [{"email": ["1/24h", "3/7d"]}],
+            "examples": [{registry.names()[0]: ["1/24h", "3/7d"]}],
         },
     }
 
@@ -411,33 +396,33 @@ def _send() -> dict[str, Any]:
         "description": "Send one message; the content is rendered at send time, and consent, "
         "suppression, caps and quiet hours are checked then.",
         "oneOf": [
-            *(_send_message(channel) for channel in registry.CHANNEL_NAMES),
-            *(_send_on(channel) for channel in registry.CHANNEL_NAMES),
+            *(_send_message(channel) for channel in registry.names()),
+            *(_send_on(channel) for channel in registry.names()),
         ],
     }
 
 
 def _send_on(channel: str) -> dict[str, Any]:
     keys = sorted(registry.required_content(channel))
-    properties: dict[str, Any] = {
-        "channel": {"const": channel, "description": _CHANNEL_HELP.get(channel, channel)}
-    }
+    spec = registry.spec(channel)
+    properties: dict[str, Any] = {"channel": {"const": channel, "description": spec.description}}
     for key in keys:
-        properties[key] = {"$ref": "#/$defs/template", "description": _content_help(key)}
-        if key == "audience_id":  # digits, or a template that renders them
-            properties[key]["pattern"] = r"^[0-9]+$|\{"
-    if channel == "meta_audience":
+        properties[key] = _content(channel, key)
+    if spec.undo is not None:
         properties["remove_on_exit"] = {
             "type": "boolean",
             "description": "Take the person out of the audience again when the trip exits "
             "(exit_when) or reaches its goal.",
         }
-    description = f"{_CHANNEL_HELP.get(channel, channel)} Needs: {', '.join(keys)}."
+    description = f"{spec.description} Needs: {', '.join(keys)}."
     return _object(description, properties, ["channel", *keys])
 
 
-def _content_help(key: str) -> str:
-    return _CONTENT_HELP.get(key, f"The message's {key}. A Jinja2 template.")
+def _content(channel: str, key: str, note: str = "") -> dict[str, Any]:
+    """A content key as the channel describes it (a template, maybe with a pattern)."""
+    declared = dict(registry.spec(channel).content_schema.get(key, {}))
+    description = declared.pop("description", f"The message's {key}. A Jinja2 template.")
+    return {"$ref": "#/$defs/template", "description": description + note, **declared}
 
 
 # --- messages: one message, adapted per channel and locale ----------------------------------
@@ -454,7 +439,7 @@ def _send_message(channel: str) -> dict[str, Any]:
         "type": "string",
         "pattern": f"^{MESSAGE_NAME_PATTERN}$",
     }
-    description = f"{_CHANNEL_HELP.get(channel, channel)} The content comes from `messages:`."
+    description = f"{registry.spec(channel).description} The content comes from `messages:`."
     return _object(description, properties, ["channel", "message"])
 
 
@@ -470,7 +455,7 @@ def _messages() -> dict[str, Any]:
 
 
 def _message_defs() -> dict[str, Any]:
-    variants = {ch: {"$ref": f"#/$defs/{ch}_variant"} for ch in registry.CHANNEL_NAMES}
+    variants = {ch: {"$ref": f"#/$defs/{ch}_variant"} for ch in registry.names()}
     locale = {
         "description": "This locale's variants; a channel left out falls back to the "
         "message's own variant. Each needs that variant in the message itself.",
@@ -495,28 +480,21 @@ def _message_defs() -> dict[str, Any]:
                 "additionalProperties": locale,
             },
         },
-        "anyOf": [{"required": [ch]} for ch in registry.CHANNEL_NAMES],
+        "anyOf": [{"required": [ch]} for ch in registry.names()],
     }
-    return {"message": message, **{f"{ch}_variant": _variant(ch) for ch in registry.CHANNEL_NAMES}}
+    return {"message": message, **{f"{ch}_variant": _variant(ch) for ch in registry.names()}}
 
 
 def _variant(channel: str) -> dict[str, Any]:
     keys = sorted(registry.required_content(channel))
-    generated = GENERATED.get(channel, frozenset())
+    spec = registry.spec(channel)
+    generated = spec.generated_content
     properties: dict[str, Any] = {}
     for key in keys:
-        made = " Optional: made from the HTML when left out." if key in generated else ""
-        properties[key] = {"$ref": "#/$defs/template", "description": _content_help(key) + made}
-        if key == "audience_id":
-            properties[key]["pattern"] = r"^[0-9]+$|\{"
-    if channel == "sms":
-        properties["max_segments"] = {
-            "description": "The most segments the rendered SMS may take (GSM-7: 160 characters "
-            "alone, 153 per segment; UCS-2: 70 and 67); a longer one is not sent.",
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_SEGMENTS,
-        }
+        made = " Optional: made when left out." if key in generated else ""
+        properties[key] = _content(channel, key, made)
+    for name, option in spec.options.items():
+        properties[name] = dict(option.schema)
     required = [key for key in keys if key not in generated]
     return _object(f"The message on {channel}.", properties, required)
 
@@ -559,7 +537,7 @@ def _tests() -> dict[str, Any]:
             "expect": {
                 "description": "The messages expected, in any order. [] means: nothing sent.",
                 "type": "array",
-                "items": {"oneOf": [_expected_on(c) for c in registry.CHANNEL_NAMES]},
+                "items": {"oneOf": [_expected_on(c) for c in registry.names()]},
             },
         },
         ["name", "events", "expect"],

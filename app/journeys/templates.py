@@ -33,15 +33,16 @@ from difflib import get_close_matches
 from types import MappingProxyType
 from typing import Any
 
-import css_inline
 import jinja2
 from jinja2 import meta, nodes, sandbox
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.utils import missing
 
-from app.journeys import budget, links, sms_segments
+from app.journeys import budget, links
 from app.journeys.template_sandbox import RENDER_LIMITS, BoundedSandbox, bound
 from app.settings import get_settings
+from channels import registry
+from channels.base import ContentRefused
 
 # `unsubscribe_url` only has a value in a `send` step (the e-mail adapter fills in the link).
 VARIABLES: tuple[str, ...] = ("event", "profile", "unsubscribe_url")
@@ -305,8 +306,6 @@ _HTML = BoundedSandbox(undefined=_Missing, autoescape=True, mark=links.DATA)
 
 # --- a message's content per channel and locale ---------------------------------------------
 
-# Content a message may leave out because rendering makes it: an e-mail's text part.
-GENERATED: Mapping[str, frozenset[str]] = MappingProxyType({"email": frozenset({"text"})})
 # A locale tag as written in a journey: language, optional script, optional region
 # (`fr`, `fr-CA`, `zh-Hant-TW`, `es-419`).
 LOCALE_PATTERN = r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?"
@@ -314,10 +313,11 @@ LOCALE_PATTERN = r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?"
 
 @dataclass(frozen=True)
 class Variant:
-    """One channel's content in one locale; `max_segments` bounds an SMS's billed segments."""
+    """One channel's content in one locale, with the step options its channel declares
+    (`max_segments` bounds an SMS's billed segments)."""
 
     content: Mapping[str, Template]
-    max_segments: int | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -363,8 +363,6 @@ def fallbacks(locale: object) -> list[str]:
 # What one message may hold once rendered, all its parts together (Gmail already clips an
 # e-mail's HTML past 102 KB; SendGrid takes 30 MB in all).
 MAX_MESSAGE_CHARS = 1_000_000
-# `<style>` text times the elements it could be copied onto when inlined.
-MAX_INLINED = 100_000_000
 
 
 def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) -> dict[str, str]:
@@ -376,52 +374,18 @@ def render_variant(channel: str, variant: Variant, variables: dict[str, Any]) ->
     reason and nothing is sent."""
     hosts = links.link_hosts(get_settings().link_hosts)
     content = {key: template.render(variables, hosts) for key, template in variant.content.items()}
-    if channel == "email":
-        content = _finish_email(content)
+    spec = registry.spec(channel)
+    try:
+        if spec.finish is not None:
+            content = spec.finish(content)
+    except ContentRefused as exc:
+        raise TemplateRenderError(str(exc)) from None
     size = sum(len(part) for part in content.values())
     if size > MAX_MESSAGE_CHARS:
         raise TemplateRenderError(
             f"the message is {size:,} characters long; at most {MAX_MESSAGE_CHARS:,} may be sent"
         )
-    if channel == "sms" and variant.max_segments is not None:
-        measured = sms_segments.measure(content["text"])
-        if measured.segments > variant.max_segments:
-            raise TemplateRenderError(
-                f"the SMS is {measured.describe()}; max_segments is {variant.max_segments}"
-            )
+    refused = spec.limit(content, variant.options) if spec.limit is not None else None
+    if refused is not None:
+        raise TemplateRenderError(refused.reason)
     return content
-
-
-# No remote stylesheets: a marketer's <link> must not make the worker fetch URLs.
-# @media rules cannot be inlined; they stay in a <style> for the clients that read it.
-_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-_STYLE = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
-
-
-def _finish_email(content: dict[str, str]) -> dict[str, str]:
-    """Inline the CSS of `<style>` blocks (many mail clients drop them) and, without a
-    written text part, make one from the HTML (spam filters and text-only clients want it).
-
-    Inlining copies rules onto every element they match: a long stylesheet over many
-    elements could grow the HTML without bound, so that product is refused first."""
-    html = content["html"]
-    if "<style" in html.lower():
-        css = sum(len(block) for block in _STYLE.findall(html))
-        if css * html.count("<") > MAX_INLINED:
-            raise TemplateRenderError(
-                f"too much CSS to inline: {css:,} characters of <style> over "
-                f"{html.count('<'):,} tags; shorten the stylesheet or the HTML"
-            )
-        html = _INLINER.inline(html)
-    text = content["text"] if "text" in content else html_to_text(html)
-    return {**content, "html": html, "text": text}
-
-
-def html_to_text(html: str) -> str:
-    """Readable text for an e-mail's text part: paragraphs, lists, and links as
-    `[label](url)` so the reader still has the address."""
-    from inscriptis import get_text  # lxml-based: loaded only when an e-mail needs it
-    from inscriptis.model.config import ParserConfig
-
-    lines = get_text(html, ParserConfig(display_links=True)).splitlines()
-    return "\n".join(line.rstrip() for line in lines).strip() + "\n"

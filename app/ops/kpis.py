@@ -27,19 +27,14 @@ from app.journeys import catalog
 from app.journeys.definition import Journey, SendStep, Step, child_lists
 from app.journeys.models import JourneyInstance, Timer
 from app.settings import get_settings
-from app.webhooks import PROVIDER_SOURCES
-from channels.registry import CHANNEL_NAMES
+from app.webhooks.sources import provider_sources
+from channels import registry
 
 CONVERTED = "converted"
 ENGAGEMENT_NOTE = (
     "delivered, open and click come from provider webhooks (SendGrid Event Webhook, Twilio "
     "status callbacks); n/a until a channel's first webhook arrives"
 )
-# The history kinds that count, per channel; a channel missing here cannot report that figure.
-_ENGAGED = {
-    "email": {"delivered": "delivered", "opened": "open", "clicked": "click"},
-    "sms": {"delivered": "delivered"},
-}
 
 
 @dataclass
@@ -159,15 +154,16 @@ def engagement(session: Session) -> dict[str, Engagement]:
     rows = session.execute(
         select(Delivery.channel, DeliveryEvent.kind, func.count(distinct(Delivery.id)))
         .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
-        .where(DeliveryEvent.source.in_(PROVIDER_SOURCES))
+        .where(DeliveryEvent.source.in_(provider_sources()))
         .group_by(Delivery.channel, DeliveryEvent.kind)
     ).all()
     counts = {(channel, kind): n for channel, kind, n in rows}
     reported = {channel for channel, _kind, _n in rows}
     result = {}
-    for channel in CHANNEL_NAMES:
+    for channel, spec in registry.specs().items():
+        # The history kinds that count, as the channel declares them; others cannot report.
         figures = {
-            name: counts.get((channel, kind), 0) for name, kind in _ENGAGED.get(channel, {}).items()
+            name: counts.get((channel, kind), 0) for name, kind in spec.feedback_kinds.items()
         }
         result[channel] = Engagement(**figures) if channel in reported else Engagement()
     return result
@@ -223,7 +219,7 @@ def channels(session: Session) -> list[ChannelKpis]:
     costs = get_settings().message_costs()
     engaged = engagement(session)
     result = []
-    for channel in CHANNEL_NAMES:
+    for channel in registry.names():
         sent = counts.get((channel, delivery.SENT), 0)
         unit = costs.get(channel)
         cost = None if unit is None else unit * sent

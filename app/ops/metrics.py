@@ -35,7 +35,7 @@ from app.delivery.rate_limit import limiter
 from app.ops import broker_state, queues
 from app.queue import get_broker
 from app.settings import get_settings
-from channels.registry import CHANNEL_NAMES
+from channels import registry
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         broker_up = _gauge("carillon_broker_up", "1 when the queue broker answered this scrape.")
         database_up = _gauge("carillon_database_up", "1 when the database answered this scrape.")
-        info = broker_state.inspect(get_broker(), queues.BROKER_QUEUES)
+        info = broker_state.inspect(get_broker(), queues.broker_queues())
         broker_up.add_metric([], 1.0 if info.reachable else 0.0)
         yield broker_up
         depth = _gauge(
@@ -103,7 +103,7 @@ class StateCollector(Collector):
         lowered = _gauge(
             "carillon_rate_limit_lowered", "1 while a 429 keeps the rate halved.", ["channel"]
         )
-        for channel in CHANNEL_NAMES:
+        for channel in registry.names():
             state = limiter().state(channel)
             if state is None or state.tokens is None or state.rate_per_second is None:
                 continue

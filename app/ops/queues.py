@@ -31,14 +31,21 @@ from app.ops import broker_state, dead_letters
 from app.ops.broker_state import BrokerInfo
 from app.queue import get_broker
 from app.settings import get_settings
-from channels.registry import CHANNEL_NAMES, has_credentials
+from channels import registry
 
 WINDOWS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "15m": timedelta(minutes=15)}
-QUEUE_NAMES = ("events", "journeys", *CHANNEL_NAMES, "dead_letters")
-BROKER_QUEUES = ["events", *CHANNEL_NAMES]
 DONE = (delivery.SENT, delivery.DRY_RUN)
 
-PROVIDERS = {"email": "SendGrid", "sms": "Twilio", "meta_audience": "Meta Marketing API"}
+
+def queue_names() -> tuple[str, ...]:
+    """The rows ops see: routing, timers, one per channel, dead letters."""
+    return ("events", "journeys", *registry.names(), "dead_letters")
+
+
+def broker_queues() -> list[str]:
+    return ["events", *registry.names()]
+
+
 RATE_LIMIT_NOTE = (
     "rate limits per provider account from CARILLON_RATE_LIMITS, shared by every worker "
     "(in Redis; in-process without it); tokens below zero are turns reserved by waiting "
@@ -170,7 +177,7 @@ def backlogs(session: Session, now: datetime) -> dict[str, Backlog]:
         )
         for channel, p, s, u, oldest in rows
     }
-    for channel in CHANNEL_NAMES:
+    for channel in registry.names():
         result[channel] = found.get(channel, Backlog(waiting=0, in_flight=0, needs_review=0))
 
     dead, oldest_dead = session.execute(
@@ -195,7 +202,7 @@ def throughput(
             _windows(session, Timer.due_at, Timer.status == "error", now=now),
         ),
     }
-    for channel in CHANNEL_NAMES:
+    for channel in registry.names():
         mine = Delivery.channel == channel
         result[channel] = (
             _windows(session, Delivery.sent_at, mine, Delivery.status.in_(DONE), now=now),
@@ -232,13 +239,13 @@ def providers() -> list[Provider]:
     """Per provider: live or dry run, and its rate-limit bucket (dry runs are never limited)."""
     settings, limits = get_settings(), limiter()
     found = []
-    for channel in CHANNEL_NAMES:
+    for channel in registry.names():
         bucket = limits.state(channel)
         found.append(
             Provider(
                 channel=channel,
-                provider=PROVIDERS[channel],
-                mode="live" if has_credentials(channel, settings) else "dry_run",
+                provider=registry.spec(channel).provider,
+                mode="live" if registry.has_credentials(channel, settings) else "dry_run",
                 rate_limited=bucket is not None,
                 rate_limit_note=RATE_LIMIT_NOTE,
                 rate_limit=bucket,
@@ -262,7 +269,7 @@ def _last_failed_event(session: Session) -> str | None:
 
 
 def snapshot() -> Snapshot:
-    info = broker_state.inspect(get_broker(), BROKER_QUEUES)
+    info = broker_state.inspect(get_broker(), broker_queues())
     now = clock.now()
     with session_scope() as session:
         waiting = backlogs(session, now)
@@ -277,7 +284,7 @@ def snapshot() -> Snapshot:
             done[name][1],
             list(NOTES.get(name, [])),
         )
-        for name in QUEUE_NAMES
+        for name in queue_names()
     ]
     if last_failed:
         next(row for row in rows if row.name == "events").notes.append(last_failed)

@@ -20,7 +20,7 @@ from app.delivery import history, models
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
-from app.webhooks import FEEDBACK_SOURCES
+from app.webhooks.sources import feedback_sources
 
 POLICY_NOTE = "never held by consent, quiet hours or a frequency cap (issue #5)"
 WEBHOOKS_NOTE = "no provider webhook recorded for this delivery yet"
@@ -80,7 +80,7 @@ def _webhooks(session: Session, delivery: Delivery) -> list[dict[str, Any]]:
     return [
         {"at": e.at.isoformat(), "source": e.source, "kind": e.kind, "detail": e.detail}
         for e in history.of(session, delivery.id)
-        if e.source in FEEDBACK_SOURCES
+        if e.source in feedback_sources()
     ]
 
 
@@ -160,7 +160,7 @@ def tell(delivery_id: int) -> Story:
             Step(d.created_at, f"planned (step {d.step_path}, channel {d.channel})", "")
         )
         # Deferrals, suppressions, retries, replays, sweeper decisions: in time order.
-        moments = [e for e in history.of(session, d.id) if e.source not in FEEDBACK_SOURCES]
+        moments = [e for e in history.of(session, d.id) if e.source not in feedback_sources()]
         story.steps += [
             Step(e.at, _MOMENTS.get(e.kind, f"{e.kind} ({e.source})"), e.detail or "")
             for e in moments

@@ -1,7 +1,3 @@
-"""Feedback from providers and people: SendGrid's Event Webhook, Twilio's status and inbound
-callbacks, and the unsubscribe link. Each callback is verified before anything is read, lands in
+"""Feedback from providers and people: each channel's provider callbacks (declared by the
+channel) and the unsubscribe link. Each callback is verified before anything is read, lands in
 the delivery's history (`delivery_events`) once, and updates consent where it means a no."""
-
-# The history sources that are feedback rather than Carillon's own policy or retries.
-PROVIDER_SOURCES = ("sendgrid", "twilio")
-FEEDBACK_SOURCES = (*PROVIDER_SOURCES, "unsubscribe_link")

@@ -22,6 +22,7 @@ from app.delivery.models import Delivery
 from app.profiles import consent
 from app.profiles.models import Profile
 from app.settings import get_settings
+from channels import registry
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,20 @@ def _unsubscribe(claim: unsubscribe.Claim) -> bool:
             return False
         now = clock.now()
         source_id = f"unsubscribe:{claim.delivery_id}"
+        # The channel the message went on; a link whose delivery is gone (erased) withdraws
+        # from every channel that sends such links.
+        delivery = session.get(Delivery, claim.delivery_id)
+        channels = (
+            [delivery.channel]
+            if delivery is not None
+            else [name for name, spec in registry.specs().items() if spec.unsubscribe_link]
+        )
         # Every click counts (someone who re-subscribed since may click an old link again);
         # the history keeps the first.
-        consent.record(session, profile_id, "email", "unsubscribed", now, source_id)
-        if session.get(Delivery, claim.delivery_id) is not None:
+        for channel in channels:
+            withdrawn = registry.spec(channel).consent.withdrawn
+            consent.record(session, profile_id, channel, withdrawn, now, source_id)
+        if delivery is not None:
             history.record(
                 session, claim.delivery_id, "unsubscribe", "one-click link", SOURCE, now, source_id
             )

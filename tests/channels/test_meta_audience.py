@@ -11,7 +11,7 @@ import pytest
 
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
-from channels.meta_audience import (
+from channels.meta_audience.adapter import (
     MAX_ROWS_PER_REQUEST,
     MetaCustomAudience,
     batches,

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from app.profiles.consent import suppression_reason
+from app.profiles.models import CONTACT_TRAITS
 from app.settings import Settings
+from channels import registry
 from channels.base import Message, Outcome, Recipient
 from channels.dry_run import DryRun
-from channels.meta_audience import MetaCustomAudience
-from channels.registry import CHANNEL_NAMES, build_channels, required_content
-from channels.sendgrid_email import SendGridEmail
-from channels.twilio_sms import TwilioSMS
+from channels.email.adapter import SendGridEmail
+from channels.meta_audience.adapter import MetaCustomAudience
+from channels.registry import build_channels, required_content
+from channels.sms.adapter import TwilioSMS
+from tests.channels.third_party import push_channel
+from tests.conftest import REPO
 from tests.providers.meta import MetaGraphServer
 from tests.providers.sendgrid import SendGridServer
 from tests.providers.twilio import (
@@ -33,7 +40,22 @@ ALL_CREDENTIALS = {
 
 
 def test_channel_names() -> None:
-    assert CHANNEL_NAMES == ("email", "sms", "meta_audience")
+    assert registry.names() == ("email", "sms", "meta_audience")
+
+
+def test_a_third_party_channel_is_found_through_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    """Installed as its own distribution, the channel is listed, built (dry, without
+    credentials), and its consent is asked, without a line of Carillon changed."""
+    with push_channel(tmp_path, monkeypatch):
+        assert registry.names() == ("email", "sms", "meta_audience", "push")
+        assert isinstance(build_channels(make_settings())["push"], DryRun)
+        assert required_content("push") == {"title", "text"}
+        assert suppression_reason("push", {"push_consent": "denied"}) == "push denied"
+        with pytest.raises(ValueError, match="unknown channel 'fax'; one of: email, sms"):
+            registry.spec("fax")
+    assert "push" not in registry.names()
 
 
 def test_settings_take_credentials_by_field_name(make_settings: Callable[..., Settings]) -> None:
@@ -47,7 +69,7 @@ def test_without_credentials_every_channel_runs_dry(
     make_settings: Callable[..., Settings],
 ) -> None:
     channels = build_channels(make_settings())
-    assert list(channels) == list(CHANNEL_NAMES)
+    assert list(channels) == list(registry.names())
     for name, channel in channels.items():
         assert isinstance(channel, DryRun)
         assert channel.name == name
@@ -59,7 +81,7 @@ def test_with_credentials_every_channel_is_real(make_settings: Callable[..., Set
     assert isinstance(channels["sms"], TwilioSMS)
     assert isinstance(channels["meta_audience"], MetaCustomAudience)
     assert {name: channel.name for name, channel in channels.items()} == {
-        name: name for name in CHANNEL_NAMES
+        name: name for name in registry.names()
     }
 
 
@@ -146,3 +168,19 @@ def test_dry_run_records_what_would_be_sent_and_sends_nothing(
     assert sendgrid_server.requests == []
     assert twilio_server.requests == []
     assert meta_server.requests == []
+
+
+def test_outside_channels_no_module_names_a_channel() -> None:
+    """What Carillon knows about a channel, it asks the channel's spec: no `channel == "sms"`.
+    A channel name that is also a contact identity (`email`) names the identity there."""
+    contacts = set(CONTACT_TRAITS)
+    offenders = []
+    for path in sorted((REPO / "app").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and node.value in registry.names()
+                and node.value not in contacts
+            ):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert offenders == []

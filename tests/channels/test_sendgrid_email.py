@@ -11,7 +11,7 @@ import pytest
 from app import unsubscribe
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
-from channels.sendgrid_email import SendGridEmail
+from channels.email.adapter import SendGridEmail
 from tests.providers.sendgrid import SendGridServer, error_body, sendgrid_error
 from tests.providers.server import unused_port
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from app.settings import Settings
-from channels.base import Feedback, Message, Outcome, Recipient
-from channels.twilio_sms import TwilioSMS
+from channels.base import Message, Outcome, Recipient
+from channels.sms.adapter import OPTED_OUT, PHONE_INVALID, TwilioSMS
 from tests.providers.server import unused_port
 from tests.providers.twilio import (
     TEST_ACCOUNT_SID,
@@ -107,7 +107,7 @@ def test_invalid_numbers_fail_permanently_without_a_call_and_mark_the_phone(
     assert (result.outcome, result.transient, result.status_code) == (Outcome.FAILED, False, None)
     assert reason in (result.error or "")
     assert repr(phone) in (result.error or "")
-    assert result.feedback == (Feedback.PHONE_INVALID,)
+    assert result.feedback == (PHONE_INVALID,)
     assert twilio_server.requests == []
 
 
@@ -118,7 +118,7 @@ def test_twilio_21211_is_permanent_and_marks_the_phone_invalid(
     result = channel.send(message())
     assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 400, False)
     assert result.error == "21211: The 'To' number +33612345678 is not a valid phone number."
-    assert result.feedback == (Feedback.PHONE_INVALID,)
+    assert result.feedback == (PHONE_INVALID,)
     assert len(twilio_server.requests) == 1
 
 
@@ -129,7 +129,7 @@ def test_twilio_21610_is_permanent_and_reports_the_opt_out(
     result = channel.send(message())
     assert (result.outcome, result.status_code, result.transient) == (Outcome.FAILED, 400, False)
     assert result.error == "21610: Attempt to send to unsubscribed recipient"
-    assert result.feedback == (Feedback.SMS_OPTED_OUT,)
+    assert result.feedback == (OPTED_OUT,)
     assert twilio_server.messages == []
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.journeys.definition import SendStep
 from app.journeys.loader import Issue, JourneyInvalid, load_directory, load_path, parse_journey
-from channels import registry
+from tests.channels.third_party import push_channel
 
 HEAD = """\
 id: demo
@@ -342,16 +342,15 @@ def test_missing_paths(tmp_path: Path) -> None:
     assert journeys == [] and issues[0].message.startswith("cannot read file")
 
 
-def test_channels_come_from_the_channel_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A channel added to the registry is usable in journeys (and their tests) at once.
-    monkeypatch.setattr(registry, "CHANNEL_NAMES", (*registry.CHANNEL_NAMES, "push"))
-    content = {
-        "email": frozenset({"subject", "html", "text"}),
-        "sms": frozenset({"text"}),
-        "meta_audience": frozenset({"audience_id"}),
-        "push": frozenset({"title", "text"}),
-    }
-    monkeypatch.setattr(registry, "required_content", content.__getitem__)
+def test_channels_come_from_the_channel_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A channel installed as its own package is usable in journeys (and their tests) at once.
+    with push_channel(tmp_path, monkeypatch):
+        _push_journeys()
+
+
+def _push_journeys() -> None:
     journey = parse_journey(
         HEAD + "steps:\n  - send:\n      channel: push\n      title: Hi\n      text: Yo\n"
         "tests:\n  - name: push\n    events: [{at: 0s, event: Signed Up}]\n"

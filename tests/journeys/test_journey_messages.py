@@ -15,9 +15,9 @@ from app.journeys.templates import (
     TemplateRenderError,
     canonical_locale,
     fallbacks,
-    html_to_text,
     render_variant,
 )
+from channels.email.content import html_to_text
 
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\n"
 WELCOME = """
@@ -208,7 +208,7 @@ def test_a_literal_sms_over_max_segments_is_refused_at_load() -> None:
         "steps:\n  - send: {channel: sms, message: promo}\n"
     )
     assert issue == (
-        "j.yaml:8:13: messages.promo.sms.text is GSM-7, 161 characters, 2 segments; "
+        "j.yaml:8:13: messages.promo.sms.text: the SMS is GSM-7, 161 characters, 2 segments; "
         "max_segments is 1 (hint: shorten the text (a character outside GSM-7 makes the whole "
         "SMS UCS-2), or raise max_segments)"
     )

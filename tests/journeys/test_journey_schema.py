@@ -22,6 +22,7 @@ from app.cli import app
 from app.journeys.loader import BARE_STEPS, STEP_PARSERS, JourneyInvalid, parse_journey
 from app.journeys.schema import journey_schema
 from channels import registry
+from tests.channels.third_party import push_channel
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted([*(REPO / "journeys").glob("*.yaml"), *(REPO / "docs" / "examples").glob("*.yaml")])
@@ -95,7 +96,9 @@ def test_every_step_kind_is_in_the_schema() -> None:
     assert [option["const"] for option in options if "const" in option] == list(BARE_STEPS)
 
 
-def test_channels_and_content_keys_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_channels_and_content_keys_come_from_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def channels(schema: dict[str, Any]) -> dict[str, list[str]]:
         options = schema["$defs"]["send"]["properties"]["send"]["oneOf"]
         return {
@@ -104,15 +107,13 @@ def test_channels_and_content_keys_come_from_the_registry(monkeypatch: pytest.Mo
         }
 
     assert channels(journey_schema()) == {
-        name: sorted(registry.required_content(name)) for name in registry.CHANNEL_NAMES
+        name: sorted(registry.required_content(name)) for name in registry.names()
     }
-    monkeypatch.setattr(registry, "CHANNEL_NAMES", (*registry.CHANNEL_NAMES, "push"))
-    content = {name: registry.required_content(name) for name in registry.CHANNEL_NAMES[:-1]}
-    monkeypatch.setattr(registry, "required_content", {**content, "push": {"title", "text"}}.get)
-    schema = journey_schema()
-    assert channels(schema)["push"] == ["text", "title"]
-    push = HEAD + "steps:\n  - send: {channel: push, title: Hi, text: Yo}\n"
-    assert list(Draft202012Validator(schema).iter_errors(data(push))) == []
+    with push_channel(tmp_path, monkeypatch):
+        schema = journey_schema()
+        assert channels(schema)["push"] == ["text", "title"]
+        push = HEAD + "steps:\n  - send: {channel: push, title: Hi, text: Yo}\n"
+        assert list(Draft202012Validator(schema).iter_errors(data(push))) == []
 
 
 _MAPS = ("properties", "$defs")  # keywords whose values are name → schema

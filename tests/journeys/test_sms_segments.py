@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.journeys.sms_segments import GSM7_BASIC, GSM7_EXTENSION, SmsSize, measure
+from channels.sms.segments import GSM7_BASIC, GSM7_EXTENSION, SmsSize, measure
 
 
 def test_the_tables_have_the_size_of_the_standard() -> None:

@@ -9,13 +9,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from difflib import get_close_matches
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from app.journeys.definition import SendStep, Step
 from app.journeys.loader.checker import _allowed_hint, _Checker, _describe, _Field
-from app.journeys.sms_segments import MAX_SEGMENTS, measure
 from app.journeys.templates import (
-    GENERATED,
     LOCALE_PATTERN,
     Template,
     Variant,
@@ -24,6 +22,7 @@ from app.journeys.templates import (
     compile_template,
 )
 from channels import registry
+from channels.base import Option
 
 _DIGITS = re.compile(r"[0-9]+")
 MESSAGE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
@@ -35,7 +34,7 @@ _MESSAGE_EXAMPLE = "e.g. messages: {welcome: {sms: {text: Bienvenue !}}}"
 def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
     if (send := c.mapping(f, "send", "e.g. send: {channel: sms, text: ...}")) is None:
         return None
-    channels = list(registry.CHANNEL_NAMES)
+    channels = list(registry.names())
     uses = c.field(send, "message")  # `send: {channel, message}`: content from `messages:`
     if (channel_field := c.field(send, "channel")) is None:
         hint = _message_channels_hint(c, uses) or f"one of: {', '.join(channels)}"
@@ -46,20 +45,25 @@ def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
     if (channel := _channel(c, channel_field)) is None:
         return None
     content_keys = sorted(registry.required_content(channel))
-    audience = channel == "meta_audience"
+    undoable = registry.spec(channel).undo is not None
+    takers = [name for name, spec in registry.specs().items() if spec.undo is not None]
     c.keys(
         send,
         f.key,
         f"send ({channel})",
         ("channel", "message") if uses else ("channel", *content_keys),
-        ("remove_on_exit",) if audience else (),
+        ("remove_on_exit",) if undoable else (),
         {
-            **({} if audience else {"remove_on_exit": "remove_on_exit is only for meta_audience"}),
+            **(
+                {}
+                if undoable
+                else {"remove_on_exit": f"remove_on_exit is only for {', '.join(takers)}"}
+            ),
             **_send_hints(uses, content_keys),
         },
     )
     remove_on_exit = False
-    if audience and (rf := c.field(send, "remove_on_exit")) is not None:
+    if undoable and (rf := c.field(send, "remove_on_exit")) is not None:
         if isinstance(rf.value, bool):
             remove_on_exit = rf.value
         else:
@@ -100,8 +104,8 @@ def _channel(c: _Checker, f: _Field) -> str | None:
     """A channel name from the channel registry, the one list of channels."""
     if (channel := c.text(f, "channel")) is None:
         return None
-    if channel not in registry.CHANNEL_NAMES:
-        channels = list(registry.CHANNEL_NAMES)
+    if channel not in registry.names():
+        channels = list(registry.names())
         c.error(f.at, f"unknown channel {channel!r}", _allowed_hint(channel, channels))
         return None
     return channel
@@ -133,13 +137,13 @@ def _message(c: _Checker, f: _Field, name: str) -> Mapping[str, Versions] | None
     example = "e.g. welcome: {email: {subject: ..., html: ...}, sms: {text: ...}}"
     if (given := c.mapping(f, f"message {name!r}", example)) is None:
         return None
-    channels = [ch for ch in registry.CHANNEL_NAMES if ch in given]
-    c.keys(given, f.key, f"message {name!r}", (), (*registry.CHANNEL_NAMES, "locales"))
+    channels = [ch for ch in registry.names() if ch in given]
+    c.keys(given, f.key, f"message {name!r}", (), (*registry.names(), "locales"))
     if not channels:
         c.error(
             f.key,
             f"message {name!r} has no content: give it at least one channel",
-            f"one or more of: {', '.join(registry.CHANNEL_NAMES)}",
+            f"one or more of: {', '.join(registry.names())}",
         )
     defaults = {ch: _variant(c, c.entry(given, ch), ch, f"{where}.{ch}") for ch in channels}
     locales: dict[str, dict[str, Variant | None]] = {ch: {} for ch in channels}
@@ -190,49 +194,50 @@ def _missing_default(versions: Any) -> dict[str, str]:
     return {
         str(ch): f"add {ch}: to the message itself too; it is sent when no locale matches"
         for ch in versions
-        if ch in registry.CHANNEL_NAMES
+        if ch in registry.names()
     }
 
 
 def _variant(c: _Checker, f: _Field, channel: str, where: str) -> Variant | None:
-    """One channel's content in one locale: its content keys (an e-mail's `text` may be left
-    out: it is made from the HTML) and, for SMS, an optional `max_segments`."""
+    """One channel's content in one locale: its content keys (those the channel makes, such as
+    an e-mail's text part, may be left out) and the options the channel declares (an SMS's
+    `max_segments`), checked against literal content now."""
     keys = sorted(registry.required_content(channel))
     example = f"e.g. {channel}: {{{', '.join(f'{key}: ...' for key in keys)}}}"
     if (given := c.mapping(f, where, example)) is None:
         return None
-    generated = GENERATED.get(channel, frozenset())
+    spec = registry.spec(channel)
+    generated = spec.generated_content
     required = [key for key in keys if key not in generated]
-    extra = ("max_segments",) if channel == "sms" else ()
-    c.keys(given, f.key, where, required, (*sorted(generated), *extra))
+    c.keys(given, f.key, where, required, (*sorted(generated), *spec.options))
     before = len(c.issues)
     content = _content(c, given, keys, f"{where}.")
-    max_segments = _max_segments(c, mf) if (mf := c.field(given, "max_segments")) else None
-    literal = content["text"].literal if "text" in content and channel == "sms" else None
-    if max_segments is not None and literal is not None:
-        size = measure(literal)
-        if size.segments > max_segments:
+    options = {
+        name: value
+        for name, option in spec.options.items()
+        if (of := c.field(given, name)) is not None
+        and (value := _option(c, of, name, option)) is not None
+    }
+    literals = {key: template.literal for key, template in content.items()}
+    if spec.limit is not None and options and all(v is not None for v in literals.values()):
+        refused = spec.limit(cast(dict[str, str], literals), options)
+        if refused is not None:
             c.error(
-                c.entry(given, "text").at,
-                f"{where}.text is {size.describe()}; max_segments is {max_segments}",
-                "shorten the text (a character outside GSM-7 makes the whole SMS UCS-2), "
-                "or raise max_segments",
+                c.entry(given, refused.key).at,
+                f"{where}.{refused.key}: {refused.reason}",
+                refused.hint,
             )
     if len(c.issues) > before or any(key in given and key not in content for key in keys):
         return None
-    return Variant(MappingProxyType(content), max_segments)
+    return Variant(MappingProxyType(content), MappingProxyType(options))
 
 
-def _max_segments(c: _Checker, f: _Field) -> int | None:
-    value = f.value
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEGMENTS:
-        return int(value)
-    c.error(
-        f.at,
-        f"max_segments must be a whole number from 1 to {MAX_SEGMENTS}, not {_describe(value)}",
-        "the most SMS segments the text may take, e.g. max_segments: 1",
-    )
-    return None
+def _option(c: _Checker, f: _Field, name: str, option: Option) -> Any:
+    try:
+        return option.parse(f.value)
+    except ValueError as exc:
+        c.error(f.at, f"{exc}, not {_describe(f.value)}", option.hint)
+        return None
 
 
 def _sent_message(c: _Checker, f: _Field, channel: str) -> Versions | None:
@@ -271,7 +276,11 @@ def _message_channels_hint(c: _Checker, f: _Field | None) -> str | None:
 def _send_hints(uses: _Field | None, content_keys: list[str]) -> dict[str, str]:
     hints = {
         "channels": "a send step sends on one channel: write one send step per channel",
-        "max_segments": "max_segments goes in a message's sms variant, under messages:",
+        **{
+            name: f"{name} goes in a message's {channel} variant, under messages:"
+            for channel, spec in registry.specs().items()
+            for name in spec.options
+        },
     }
     if uses is not None:
         for key in content_keys:

@@ -26,7 +26,11 @@ from channels.base import Feedback, Message, Outcome, SendResult
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.
 TOO_MANY_REQUESTS_CODE = 20429
 # Twilio error codes that are facts about the recipient (twilio.com/docs/errors/<code>).
-FEEDBACK_CODES = {21211: Feedback.PHONE_INVALID, 21610: Feedback.SMS_OPTED_OUT}
+# Twilio 21211 (or not a valid E.164 number at all): later SMS wait for `phone_valid: true`.
+PHONE_INVALID = Feedback("phone_invalid", traits={"phone_valid": False})
+# Twilio 21610: the person replied STOP.
+OPTED_OUT = Feedback("sms_opted_out", consent="opted_out")
+FEEDBACK_CODES = {21211: PHONE_INVALID, 21610: OPTED_OUT}
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _SDK_PREFIXES = ("Unable to create record: ", "Unable to fetch record: ")
@@ -69,7 +73,7 @@ class TwilioSMS:
             return SendResult(
                 Outcome.FAILED,
                 error=f"recipient {message.recipient.profile_id}: {invalid}",
-                feedback=(Feedback.PHONE_INVALID,),
+                feedback=(PHONE_INVALID,),
             )
         text = str(message.content.get("text") or "")
         if not text.strip():

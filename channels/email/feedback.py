@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.delivery import history
 from app.delivery.models import Delivery
 from app.profiles import consent
-from channels.sendgrid_email import DELIVERY_ID_ARG
+from channels.email.adapter import DELIVERY_ID_ARG
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,33 @@
-"""Proving a webhook came from its provider, before a byte of it is trusted.
+"""SendGrid's signed Event Webhook: `POST /webhooks/sendgrid`.
 
 SendGrid signs `timestamp + body` with ECDSA P-256 / SHA-256 (the key pair is the account's;
-Carillon holds the public half); Twilio signs the called URL plus the sorted form parameters
-with HMAC-SHA1 and the account's auth token. Both checks use the providers' own libraries.
+Carillon holds the public half). The signature is checked over the raw request first (403,
+nothing read), then the body is parsed (400, nothing changed), then applied in one transaction.
 """
 
 from __future__ import annotations
 
 import binascii
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sendgrid.helpers.eventwebhook import EventWebhook
-from twilio.request_validator import RequestValidator
+from starlette.concurrency import run_in_threadpool
 
 from app import clock
+from app.db import session_scope
 from app.errors import Rejected
-from app.settings import Settings
-from app.webhooks.sendgrid_key import sendgrid_public_key
+from app.settings import Settings, get_settings
+from app.webhooks.body import raw_body
+from channels.email import feedback as sendgrid
+from channels.email.keys import sendgrid_public_key
+
+router = APIRouter(tags=["webhooks"])
+
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
 
 # How far a signed timestamp may be from now. SendGrid documents none; the signature covers the
 # timestamp, so this bounds how long a captured request can be replayed (each event in it is
@@ -55,25 +65,22 @@ def verify_sendgrid(
     return body
 
 
-def verify_twilio(
-    settings: Settings, url: str | None, raw: bytes, signature: str | None
-) -> dict[str, str]:
-    """The posted form parameters, once Twilio is proven to have signed this URL and them with
-    our auth token; a 403 otherwise."""
-    if not settings.twilio_auth_token:
-        raise Rejected(403, "Twilio webhooks are refused: TWILIO_AUTH_TOKEN is not set")
-    if url is None:
-        raise Rejected(
-            403, "Twilio webhooks are refused: CARILLON_PUBLIC_URL (the URL Twilio calls) is unset"
-        )
-    if not signature:
-        raise Rejected(403, "unsigned: the X-Twilio-Signature header is missing")
+def _apply_sendgrid(events: list[sendgrid.FeedbackEvent]) -> sendgrid.Tally:
+    with session_scope() as session:
+        return sendgrid.apply(session, events)
+
+
+@router.post("/webhooks/sendgrid")
+async def sendgrid_events(request: Request) -> JSONResponse:
+    raw = await raw_body(request)
+    body = verify_sendgrid(
+        get_settings(), raw, request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
+    )
     try:
-        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:  # Twilio posts UTF-8; nothing else can carry its signature
-        params = None
-    if params is None or not RequestValidator(settings.twilio_auth_token).validate(
-        url, params, signature
-    ):
-        raise Rejected(403, "forged: the Twilio signature does not match this request")
-    return params
+        events = sendgrid.parse(body)
+    except sendgrid.Malformed as exc:
+        raise Rejected(400, str(exc)) from None
+    tally = await run_in_threadpool(_apply_sendgrid, events)
+    return JSONResponse(
+        {"recorded": tally.recorded, "replayed": tally.replayed, "ignored": tally.ignored}
+    )

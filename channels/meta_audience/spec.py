@@ -1,0 +1,64 @@
+"""Paid social through a Meta Custom Audience: what the rest of Carillon knows about it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from app.settings import Settings
+from channels.base import Channel, ChannelSpec, Consent
+from channels.meta_audience.adapter import MetaCustomAudience
+
+STATES = frozenset({"allowed", "denied"})
+
+
+def _refusal(traits: Mapping[str, Any]) -> str | None:
+    """Allowed unless the person objected (GDPR objection to ads)."""
+    return "ads denied" if traits.get("ads_consent") == "denied" else None
+
+
+# Shared by every channel that reaches people through ads.
+ADS = Consent("ads", "ads_consent", STATES, _refusal, "denied")
+
+
+def _credentials(settings: Settings) -> bool:
+    return bool(settings.meta_access_token)
+
+
+def _build(settings: Settings) -> Channel:
+    return MetaCustomAudience(settings)
+
+
+def _account(settings: Settings) -> str | None:
+    token = settings.meta_access_token
+    return f"sha256:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else None
+
+
+def _undo(content: Mapping[str, Any]) -> dict[str, Any]:
+    return {"audience_id": content.get("audience_id"), "operation": "remove"}
+
+
+SPEC = ChannelSpec(
+    name="meta_audience",
+    provider="Meta Marketing API",
+    description="Add the person to a Meta (Facebook/Instagram) Custom Audience.",
+    address=None,
+    required_content=frozenset({"audience_id"}),
+    consent=ADS,
+    credentials=_credentials,
+    build=_build,
+    rate_limit_account=_account,
+    undo=_undo,
+    content_schema={
+        "audience_id": {
+            "description": "The Meta Custom Audience to add the person to: its id in quotes, "
+            'digits only (e.g. "23850000000000001"), or a template that renders one.',
+            "pattern": r"^[0-9]+$|\{",
+        }
+    },
+    # Adding someone already in an audience changes nothing at Meta: a repeat is harmless.
+    resend_when_abandoned=True,
+    cost_unit="person",
+    position=30,
+)

@@ -1,0 +1,91 @@
+"""Twilio's signed callbacks: message status (`POST /webhooks/twilio/status`) and inbound SMS
+(`POST /webhooks/twilio/inbound`).
+
+Twilio signs the called URL plus the sorted form parameters with HMAC-SHA1 and the account's
+auth token; the check uses Twilio's own library, over the raw request, before anything is read.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+
+from app.db import session_scope
+from app.errors import Rejected
+from app.settings import Settings, get_settings
+from app.webhooks.body import raw_body
+from channels.sms import feedback as twilio
+from channels.sms.feedback import Inbound, StatusCallback
+
+router = APIRouter(tags=["webhooks"])
+
+
+def verify_twilio(
+    settings: Settings, url: str | None, raw: bytes, signature: str | None
+) -> dict[str, str]:
+    """The posted form parameters, once Twilio is proven to have signed this URL and them with
+    our auth token; a 403 otherwise."""
+    if not settings.twilio_auth_token:
+        raise Rejected(403, "Twilio webhooks are refused: TWILIO_AUTH_TOKEN is not set")
+    if url is None:
+        raise Rejected(
+            403, "Twilio webhooks are refused: CARILLON_PUBLIC_URL (the URL Twilio calls) is unset"
+        )
+    if not signature:
+        raise Rejected(403, "unsigned: the X-Twilio-Signature header is missing")
+    try:
+        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:  # Twilio posts UTF-8; nothing else can carry its signature
+        params = None
+    if params is None or not RequestValidator(settings.twilio_auth_token).validate(
+        url, params, signature
+    ):
+        raise Rejected(403, "forged: the Twilio signature does not match this request")
+    return params
+
+
+async def _twilio_params(request: Request) -> dict[str, str]:
+    """The verified form parameters of a Twilio callback; Twilio signs the URL it called."""
+    raw = await raw_body(request)
+    settings = get_settings()
+    url = None
+    if settings.public_url:
+        query = f"?{request.url.query}" if request.url.query else ""
+        url = f"{settings.public_url.rstrip('/')}{request.url.path}{query}"
+    return verify_twilio(settings, url, raw, request.headers.get("X-Twilio-Signature"))
+
+
+def _apply_status(callback: StatusCallback) -> bool:
+    with session_scope() as session:
+        return twilio.apply_status(session, callback)
+
+
+def _apply_inbound(inbound: Inbound) -> bool:
+    with session_scope() as session:
+        return twilio.apply_inbound(session, inbound)
+
+
+@router.post("/webhooks/twilio/status")
+async def twilio_status(request: Request) -> JSONResponse:
+    params = await _twilio_params(request)
+    try:
+        callback = twilio.parse_status(params)
+    except twilio.Malformed as exc:
+        raise Rejected(400, str(exc)) from None
+    recorded = await run_in_threadpool(_apply_status, callback)
+    return JSONResponse({"recorded": recorded})
+
+
+@router.post("/webhooks/twilio/inbound")
+async def twilio_inbound(request: Request) -> Response:
+    params = await _twilio_params(request)
+    try:
+        inbound = twilio.parse_inbound(params)
+    except twilio.Malformed as exc:
+        raise Rejected(400, str(exc)) from None
+    await run_in_threadpool(_apply_inbound, inbound)
+    return Response(twilio.reply(inbound, get_settings().sms_help_text), media_type="text/xml")
