@@ -76,7 +76,7 @@ def test_caps_setting() -> None:
         ("email=0/24h", "should be channel=value"),
         ("email=1/24h+", "should be channel=value"),
         ("email", "should be channel=value"),
-        ("mail=1/24h", "unknown channel 'mail'; one of: email, sms, meta_audience"),
+        ("mail=1/24h", "unknown channel 'mail'; one of: email, meta_audience, sms"),
     ],
 )
 def test_a_bad_caps_setting_is_refused_at_start(
