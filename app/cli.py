@@ -84,9 +84,13 @@ def _settings_or_exit(*, production: bool) -> None:
 
     from app import signing
     from app.settings import get_settings
+    from channels import registry
 
     try:
         settings = get_settings()
+        for spec in registry.specs().values():  # each channel's own settings too
+            if spec.settings is not None:
+                spec.settings()
     except ValidationError as exc:
         for error in exc.errors():
             field = "_".join(str(part) for part in error["loc"]).upper()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # the settings import the channel registry's names at start-up
     from fastapi import APIRouter
+    from pydantic_settings import BaseSettings
 
     from app.settings import Settings
 
@@ -164,6 +165,9 @@ class ChannelSpec:
     feedback_kinds: Mapping[str, str] = field(default_factory=dict)
     feedback_sources: tuple[str, ...] = ()
     routers: Callable[[], tuple[APIRouter, ...]] = lambda: ()
+    # The channel's own settings (a pydantic-settings model read from the environment, prefix
+    # CARILLON_): checked by every process at start, listed with the others in README.
+    settings: type[BaseSettings] | None = None
     # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
     unsubscribe_link: bool = False
     # Where it is listed among the channels (ops tables, the JSON Schema, error hints).
