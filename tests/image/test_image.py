@@ -108,8 +108,15 @@ class Api:
         answer = self.get(f"/ops/deliveries/{delivery_id}")
         return str(answer.json()["status"]) if answer.status_code == 200 else None
 
-    def subscribe(self, user: str, phone: str) -> None:
+    def events_waiting(self) -> int:
+        queues = self.get("/ops/queues").json()["queues"]
+        return int(next(q for q in queues if q["name"] == "events")["backlog"]["waiting"])
+
+    def subscribe(self, user: str, phone: str, running: Container) -> None:
+        """Identify, then subscribe once the identify is routed: events are routed
+        concurrently, and a message is written with the traits known when it is planned."""
         assert self.post("/v1/identify", person(user, phone)).status_code == 200
+        running.wait_until("identify routed", lambda: self.events_waiting() == 0)
         track = {"userId": user, "event": "Newsletter Subscribed", "timestamp": now()}
         assert self.post("/v1/track", track).status_code == 200
 
@@ -156,6 +163,7 @@ def production_env(twilio: HeldTwilio) -> dict[str, str]:
 class Stack:
     api: Api
     roles: dict[str, Container]
+    metrics_port: int
 
     def newest_delivery(self) -> int:
         """The id of the latest delivery, read from the database the roles share."""
@@ -164,15 +172,18 @@ class Stack:
         assert row is not None and row[0] is not None, "no delivery yet"
         return int(row[0])
 
+    def subscribe(self, user: str, phone: str) -> None:
+        self.api.subscribe(user, phone, self.roles["worker"])
+
 
 @pytest.fixture(scope="module")
 def stack(containers: Containers, production_env: dict[str, str]) -> Stack:
     migrate = containers.run("db", "upgrade", env=production_env)
     assert migrate.wait() == 0, migrate.logs()
-    port = unused_port()
+    port, metrics_port = unused_port(), unused_port()
     options = {
         "api": ["--host", "127.0.0.1", "--port", str(port)],
-        "worker": ["--processes", "1", "--threads", "2"],
+        "worker": ["--processes", "1", "--threads", "2", "--metrics-port", str(metrics_port)],
         "scheduler": [],
     }
     roles = {
@@ -180,7 +191,7 @@ def stack(containers: Containers, production_env: dict[str, str]) -> Stack:
     }
     for role, container in roles.items():
         container.wait_until(f"{role} running", lambda c=container, r=role: RUNNING[r] in c.logs())
-    return Stack(Api(f"http://127.0.0.1:{port}"), roles)
+    return Stack(Api(f"http://127.0.0.1:{port}"), roles, metrics_port)
 
 
 # ------------------------------------------------------------------------------ the image
@@ -217,7 +228,7 @@ def test_serve_answers_and_turns_an_event_into_one_dry_run_delivery(
     assert api.answers("/healthz")
     assert engine("healthcheck", "run", serve.id, check=False).returncode == 0
 
-    api.subscribe("lea", "+33612345678")
+    api.subscribe("lea", "+33612345678", serve)
     serve.wait_until("the delivery is made", lambda: api.delivery_status(1) == "dry_run")
     assert api.delivery_status(2) is None  # one event, one delivery
 
@@ -232,7 +243,7 @@ def test_newsletter_signup_reaches_twilio_through_the_production_roles(
     stack: Stack, twilio: HeldTwilio
 ) -> None:
     assert stack.api.answers("/readyz")
-    stack.api.subscribe("carol", "+33622222222")
+    stack.subscribe("carol", "+33622222222")
     [sms] = twilio.wait_for_requests(1, timeout=60)
     assert sms.path == f"/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
     assert sms.body["To"] == "+33622222222"
@@ -241,6 +252,17 @@ def test_newsletter_signup_reaches_twilio_through_the_production_roles(
     api = stack.roles["api"]
     api.wait_until(
         "delivery recorded as sent", lambda: stack.api.delivery_status(delivery) == "sent"
+    )
+
+
+def test_the_workers_metrics_port_answers_its_healthcheck(stack: Stack) -> None:
+    """compose.yaml's worker healthcheck, run inside the worker's read-only container."""
+    url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    probe = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=2)"
+    worker = stack.roles["worker"]
+    worker.wait_until(
+        "metrics answer",
+        lambda: engine("exec", worker.id, "python", "-c", probe, check=False).returncode == 0,
     )
 
 
@@ -259,7 +281,7 @@ def test_sigterm_lets_the_worker_finish_the_send_in_flight(
     worker = stack.roles["worker"]
     sent_before = len(twilio.requests)
     twilio.hold()
-    stack.api.subscribe("dave", "+33633333333")
+    stack.subscribe("dave", "+33633333333")
     twilio.wait_for_requests(sent_before + 1, timeout=60)  # the worker waits for the answer
     delivery = stack.newest_delivery()
 
