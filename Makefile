@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-services test-faults lint typecheck check clean image image-test
+.PHONY: run test test-services test-faults lint typecheck check clean image image-test bench bench-soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,16 @@ image-test: $(STAMP)
 	@id=$$(podman image inspect --format '{{.Id}}' carillon:image-test); \
 	CARILLON_IMAGE=carillon:image-test $(BIN)/pytest -q -m image tests/image; status=$$?; \
 	podman rmi --force $$id >/dev/null; exit $$status
+
+## Every throughput and latency figure beside a bound measured in the same run, as one table
+## (PostgreSQL and Redis must be running; ~10 minutes on 2 cores). The full-size run:
+## make bench BENCH_FLAGS="--messages 100000 --timers 1000000"
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_FLAGS)
+
+## 30 minutes at 200 events/s: p99 latency and memory of the first and last 5 minutes (not in CI)
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(BENCH_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app channels tests bench migrations

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a scratch PostgreSQL database, Redis, and result reporting."""
+"""What the benchmarks share: a scratch PostgreSQL database, Redis, processes of their own."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import argparse
 import os
 import platform
 import secrets
-import statistics
+import signal
 import subprocess
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import redis
 
-from tests.processes import CARILLON
+from tests.processes import CARILLON, REPO
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DATABASE = "carillon_bench"
@@ -22,7 +26,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--admin-url",
         default=DEFAULT_ADMIN_URL,
@@ -31,12 +37,16 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--database",
         default=DEFAULT_DATABASE,
-        help="scratch database: DROPPED and re-created on every run",
+        help="scratch database: DROPPED and re-created for every measurement",
     )
     parser.add_argument(
-        "--redis-url", default=DEFAULT_REDIS_URL, help="Redis database to use: FLUSHED on every run"
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help="Redis database to use: FLUSHED for every measurement",
     )
-    parser.add_argument("--runs", type=int, default=5, help="repetitions; medians are reported")
+    parser.add_argument(
+        "--worker-processes", type=int, default=2, help="`carillon worker --processes`"
+    )
     return parser
 
 
@@ -51,9 +61,7 @@ def fresh_services(args: argparse.Namespace) -> dict[str, str]:
     env = {
         "CARILLON_DATABASE_URL": f"{base}/{args.database}",
         "CARILLON_REDIS_URL": args.redis_url,
-        "CARILLON_LOG_LEVEL": "WARNING",
-        # Measure the pipeline, not the policy: no quiet hours whatever the hour of the run.
-        "CARILLON_QUIET_HOURS": "",
+        **quiet_settings(),
         # The production roles refuse to start without the shared signing key.
         "CARILLON_SECRET_KEY": secrets.token_urlsafe(32),
     }
@@ -63,10 +71,48 @@ def fresh_services(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
+def quiet_settings() -> dict[str, str]:
+    """Measure the pipeline, not the policy or the logs: no quiet hours whatever the hour of
+    the run, warnings only."""
+    return {"CARILLON_LOG_LEVEL": "WARNING", "CARILLON_QUIET_HOURS": ""}
+
+
+def plain_url(database_url: str) -> str:
+    """psycopg's spelling of a SQLAlchemy PostgreSQL URL."""
+    return database_url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@contextmanager
+def running_python(
+    args: Sequence[str], env: dict[str, str], log: Path, health_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python ARGS` (the venv's) until the block ends, up once `health_url` answers 200."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(health_url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"python {' '.join(args)} not up:\n{log.read_text()}")
+                time.sleep(0.05)
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def machine() -> str:
@@ -79,5 +125,5 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())

@@ -1,13 +1,13 @@
-"""Ingest throughput: events/s accepted through `POST /v1/batch` by one `carillon api`
-process on PostgreSQL (events stored, their ids queued on Redis; no worker running, so the
-figure is the API's alone).
-
-    .venv/bin/python -m bench.ingest [--runs 5] [--events 20000] [--batch 100] [--clients 4]
+"""Ingest: events/s accepted through `POST /v1/batch` by one `carillon api` process on
+PostgreSQL (events stored, their ids queued on Redis; no worker running, so the figure is the
+API's alone), against a bare FastAPI handler that only parses the batch with pydantic and
+`COPY`s it into the same database (`bench/bare_ingest.py`, its own uvicorn process). The same
+client for both: threads posting batches of `track` events, runs alternated, medians.
 """
 
 from __future__ import annotations
 
-import tempfile
+import argparse
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +17,11 @@ from typing import Any
 
 import httpx
 
-from bench.common import arguments, fresh_services, machine, median
+from bench.common import fresh_services, plain_url, running_python
+from bench.figures import median
+from bench.table import Line
 from tests.processes import WRITE_KEY, running_carillon
+from tests.providers.server import unused_port
 
 
 def batch(size: int) -> dict[str, Any]:
@@ -39,44 +42,61 @@ def batch(size: int) -> dict[str, Any]:
     }
 
 
-def run_once(base_url: str, events: int, size: int, clients: int) -> float:
-    bodies = [batch(size) for _ in range(events // size)]
+def post_all(base_url: str, bodies: list[dict[str, Any]], clients: int) -> float:
+    """Post every body to `/v1/batch` from `clients` threads; returns the seconds it took."""
 
-    def post(body: dict[str, Any], client: httpx.Client) -> None:
-        response = client.post(f"{base_url}/v1/batch", json=body)
-        response.raise_for_status()
+    def post(body: dict[str, Any]) -> None:
+        client.post(f"{base_url}/v1/batch", json=body).raise_for_status()
 
     with (
         ThreadPoolExecutor(clients) as pool,
-        httpx.Client(auth=(WRITE_KEY, ""), timeout=60) as client,
+        httpx.Client(
+            auth=(WRITE_KEY, ""),
+            timeout=120,
+            limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
+        ) as client,
     ):
         started = time.perf_counter()
-        list(pool.map(lambda body: post(body, client), bodies))
-        elapsed = time.perf_counter() - started
-    return len(bodies) * size / elapsed
+        list(pool.map(post, bodies))
+        return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = arguments(__doc__ or "")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--clients", type=int, default=4)
-    args = parser.parse_args()
+def rate(base_url: str, events: int, size: int, clients: int) -> float:
+    bodies = [batch(size) for _ in range(events // size)]
+    return len(bodies) * size / post_all(base_url, bodies, clients)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ingest")
+    group.add_argument("--ingest-events", type=int, default=20_000, help="events per run")
+    group.add_argument("--ingest-batch", type=int, default=100, help="events per batch")
+    group.add_argument("--ingest-clients", type=int, default=4, help="client threads")
+    group.add_argument("--ingest-runs", type=int, default=3, help="runs of each, alternated")
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> Line:
     env = fresh_services(args)
+    size, clients = args.ingest_batch, args.ingest_clients
+    bare_port = unused_port()
+    bare_env = {"BENCH_DATABASE_URL": plain_url(env["CARILLON_DATABASE_URL"])}
+    uvicorn = ["-m", "uvicorn", "bench.bare_ingest:app", "--host", "127.0.0.1"]
+    uvicorn += ["--port", str(bare_port), "--log-level", "warning"]
+    bare_url = f"http://127.0.0.1:{bare_port}"
     with (
-        tempfile.TemporaryDirectory() as workdir,
-        running_carillon(Path(workdir), env, ("api",)) as carillon,
+        running_carillon(workdir, env, ("api",)) as carillon,
+        running_python(uvicorn, bare_env, workdir / "bare.log", f"{bare_url}/healthz"),
     ):
-        run_once(carillon.base_url, args.batch * 10, args.batch, args.clients)  # warm-up
-        rates = [
-            run_once(carillon.base_url, args.events, args.batch, args.clients)
-            for _ in range(args.runs)
-        ]
-    print(f"machine: {machine()}")
-    print(f"{args.events} events per run in batches of {args.batch}, {args.clients} clients")
-    print("runs (events/s): " + ", ".join(f"{rate:,.0f}" for rate in rates))
-    print(f"median: {median(rates):,.0f} events/s")
-
-
-if __name__ == "__main__":
-    main()
+        for url in (carillon.base_url, bare_url):  # warm-up
+            rate(url, size * 10, size, clients)
+        carillon_rates, bare_rates = [], []
+        for _ in range(args.ingest_runs):
+            carillon_rates.append(rate(carillon.base_url, args.ingest_events, size, clients))
+            bare_rates.append(rate(bare_url, args.ingest_events, size, clients))
+    return Line(
+        "ingest POST /v1/batch (events/s)",
+        median(carillon_rates),
+        median(bare_rates),
+        "bare FastAPI + pydantic + COPY",
+        f"{args.ingest_runs} runs x {args.ingest_events} events, batches of {size}, "
+        f"{clients} client threads; medians",
+    )

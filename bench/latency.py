@@ -1,92 +1,136 @@
-"""Event → provider-call latency for the newsletter scenario: `Newsletter Subscribed` posted to
-`carillon api`, routed by `carillon worker`, the welcome SMS received by a local Twilio server.
-PostgreSQL + Redis, the three production processes.
+"""Latency under a steady load: event → provider call, with `carillon api`, `worker` and
+`scheduler` on PostgreSQL + Redis and the Twilio stand-in answering after a set latency.
 
-    .venv/bin/python -m bench.latency [--runs 3] [--messages 200] [--rate 20]
+Every 1/(rate/2) s an asynchronous client posts a new person's `identify` (phone, SMS consent)
+and `Newsletter Subscribed` together, as an SDK's flush (`/v1/batch`, routed in that order):
+`rate` events/s, half of them starting the welcome SMS. Latency = the SMS's arrival at the
+stand-in − the start of the post. The floor posts the same number of SMS straight to the
+stand-in at the same pace (`bench/direct.py`): one HTTP hop, nothing in between.
 """
 
 from __future__ import annotations
 
-import tempfile
+import argparse
+import asyncio
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
+import httpx
 
-from bench.common import arguments, fresh_services, machine, median, percentile
-from tests.processes import PRODUCTION_ROLES, Carillon, provider_servers, running_carillon
-
-
-def unprocessed(database_url: str) -> int:
-    url = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM events WHERE processed_at IS NULL").fetchone()
-        return int(row[0]) if row else 0
+from bench import direct
+from bench.common import fresh_services
+from bench.end_to_end import person_events, warm_up
+from bench.figures import percentile, sustained_rate
+from bench.standin import Accepted, StandIn, running_standin
+from bench.table import Line
+from tests.processes import PRODUCTION_ROLES, WRITE_KEY, Carillon, running_carillon
 
 
-def run_once(
-    carillon: Carillon, database_url: str, run: int, messages: int, rate: float
-) -> list[float]:
-    phones = {f"run{run}-user{i}": f"+336{run:02d}{i:06d}" for i in range(messages)}
-    now = datetime.now(UTC).isoformat()
-    for user, phone in phones.items():  # profiles first: the SMS needs the phone number
-        body = {
-            "userId": user,
-            "traits": {"phone": phone, "first_name": "Léa", "sms_opt_in": True},
-            "timestamp": now,
-        }
-        carillon.post("/v1/identify", body).raise_for_status()
-    carillon.wait_until("profiles stored", lambda: unprocessed(database_url) == 0)
+@dataclass(frozen=True)
+class Posted:
+    """When each journey event's post started, by the phone its SMS goes to; and the rate
+    the client kept."""
 
-    posted: dict[str, float] = {}
-    first = time.monotonic()
-    for i, (user, phone) in enumerate(phones.items()):
-        time.sleep(max(0.0, first + i / rate - time.monotonic()))  # pacing the load
-        posted[phone] = time.monotonic()
-        event = {
-            "userId": user,
-            "event": "Newsletter Subscribed",
-            "timestamp": datetime.now(UTC).isoformat(),
-        }
-        carillon.post("/v1/track", event).raise_for_status()
-    return [posted[phone] for phone in phones.values()]
+    started: dict[str, float]
+    events_per_second: float
 
 
-def main() -> None:
-    parser = arguments(__doc__ or "")
-    parser.set_defaults(runs=3)
-    parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=20.0, help="events posted per second")
-    args = parser.parse_args()
-    env = fresh_services(args)
-    latencies: list[float] = []
-    medians: list[float] = []
-    with provider_servers() as providers, tempfile.TemporaryDirectory() as workdir:
-        env = {**env, **providers.env()}
-        with running_carillon(Path(workdir), env, PRODUCTION_ROLES) as carillon:
-            for run in range(args.runs):
-                providers.twilio.reset()
-                posted_at = run_once(
-                    carillon, env["CARILLON_DATABASE_URL"], run, args.messages, args.rate
-                )
-                received = providers.twilio.wait_for_requests(args.messages, timeout=120)
-                arrivals = {request.body["To"]: request.arrived_at for request in received}
-                phones = [f"+336{run:02d}{i:06d}" for i in range(args.messages)]
-                run_latencies = [
-                    arrivals[phone] - sent for phone, sent in zip(phones, posted_at, strict=True)
-                ]
-                medians.append(median(run_latencies))
-                latencies += run_latencies
-    ms = 1000
-    print(f"machine: {machine()}")
-    print(f"{args.runs} runs x {args.messages} events at {args.rate:g}/s")
-    print("run medians (ms): " + ", ".join(f"{m * ms:.1f}" for m in medians))
-    print(
-        f"all events: median {median(latencies) * ms:.1f} ms, "
-        f"p99 {percentile(latencies, 99) * ms:.1f} ms"
+async def _steady(base_url: str, rate: float, seconds: float) -> Posted:
+    people = int(seconds * rate / 2)
+    started: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(
+        base_url=base_url, auth=(WRITE_KEY, ""), limits=limits, timeout=120
+    ) as client:
+
+        async def post(index: int) -> None:
+            started[direct.phone(index)] = time.monotonic()
+            body = {"batch": person_events(index)}
+            (await client.post("/v1/batch", json=body)).raise_for_status()
+
+        tasks = []
+        first = time.monotonic()
+        for index in range(people):
+            await asyncio.sleep(max(0.0, first + index * 2 / rate - time.monotonic()))  # pacing
+            tasks.append(asyncio.create_task(post(index)))
+        elapsed = time.monotonic() - first
+        await asyncio.gather(*tasks)
+    return Posted(started, 2 * people / elapsed)
+
+
+def steady(carillon: Carillon, rate: float, seconds: float) -> Posted:
+    return asyncio.run(_steady(carillon.base_url, rate, seconds))
+
+
+def latencies(posted: Posted, accepted: list[Accepted]) -> list[float]:
+    return [a.arrived_at - posted.started[a.to] for a in accepted if a.to in posted.started]
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p99: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Percentiles:
+        return cls(percentile(seconds, 50) * 1000, percentile(seconds, 99) * 1000)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("latency")
+    group.add_argument("--rate", type=float, default=200, help="events posted per second")
+    group.add_argument("--latency-seconds", type=float, default=30, help="length of the load")
+    group.add_argument(
+        "--latency-provider-ms", type=float, default=50, help="the stand-in's answer time"
     )
 
 
-if __name__ == "__main__":
-    main()
+@contextmanager
+def production(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[StandIn, Carillon]]:
+    """A fresh database, the stand-in, and the production roles pointed at both."""
+    env = fresh_services(args)
+    log = workdir / f"standin-latency-{args.latency_provider_ms:g}.log"
+    with (
+        running_standin(args.latency_provider_ms, log) as standin,
+        running_carillon(
+            workdir,
+            {**env, **standin.env()},
+            PRODUCTION_ROLES,
+            worker_processes=args.worker_processes,
+        ) as carillon,
+    ):
+        warm_up(standin, carillon)
+        yield standin, carillon
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> list[Line]:
+    with production(args, workdir) as (standin, carillon):
+        posted = steady(carillon, args.rate, args.latency_seconds)
+        accepted = standin.wait_for(len(posted.started))
+    asked = len(posted.started)
+    log = workdir / f"standin-floor-{args.latency_provider_ms:g}.log"
+    with running_standin(args.latency_provider_ms, log) as standin:
+        bound = Percentiles.of(direct.paced(standin, asked, args.rate / 2))
+    measured = Percentiles.of(latencies(posted, accepted))
+    how = (
+        f"{args.latency_seconds:g} s at {posted.events_per_second:.0f} events/s posted, "
+        f"{asked} SMS asked for ({args.rate / 2:g}/s), they left Carillon at "
+        f"{sustained_rate([a.arrived_at for a in accepted]):.0f}/s; provider "
+        f"{args.latency_provider_ms:g} ms"
+    )
+    if len(accepted) < asked:
+        how += f"; {asked - len(accepted)} SMS MISSING"
+    floor_is = "one post straight to the stand-in, same pace"
+    return [
+        Line(
+            f"event -> SMS p50 at {args.rate:g} events/s (ms)",
+            measured.p50,
+            bound.p50,
+            floor_is,
+            how,
+        ),
+        Line(f"event -> SMS p99 at {args.rate:g} events/s (ms)", measured.p99, bound.p99, floor_is),
+    ]
