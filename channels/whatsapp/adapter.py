@@ -1,0 +1,118 @@
+"""WhatsApp through Twilio's Programmable Messaging API (the same Messages resource as SMS,
+`whatsapp:+E164` addresses), with the official `twilio` library.
+
+Which form goes is decided here, at send time: free text when the person wrote to us within
+the last 24 hours and the journey gave text, else the approved template (`ContentSid`,
+`ContentVariables`); with only text and the window closed nothing is sent and the delivery
+fails with the reason, since Twilio would refuse it (63016) and no retry can change that.
+
+Twilio's refusals are read as for SMS, plus WhatsApp's own codes: 63016 (outside the window)
+fails for good, 63018 (the channel's rate limit) is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from app import clock
+from app.settings import Settings
+from channels.base import Feedback, Message, Outcome, SendResult
+from channels.sms import adapter as sms
+from channels.whatsapp import content, window
+from channels.whatsapp.settings import PREFIX, WhatsAppSettings, whatsapp_settings
+
+STATUS_CALLBACK_PATH = "/webhooks/whatsapp/status"
+OUTSIDE_WINDOW_CODE = 63016
+# 63018: the sender's WhatsApp rate or messaging limit; 20429: Twilio's own throttling.
+TRANSIENT_CODES = frozenset({63018, sms.TOO_MANY_REQUESTS_CODE})
+# Twilio 21610: the number is on the sender's opt-out list.
+OPTED_OUT = Feedback("whatsapp_opted_out", consent="opted_out")
+FEEDBACK_CODES = {21211: sms.PHONE_INVALID, 21610: OPTED_OUT}
+
+
+class TwilioWhatsApp:
+    name = "whatsapp"
+
+    def __init__(
+        self,
+        settings: Settings,
+        own: WhatsAppSettings | None = None,
+        last_inbound: Callable[[str], datetime | None] = window.last_inbound,
+    ) -> None:
+        own = own or whatsapp_settings()
+        sid, token = settings.twilio_account_sid, settings.twilio_auth_token
+        if not sid or not token:
+            raise ValueError("TwilioWhatsApp needs twilio_account_sid and twilio_auth_token")
+        if own.whatsapp_messaging_service_sid:
+            self._sender = {"messaging_service_sid": own.whatsapp_messaging_service_sid}
+        elif own.whatsapp_from:
+            self._sender = {"from_": own.whatsapp_from}
+        else:
+            raise ValueError("TwilioWhatsApp needs whatsapp_from or whatsapp_messaging_service_sid")
+        public_url = (settings.public_url or "").strip().rstrip("/")
+        self._callback = (
+            {"status_callback": f"{public_url}{STATUS_CALLBACK_PATH}"} if public_url else {}
+        )
+        self._last_inbound = last_inbound
+        # As for SMS: the settings are the one source of configuration (no TWILIO_EDGE from
+        # the environment), and the base URL is swapped for a regional edge or a stand-in.
+        self._client = Client(
+            sid,
+            token,
+            http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
+            environment={},
+        )
+        self._client.api.base_url = settings.twilio_base_url.rstrip("/")
+
+    def send(self, message: Message) -> SendResult:
+        phone = (message.recipient.phone or "").strip()
+        who = message.recipient.profile_id
+        if not phone:
+            return SendResult(Outcome.FAILED, error=f"recipient {who} has no phone number")
+        invalid = sms.phone_problem(phone)
+        if invalid is not None:
+            return SendResult(
+                Outcome.FAILED, error=f"recipient {who}: {invalid}", feedback=(sms.PHONE_INVALID,)
+            )
+        session_open = window.is_open(self._last_inbound(who), clock.now())
+        chosen = content.choose(message.content, session_open)
+        if isinstance(chosen, str):
+            return SendResult(Outcome.FAILED, error=chosen)
+        try:
+            created = self._client.messages.create(
+                to=PREFIX + phone, **self._sender, **self._callback, **chosen
+            )
+        except TwilioRestException as exc:
+            return _from_rest_exception(exc)
+        except TwilioException as exc:
+            result = sms._from_other_exception(exc)
+            code = getattr(exc, "code", None)
+            return replace(result, transient=result.transient or code in TRANSIENT_CODES)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return SendResult(
+                Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
+            )
+        except requests.RequestException as exc:
+            return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
+        return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+
+
+def _from_rest_exception(exc: TwilioRestException) -> SendResult:
+    """Twilio's words as SMS reads them; WhatsApp's codes decide retries and what is learnt
+    about the person."""
+    result = sms._from_rest_exception(exc)
+    code = exc.code
+    error = f"{content.OUTSIDE_WINDOW} ({result.error})" if code == OUTSIDE_WINDOW_CODE else None
+    return replace(
+        result,
+        error=error or result.error,
+        transient=result.transient or code in TRANSIENT_CODES,
+        feedback=(FEEDBACK_CODES[code],) if code in FEEDBACK_CODES else (),
+    )
