@@ -68,6 +68,9 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY": _sendgrid_public_key(),
         "CARILLON_SECRET_KEY": "a-secret-key-for-every-process-0123456789",
         "CARILLON_SMS_HELP_TEXT": "Reply STOP to opt out.",
+        "CARILLON_WEBHOOK_SECRETS": "hooks.example.com=whsec_"
+        + base64.b64encode(b"a-webhook-secret-of-32-bytes-abc").decode(),
+        "CARILLON_WEBHOOK_ALLOWED_HOSTS": "crm.internal,10.0.0.7",
         "CARILLON_LOG_LEVEL": "DEBUG",  # the scheduler's job runs show at DEBUG only
         "CARILLON_LOG_FORMAT": "json",
         "SENDGRID_API_KEY": "SG.test-key",
