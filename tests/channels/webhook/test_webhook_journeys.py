@@ -15,12 +15,16 @@ import pytest
 from app import clock
 from app.clock import ManualClock
 from app.db import session_scope
-from app.delivery import models
+from app.delivery import models, state
+from app.delivery.retry_state import retries_due
 from app.delivery.service import channels
 from app.journeys import catalog
 from app.journeys.loader import JourneyInvalid, parse_journey
 from app.profiles import consent
 from app.profiles.consent import suppression_reason
+from app.settings import get_settings
+from app.sweeper import sweep_abandoned
+from channels.base import Message, Outcome, Recipient
 from channels.dry_run import DryRun
 from tests.channels.webhook.conftest import configure, drain, write_journey
 from tests.channels.webhook.receiver import TEST_SECRET, WebhookReceiver
@@ -104,6 +108,26 @@ def test_a_transient_refusal_is_retried_through_the_outbox_with_the_same_webhook
     ids = [request.header("webhook-id") for request in webhooks.requests]
     assert ids == [f"msg_{first.id}", f"msg_{first.id}"]
     assert len(webhooks.accepted) == 1
+
+
+def test_a_send_whose_worker_died_is_resent_with_the_same_webhook_id(
+    webhooks: WebhookReceiver, manual_clock: ManualClock
+) -> None:
+    """The endpoint took the first POST, but the worker died before writing the answer: the
+    sweeper resends rather than leaving the row `unknown`, and the receiver sees the same
+    webhook-id twice, its cue to drop the repeat."""
+    route(person("ada"), order("ada"))
+    planned = by_journey("crm-sync")
+    with session_scope() as session:  # the dead worker's claim, then its call, unanswered
+        assert state.claim(session, planned.id, retries_due(), clock.now())
+    message = Message(str(planned.id), "webhook", Recipient("ada"), planned.content)
+    assert channels()["webhook"].send(message).outcome is Outcome.SENT
+
+    manual_clock.advance(timedelta(seconds=get_settings().sending_timeout_seconds + 1))
+    assert sweep_abandoned(timedelta(seconds=get_settings().sending_timeout_seconds)) == (1, 0)
+    resent = deliver(planned.id)
+    assert (resent.status, resent.attempts) == (models.SENT, 2)
+    assert [a.webhook_id for a in webhooks.accepted] == [f"msg_{planned.id}"] * 2
 
 
 def test_a_client_error_fails_at_once(webhooks: WebhookReceiver) -> None:
