@@ -18,7 +18,10 @@ ALLOWED_HOSTS = "CARILLON_WEBHOOK_ALLOWED_HOSTS"
 
 
 class WebhookSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARILLON_", extra="ignore")
+    # A refusal never quotes the value: it holds secrets, and tracebacks end up in logs.
+    model_config = SettingsConfigDict(
+        env_prefix="CARILLON_", extra="ignore", hide_input_in_errors=True
+    )
 
     # `host=whsec_…` items, comma-separated: the secret that signs every POST to that host
     # (the URL's host name or IP address, any port). A host listed twice is signed with both
