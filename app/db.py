@@ -23,7 +23,6 @@ from sqlalchemy import (
     MetaData,
     create_engine,
     event,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -177,17 +176,3 @@ def forget_engine() -> None:
     CARILLON_DATABASE_URL (the journey simulator switches to a scratch file)."""
     _session_factory.cache_clear()
     get_engine.cache_clear()
-
-
-def reset_all() -> None:
-    """Delete every row of every table: between simulated scenarios, and between tests."""
-    import app.models  # noqa: F401  (registers every table; app.models imports this module)
-
-    engine = get_engine()
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))

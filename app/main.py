@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import migrate
+from app.embedded import Embedded
 from app.errors import Rejected, rejected_response
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
-from app.ops import install as install_ops
+from app.ops.install import install as install_ops
 from app.settings import get_settings
 from app.webhooks.endpoints import router as webhooks_router
 
@@ -27,8 +28,6 @@ def create_app(*, embedded: bool = False) -> FastAPI:
         catalog.sync_directory(get_settings().journeys_dir)
         runner = None
         if embedded:
-            from app.embedded import Embedded
-
             runner = Embedded()
             runner.start()
         try:

@@ -1,6 +1,8 @@
 """Imports every table so `Base.metadata` is complete (Alembic, test setup)."""
 
-from app.db import Base
+from sqlalchemy import text
+
+from app.db import Base, get_engine
 from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
@@ -19,4 +21,18 @@ __all__ = [
     "Profile",
     "Timer",
     "Trait",
+    "reset_all",
 ]
+
+
+def reset_all() -> None:
+    """Delete every row of every table: between simulated scenarios, and between tests. Here,
+    where every table is known."""
+    engine = get_engine()
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))

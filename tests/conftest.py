@@ -36,9 +36,10 @@ from dramatiq.brokers.stub import StubBroker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app import clock  # noqa: E402
-from app.db import get_engine, reset_all  # noqa: E402
+from app.db import get_engine  # noqa: E402
 from app.journeys import catalog  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+from app.models import reset_all  # noqa: E402
 from app.ops import throttle  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from app.tasks import broker  # noqa: E402

@@ -42,7 +42,8 @@ def may_enter(session: Session, journey: Journey, profile_id: str) -> bool:
         return True
     if rule.mode == "never":
         return not session.scalar(select(exists().where(mine)))
-    assert rule.cooldown is not None
+    if rule.cooldown is None:  # the loader gives every cooldown rule its duration
+        raise ValueError(f"journey {journey.id}: re_entry cooldown without a duration")
     since = clock.now() - rule.cooldown
     return not session.scalar(select(exists().where(mine, JourneyInstance.entered_at > since)))
 

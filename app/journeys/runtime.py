@@ -51,8 +51,7 @@ def continue_at(
         lifecycle.finish(instance, lifecycle.COMPLETED, "reached the end")
         return
     instance.cursor = path
-    trigger = session.get(Event, instance.trigger_event_id)
-    assert trigger is not None
+    trigger = session.get_one(Event, instance.trigger_event_id)
     advance(StepContext(session, instance, journey, trigger.payload, profile))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app import clock
-from app.db import reset_all, session_scope
+from app.db import session_scope
 from app.delivery import models
 from app.delivery.models import Delivery
 from app.delivery.retry_state import retries_due
@@ -30,6 +30,7 @@ from app.journeys.definition import Journey, Scenario, parse_duration
 from app.journeys.models import Timer
 from app.journeys.timeline import WENT_OUT, Entry, timeline
 from app.journeys.timers import fire_due
+from app.models import reset_all
 from app.settings import get_settings
 
 # The reference start of a journey test: a Monday 09:00 UTC, so `wait: {until}` is repeatable.

@@ -28,8 +28,7 @@ def _fire(session: Session, timer: Timer, instance: JourneyInstance) -> None:
         return
     timer.status = "fired"
     timer.fired_at = now
-    profile = session.get(Profile, instance.profile_id)
-    assert profile is not None
+    profile = session.get_one(Profile, instance.profile_id)
     runtime.resume(session, instance, timer.step_path, view(session, profile))
     instance.updated_at = now
 

@@ -99,9 +99,7 @@ def _alias(session: Session, user_id: str, previous_id: str) -> Profile:
 
 
 def _get(session: Session, profile_id: str) -> Profile:
-    profile = session.get(Profile, profile_id)
-    assert profile is not None, f"identity points at missing profile {profile_id}"
-    return profile
+    return session.get_one(Profile, profile_id)  # an identity always points at its profile
 
 
 def _claim_contacts(session: Session, profile_id: str, traits: dict[str, Any]) -> None:

@@ -135,7 +135,9 @@ def _parse(text: str, file: str) -> tuple[Journey, Pos]:
     tests = _scenarios(c, f) if (f := c.field(data, "tests")) else ()
     if c.issues:
         raise JourneyInvalid(sorted(c.issues, key=lambda issue: (issue.line, issue.column)))
-    assert id_field and journey_id and name and trigger and re_entry and steps
+    if not (id_field and journey_id and name and trigger and re_entry and steps):
+        # Each of these reported an issue when missing, so this is a checker bug.
+        raise RuntimeError(f"{c.file}: a required part was neither parsed nor reported")
     journey = Journey(
         id=journey_id,
         name=name,

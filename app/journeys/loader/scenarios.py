@@ -45,7 +45,8 @@ def _scenario(c: _Checker, f: _Field, names: dict[str, int]) -> Scenario | None:
     expect = _test_expect(c, xf) if (xf := c.field(test, "expect")) else None
     if len(c.issues) > before:
         return None
-    assert name is not None and profile is not None and events is not None and expect is not None
+    if name is None or profile is None or events is None or expect is None:
+        raise RuntimeError(f"{c.file}: a test part was neither parsed nor reported")
     return Scenario(name, profile, events, expect)
 
 
