@@ -40,7 +40,7 @@ ALL_CREDENTIALS = {
 
 
 def test_channel_names() -> None:
-    assert registry.names() == ("email", "sms", "meta_audience")
+    assert registry.names() == ("email", "sms", "whatsapp", "meta_audience", "meta_capi", "webhook")
 
 
 def test_a_third_party_channel_is_found_through_its_entry_point(
@@ -49,7 +49,7 @@ def test_a_third_party_channel_is_found_through_its_entry_point(
     """Installed as its own distribution, the channel is listed, built (dry, without
     credentials), and its consent is asked, without a line of Carillon changed."""
     with push_channel(tmp_path, monkeypatch):
-        assert registry.names() == ("email", "sms", "meta_audience", "push")
+        assert registry.names()[-1] == "push"
         assert isinstance(build_channels(make_settings())["push"], DryRun)
         assert required_content("push") == {"title", "text"}
         assert suppression_reason("push", {"push_consent": "denied"}) == "push denied"
@@ -153,6 +153,8 @@ def test_dry_run_records_what_would_be_sent_and_sends_nothing(
         "meta_audience": {"audience_id": "23850000000000001"},
     }
     for name, channel in build_channels(settings).items():
+        if name not in contents:  # the newer channels' dry runs: tests/channels/<name>/
+            continue
         result = channel.send(
             Message("d-1", name, recipient, contents[name], journey_id="journey-1")
         )

@@ -246,7 +246,7 @@ def test_test_block_mistakes() -> None:
         "did you mean 'expect'? allowed: name, events, expect, profile"
     )
     assert hints["unknown channel 'mail'"] == (
-        "did you mean 'email'? allowed: email, sms, meta_audience"
+        "did you mean 'email'? allowed: email, sms, whatsapp, meta_audience, meta_capi, webhook"
     )
     assert hints["unknown key 'subject' in contains (sms)"] == "allowed: text"
 

@@ -325,12 +325,12 @@ def test_max_segments_must_be_a_small_whole_number(value: str) -> None:
         (
             "messages:\n  welcome: {locales: {fr: {}}}\nsteps: [exit]\n",
             "j.yaml:6:3: message 'welcome' has no content: give it at least one channel (hint: "
-            "one or more of: email, sms, meta_audience)",
+            "one or more of: email, sms, whatsapp, meta_audience, meta_capi, webhook)",
         ),
         (
             "messages:\n  welcome: {fax: {text: Hi}, sms: {text: Hi}}\nsteps: [exit]\n",
             "j.yaml:6:13: unknown key 'fax' in message 'welcome' (hint: allowed: email, sms, "
-            "meta_audience, locales)",
+            "whatsapp, meta_audience, meta_capi, webhook, locales)",
         ),
         (
             "messages:\n  ads: {meta_audience: {audience_id: abc}}\nsteps: [exit]\n",
