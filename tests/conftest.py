@@ -43,8 +43,9 @@ from app.models import reset_all  # noqa: E402
 from app.ops import throttle  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from app.tasks import broker  # noqa: E402
+from channels import registry  # noqa: E402
 
-QUEUES = ("events", "email", "sms", "meta_audience")
+QUEUES = ("events", *registry.names())
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
