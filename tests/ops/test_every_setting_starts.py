@@ -71,6 +71,10 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_WEBHOOK_SECRETS": "hooks.example.com=whsec_"
         + base64.b64encode(b"a-webhook-secret-of-32-bytes-abc").decode(),
         "CARILLON_WEBHOOK_ALLOWED_HOSTS": "crm.internal,10.0.0.7",
+        "CARILLON_META_PIXEL_ID": "1234567890123456",
+        "CARILLON_META_CAPI_TEST_EVENT_CODE": "TEST12345",
+        "CARILLON_WHATSAPP_FROM": "+14155238886",
+        "CARILLON_WHATSAPP_MESSAGING_SERVICE_SID": "MG" + "1" * 32,
         "CARILLON_LOG_LEVEL": "DEBUG",  # the scheduler's job runs show at DEBUG only
         "CARILLON_LOG_FORMAT": "json",
         "SENDGRID_API_KEY": "SG.test-key",
