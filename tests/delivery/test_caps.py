@@ -76,7 +76,11 @@ def test_caps_setting() -> None:
         ("email=0/24h", "should be channel=value"),
         ("email=1/24h+", "should be channel=value"),
         ("email", "should be channel=value"),
-        ("mail=1/24h", "unknown channel 'mail'; one of: email, meta_audience, sms"),
+        (
+            "mail=1/24h",
+            "unknown channel 'mail'; one of: email, meta_audience, meta_capi, sms, "
+            "webhook, whatsapp",
+        ),
     ],
 )
 def test_a_bad_caps_setting_is_refused_at_start(

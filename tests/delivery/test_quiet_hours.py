@@ -122,7 +122,11 @@ def test_by_default_only_sms_has_quiet_hours() -> None:
         ("sms=21:00-21:00", "start and end differ"),
         ("sms=24:00-08:00", "should be channel=value"),
         ("21:00-08:00", "should be channel=value"),
-        ("smss=21:00-08:00", "unknown channel 'smss'; one of: email, meta_audience, sms"),
+        (
+            "smss=21:00-08:00",
+            "unknown channel 'smss'; one of: email, meta_audience, meta_capi, sms, "
+            "webhook, whatsapp",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_at_start(
