@@ -25,6 +25,10 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def render(lines: list[Line], columns: tuple[str, str] = ("Carillon", "bound")) -> str:
     name_width = max(len(line.name) for line in lines)
     ours, theirs = columns
@@ -33,7 +37,7 @@ def render(lines: list[Line], columns: tuple[str, str] = ("Carillon", "bound")) 
     for line in lines:
         rows.append(
             f"{line.name:<{name_width}}  {number(line.carillon):>12}  {number(line.bound):>12}"
-            f"  {line.ratio:>6.2f}  {line.bound_is}"
+            f"  {_ratio(line.ratio):>6}  {line.bound_is}"
         )
     rows.append("")
     rows += [f"{line.name}: {line.how}" for line in lines if line.how]
