@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import end_to_end, ingest, latency, timers
 from bench.common import arguments, load_average, machine
 from bench.end_to_end import Sent
-from bench.table import Line, render
+from bench.table import Line, number, render
 from tests.processes import REPO
 
 PARTS = ("ingest", "send", "latency", "timers", "embedded")
@@ -73,7 +73,9 @@ def main() -> None:
         for part, run in steps:
             if part in args.only:
                 print(f"... {part}", flush=True)
-                lines += run()
+                for line in run():  # as they come: a later failure must not lose them
+                    print(f"    {line.name}: {number(line.carillon)} (bound {number(line.bound)})")
+                    lines.append(line)
     print()
     print(render(lines))
     if sent:

@@ -33,9 +33,10 @@ def person_events(index: int) -> list[dict[str, Any]]:
     batch they are routed in this order."""
     user, now = f"user-{index}", datetime.now(UTC).isoformat()
     traits = {"phone": direct.phone(index), "first_name": "Léa", "sms_opt_in": True}
+    common = {"userId": user, "timestamp": now}
     return [
-        {"type": "identify", "userId": user, "traits": traits, "timestamp": now},
-        {"type": "track", "userId": user, "event": "Newsletter Subscribed", "timestamp": now},
+        {"type": "identify", "traits": traits, "messageId": f"{user}-identify", **common},
+        {"type": "track", "event": "Newsletter Subscribed", "messageId": f"{user}-track", **common},
     ]
 
 
@@ -118,10 +119,10 @@ def run(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("end to end")
     group.add_argument(
-        "--messages", type=int, default=5_000, help="people, so SMS, on PostgreSQL + Redis"
+        "--messages", type=int, default=2_000, help="people, so SMS, on PostgreSQL + Redis"
     )
     group.add_argument(
-        "--embedded-messages", type=int, default=1_000, help="people, so SMS, on `serve`"
+        "--embedded-messages", type=int, default=500, help="people, so SMS, on `serve`"
     )
     group.add_argument(
         "--provider-latency-ms",
