@@ -21,8 +21,8 @@ class MetaCapiSettings(BaseSettings):
 
     # The pixel (dataset) a step's events go to when the step names none.
     meta_pixel_id: str | None = None
-    # Events Manager's "Test events" code: every event is sent with it, so it shows there and
-    # is kept out of reporting. Only for trying a set-up: unset it in production.
+    # Events Manager's "Test events" code: every event is sent with it, so it shows there.
+    # Only for trying a set-up: unset it in production.
     meta_capi_test_event_code: str | None = None
 
     @field_validator("meta_pixel_id", "meta_capi_test_event_code", mode="before")

@@ -64,6 +64,21 @@ def graph_error(
     return {"error": error}
 
 
+def unsupported_request(method: str, object_id: str) -> Reply:
+    """Graph's answer for an object that does not exist or does not take this method."""
+    return Reply.json(
+        400,
+        graph_error(
+            100,
+            f"Unsupported {method.lower()} request. Object with ID '{object_id}' does not "
+            "exist, cannot be loaded due to missing permissions, or does not support this "
+            "operation.",
+            type="GraphMethodException",
+            subcode=33,
+        ),
+    )
+
+
 def _invalid_parameter(detail: str) -> Reply:
     return Reply.json(400, graph_error(100, f"(#100) {detail}"))
 
@@ -111,9 +126,8 @@ class MetaGraphServer(ProviderServer):
         """Keyword arguments for `Settings(...)` that point the Meta channel here."""
         return {"meta_access_token": self.access_token, "meta_graph_url": self.base_url}
 
-    def respond(self, request: RecordedRequest) -> Reply:
-        route = _ROUTE.match(request.path)
-        params = _params(request)
+    def refused_token(self, request: RecordedRequest, params: dict[str, Any]) -> Reply | None:
+        """Graph's answer to a missing or wrong access token, or None when it is ours."""
         token = _token(request, params)
         if not token:
             return Reply.json(
@@ -129,6 +143,13 @@ class MetaGraphServer(ProviderServer):
                     '"Invalid OAuth access token - Cannot parse access token"'
                 },
             )
+        return None
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        route = _ROUTE.match(request.path)
+        params = _params(request)
+        if (refused := self.refused_token(request, params)) is not None:
+            return refused
         if route is None:
             return Reply.json(400, graph_error(2500, f"Unknown path components: {request.path}"))
         audience = route["audience"]
@@ -137,17 +158,7 @@ class MetaGraphServer(ProviderServer):
             or not audience.isdigit()
             or (self.audience_ids is not None and audience not in self.audience_ids)
         ):
-            return Reply.json(
-                400,
-                graph_error(
-                    100,
-                    f"Unsupported {request.method.lower()} request. Object with ID '{audience}' "
-                    "does not exist, cannot be loaded due to missing permissions, or does not "
-                    "support this operation.",
-                    type="GraphMethodException",
-                    subcode=33,
-                ),
-            )
+            return unsupported_request(request.method, audience)
         payload = params.get("payload")
         if isinstance(payload, str):
             try:

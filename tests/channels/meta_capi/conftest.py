@@ -1,0 +1,24 @@
+"""Conversions API tests: the adapter against the Graph stand-in, and journeys routed through
+the real pipeline, so the database is back (tests/channels/conftest.py turns it off for the
+adapter-only tests beside these)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.channels.meta_capi.graph_events import MetaEventsServer
+from tests.conftest import clean_state, schema  # noqa: F401  (the suite's database fixtures)
+
+
+@pytest.fixture(scope="session")
+def _capi() -> Iterator[MetaEventsServer]:
+    with MetaEventsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def capi(_capi: MetaEventsServer) -> MetaEventsServer:
+    _capi.reset()
+    return _capi
