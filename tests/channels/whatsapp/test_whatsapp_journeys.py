@@ -160,12 +160,10 @@ def test_text_alone_outside_the_window_is_a_clear_failed_delivery(
 def test_an_inline_send_step_goes_through_the_worker(
     live: TwilioWhatsAppServer, pipeline: Pipeline, journeys: Callable[[str], None]
 ) -> None:
-    """Queued on the channel's own queue and sent by a real worker (the suite's drain does not
-    know this queue: the call reaching the stand-in is what is waited for)."""
+    """Queued on the channel's own queue and sent by a real worker."""
     journeys(INLINE)
     route(ada(whatsapp_consent="opted_in"), shipped())
-    live.wait_for_requests(1, timeout=30)
-    pipeline.worker.join()
+    pipeline.drain()
     [delivery] = rows()
     assert (delivery.channel, delivery.status) == ("whatsapp", models.SENT), delivery.error
     assert live.requests[0].body["ContentVariables"] == '{"1":"Ada \\"l\'aînée\\""}'
