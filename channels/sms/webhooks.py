@@ -7,10 +7,13 @@ auth token; the check uses Twilio's own library, over the raw request, before an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
@@ -19,9 +22,11 @@ from app.errors import Rejected
 from app.settings import Settings, get_settings
 from app.webhooks.body import raw_body
 from channels.sms import feedback as twilio
-from channels.sms.feedback import Inbound, StatusCallback
 
 router = APIRouter(tags=["webhooks"])
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def verify_twilio(
@@ -59,33 +64,33 @@ async def _twilio_params(request: Request) -> dict[str, str]:
     return verify_twilio(settings, url, raw, request.headers.get("X-Twilio-Signature"))
 
 
-def _apply_status(callback: StatusCallback) -> bool:
-    with session_scope() as session:
-        return twilio.apply_status(session, callback)
+async def signed_callback(
+    request: Request,
+    parse: Callable[[dict[str, str]], T],
+    apply: Callable[[Session, T], R],
+) -> tuple[T, R]:
+    """A Twilio callback (SMS or WhatsApp): signature checked (403, nothing read), parsed (400,
+    nothing changed), then applied in one transaction."""
+    params = await _twilio_params(request)
+    try:
+        parsed = parse(params)
+    except twilio.Malformed as exc:
+        raise Rejected(400, str(exc)) from None
 
+    def run() -> R:
+        with session_scope() as session:
+            return apply(session, parsed)
 
-def _apply_inbound(inbound: Inbound) -> bool:
-    with session_scope() as session:
-        return twilio.apply_inbound(session, inbound)
+    return parsed, await run_in_threadpool(run)
 
 
 @router.post("/webhooks/twilio/status")
 async def twilio_status(request: Request) -> JSONResponse:
-    params = await _twilio_params(request)
-    try:
-        callback = twilio.parse_status(params)
-    except twilio.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-    recorded = await run_in_threadpool(_apply_status, callback)
+    _, recorded = await signed_callback(request, twilio.parse_status, twilio.apply_status)
     return JSONResponse({"recorded": recorded})
 
 
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    params = await _twilio_params(request)
-    try:
-        inbound = twilio.parse_inbound(params)
-    except twilio.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-    await run_in_threadpool(_apply_inbound, inbound)
+    inbound, _ = await signed_callback(request, twilio.parse_inbound, twilio.apply_inbound)
     return Response(twilio.reply(inbound, get_settings().sms_help_text), media_type="text/xml")

@@ -9,48 +9,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from twilio.twiml.messaging_response import MessagingResponse
 
-from app.db import session_scope
-from app.errors import Rejected
 from channels.sms import feedback as sms
-from channels.sms.feedback import StatusCallback
-from channels.sms.webhooks import _twilio_params
+from channels.sms.webhooks import signed_callback
 from channels.whatsapp import feedback
-from channels.whatsapp.feedback import Inbound
 
 router = APIRouter(tags=["webhooks"])
 
 
-def _apply_status(callback: StatusCallback) -> bool:
-    with session_scope() as session:
-        return feedback.apply_status(session, callback)
-
-
-def _apply_inbound(inbound: Inbound) -> bool:
-    with session_scope() as session:
-        return feedback.apply_inbound(session, inbound)
-
-
 @router.post("/webhooks/whatsapp/status")
 async def whatsapp_status(request: Request) -> JSONResponse:
-    params = await _twilio_params(request)
-    try:
-        callback = sms.parse_status(params)
-    except sms.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-    recorded = await run_in_threadpool(_apply_status, callback)
+    _, recorded = await signed_callback(request, sms.parse_status, feedback.apply_status)
     return JSONResponse({"recorded": recorded})
 
 
 @router.post("/webhooks/whatsapp/inbound")
 async def whatsapp_inbound(request: Request) -> Response:
     """An empty TwiML answer: Carillon sends nothing back in the conversation itself."""
-    params = await _twilio_params(request)
-    try:
-        inbound = feedback.parse_inbound(params)
-    except sms.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-    await run_in_threadpool(_apply_inbound, inbound)
+    await signed_callback(request, feedback.parse_inbound, feedback.apply_inbound)
     return Response(str(MessagingResponse()), media_type="text/xml")
