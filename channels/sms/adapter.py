@@ -36,6 +36,21 @@ _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _SDK_PREFIXES = ("Unable to create record: ", "Unable to fetch record: ")
 
 
+def twilio_client(settings: Settings, sid: str, token: str) -> Client:
+    """The official client, configured by the settings alone: `environment={}` keeps
+    TWILIO_EDGE or TWILIO_REGION from rewriting the configured host, and the library builds
+    every Messages URL from the domain's base URL at request time, so a regional endpoint or a
+    local stand-in only needs it replaced here."""
+    client = Client(
+        sid,
+        token,
+        http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
+        environment={},
+    )
+    client.api.base_url = settings.twilio_base_url.rstrip("/")
+    return client
+
+
 class TwilioSMS:
     name = "sms"
 
@@ -49,17 +64,7 @@ class TwilioSMS:
         public_url = (settings.public_url or "").strip().rstrip("/")
         self._status_callback = f"{public_url}{STATUS_CALLBACK_PATH}" if public_url else None
         self._messaging_service_sid = settings.twilio_messaging_service_sid
-        # `environment={}`: the settings are the one source of configuration; TWILIO_EDGE or
-        # TWILIO_REGION in the environment would otherwise rewrite the configured host.
-        self._client = Client(
-            sid,
-            token,
-            http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
-            environment={},
-        )
-        # The library builds every Messages URL from this domain's base URL at request time,
-        # so a regional endpoint or a local stand-in only needs it replaced here.
-        self._client.api.base_url = settings.twilio_base_url.rstrip("/")
+        self._client = twilio_client(settings, sid, token)
 
     def send(self, message: Message) -> SendResult:
         phone = (message.recipient.phone or "").strip()

@@ -18,8 +18,6 @@ from datetime import datetime
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from app import clock
 from app.settings import Settings
@@ -61,15 +59,7 @@ class TwilioWhatsApp:
             {"status_callback": f"{public_url}{STATUS_CALLBACK_PATH}"} if public_url else {}
         )
         self._last_inbound = last_inbound
-        # As for SMS: the settings are the one source of configuration (no TWILIO_EDGE from
-        # the environment), and the base URL is swapped for a regional edge or a stand-in.
-        self._client = Client(
-            sid,
-            token,
-            http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
-            environment={},
-        )
-        self._client.api.base_url = settings.twilio_base_url.rstrip("/")
+        self._client = sms.twilio_client(settings, sid, token)
 
     def send(self, message: Message) -> SendResult:
         phone = (message.recipient.phone or "").strip()
