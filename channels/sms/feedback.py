@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -119,13 +121,32 @@ def parse_inbound(params: dict[str, str]) -> Inbound:
     return Inbound(_required(params, "MessageSid"), _required(params, "From"), body)
 
 
-def apply_inbound(session: Session, inbound: Inbound) -> bool:
-    """Keep the message and act on its keyword; False (nothing changed) for a replay."""
-    identity = session.get(Identity, ("phone", inbound.sender))
+class Received(Protocol):
+    """An inbound message of any Twilio channel, as `keep_inbound` reads it."""
+
+    @property
+    def message_sid(self) -> str: ...
+
+    @property
+    def sender(self) -> str: ...
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def keyword(self) -> str | None: ...
+
+
+def keep_inbound(
+    session: Session, provider: str, inbound: Received, phone: str, now: datetime
+) -> tuple[bool, str | None]:
+    """Keep an inbound message once per provider message id (the proof of an opt-out, and what
+    makes a replayed webhook change nothing): whether it is new, and the profile whose phone
+    identity sent it (None for an unknown number)."""
+    identity = session.get(Identity, ("phone", phone))
     profile_id = identity.profile_id if identity else None
-    now = clock.now()
     row = {
-        "provider": SOURCE,
+        "provider": provider,
         "external_id": inbound.message_sid,
         "sender": inbound.sender,
         "profile_id": profile_id,
@@ -134,8 +155,16 @@ def apply_inbound(session: Session, inbound: Inbound) -> bool:
         "received_at": now,
     }
     stmt = dialect_insert(session)(InboundMessage).values(row).on_conflict_do_nothing()
-    if session.execute(stmt.returning(InboundMessage.id)).first() is None:
-        return False  # a replay (RETURNING: rowcount is unknown here on psycopg)
+    # RETURNING: rowcount is unknown for ON CONFLICT DO NOTHING on psycopg.
+    return session.execute(stmt.returning(InboundMessage.id)).first() is not None, profile_id
+
+
+def apply_inbound(session: Session, inbound: Inbound) -> bool:
+    """Keep the message and act on its keyword; False (nothing changed) for a replay."""
+    now = clock.now()
+    kept, profile_id = keep_inbound(session, SOURCE, inbound, inbound.sender, now)
+    if not kept:
+        return False
     state = _CONSENT.get(inbound.keyword or "")
     if state and profile_id:
         consent.record(session, profile_id, "sms", state, now, inbound.message_sid)

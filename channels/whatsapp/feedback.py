@@ -17,12 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import dialect_insert
 from app.delivery import history
 from app.delivery.models import Delivery
 from app.profiles import consent
-from app.profiles.models import Identity
-from app.webhooks.models import InboundMessage
 from channels.sms import feedback as sms
 from channels.sms.feedback import Malformed, StatusCallback
 from channels.whatsapp import window
@@ -112,20 +109,9 @@ def parse_inbound(params: dict[str, str]) -> Inbound:
 def apply_inbound(session: Session, inbound: Inbound) -> bool:
     """Keep the message, open the window, act on its keyword; False (nothing changed) for a
     replay."""
-    identity = session.get(Identity, ("phone", inbound.phone))
-    profile_id = identity.profile_id if identity else None
     now = clock.now()
-    row = {
-        "provider": SOURCE,
-        "external_id": inbound.message_sid,
-        "sender": inbound.sender,
-        "profile_id": profile_id,
-        "body": inbound.body,
-        "keyword": inbound.keyword,
-        "received_at": now,
-    }
-    stmt = dialect_insert(session)(InboundMessage).values(row).on_conflict_do_nothing()
-    if session.execute(stmt.returning(InboundMessage.id)).first() is None:
+    kept, profile_id = sms.keep_inbound(session, SOURCE, inbound, inbound.phone, now)
+    if not kept:
         return False  # a replay
     if profile_id is None:
         log.info("whatsapp inbound %s from an unknown number: kept only", inbound.message_sid)
