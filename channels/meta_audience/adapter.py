@@ -165,7 +165,9 @@ class MetaCustomAudience:
         return _result(response)
 
 
-def _result(response: httpx.Response) -> SendResult:
+def graph_answer(response: httpx.Response) -> dict[str, Any] | SendResult:
+    """A Graph API answer's JSON object, or the failed result it amounts to: Graph's error
+    (transient or not, by its code), or an unreadable body (transient)."""
     status = response.status_code
     try:
         body: Any = response.json()
@@ -180,6 +182,14 @@ def _result(response: httpx.Response) -> SendResult:
             status_code=status,
             transient=True,
         )
+    return body
+
+
+def _result(response: httpx.Response) -> SendResult:
+    status = response.status_code
+    body = graph_answer(response)
+    if isinstance(body, SendResult):
+        return body
     received = _int(body.get("num_received"))
     invalid = _int(body.get("num_invalid_entries"))
     if invalid and received is not None and invalid >= received:

@@ -13,7 +13,7 @@ any call.
 order id the pixel also sends), else it is this delivery's own id. A resent delivery therefore
 counts once at Meta, which is why an abandoned call is resent (`resend_when_abandoned`).
 
-Graph errors are read as the audiences read them (`_from_graph_error`): throttling and
+Graph errors are read as the audiences read them (`graph_answer`): throttling and
 service codes, 429 and 5xx are transient; the rest (100 invalid parameter, 190 token) are not.
 """
 
@@ -29,8 +29,8 @@ import httpx
 from app.settings import Settings
 from channels.base import ContentRefused, Message, Outcome, Recipient, SendResult
 from channels.meta_audience.adapter import (
-    _from_graph_error,
     _int,
+    graph_answer,
     hashed_row,
     normalize_email,
     normalize_phone,
@@ -163,19 +163,9 @@ def _raw_contact(event: dict[str, Any], recipient: Recipient) -> tuple[str, str]
 
 def _result(response: httpx.Response, event_id: str) -> SendResult:
     status = response.status_code
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    if status >= 400 or (isinstance(body, dict) and "error" in body):
-        return _from_graph_error(response, body)
-    if not isinstance(body, dict):
-        return SendResult(
-            Outcome.FAILED,
-            error=f"Meta answered HTTP {status} with an unreadable body",
-            status_code=status,
-            transient=True,
-        )
+    body = graph_answer(response)
+    if isinstance(body, SendResult):
+        return body
     received = _int(body.get("events_received"))
     if received != 1:
         said = "; ".join(str(m) for m in body.get("messages") or [])
