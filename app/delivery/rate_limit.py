@@ -14,8 +14,10 @@ its turn, so each send costs one Redis call and waiting workers are served in or
 further off than `CARILLON_RATE_LIMIT_MAX_WAIT_SECONDS` is not reserved: the worker hands the
 delivery back (pending, due later) rather than hold a thread every queue shares.
 
-The provider counts arrivals, which come a few milliseconds after the token; tokens are issued
-`HEADROOM` under the configured rate so that jitter never makes it see more than its limit.
+The provider counts arrivals, which come a few milliseconds after the token, and a process can
+stall for ~170 ms between a token and its call (measured: a garbage collection or a busy GIL
+let three calls arrive together); tokens are issued `HEADROOM` under the configured rate so
+that such a bunch never makes the provider see more than its limit in any window.
 A 429 halves the account's rate for the provider's `Retry-After` (60 s without one) in the
 shared state, so every worker slows down; the retry machinery re-queues the refused delivery.
 """
@@ -39,7 +41,7 @@ from channels.base import SendResult
 
 log = logging.getLogger(__name__)
 
-HEADROOM = 0.1
+HEADROOM = 0.15
 SLOWDOWN = 0.5  # the rate after a 429
 LOWERED_SECONDS = 60.0  # how long, when the provider gave no Retry-After
 CAPACITY = 1.0
