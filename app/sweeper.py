@@ -74,13 +74,14 @@ def sweep_abandoned(timeout: timedelta, limit: int = 1000) -> tuple[int, int]:
         if is_postgres(session):
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
+        resent = 0
         for row in rows:
             if registry.spec(row.channel).resend_when_abandoned:
                 detail = "no answer recorded after its claim; resent (a repeat is harmless)"
                 state.resend(session, row, detail, now)
+                resent += 1
             else:
                 state.abandon(session, row, UNKNOWN_NOTE, now)
-        resent = sum(registry.spec(row.channel).resend_when_abandoned for row in rows)
     if rows:
         log.warning(
             "%d deliveries abandoned during the provider call: %d resent, %d marked unknown",
