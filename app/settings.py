@@ -275,10 +275,12 @@ def _caps(raw: str) -> tuple[Cap, ...]:
 CHANNELS_GROUP = "carillon.channels"
 
 
-def channel_names() -> list[str]:
+@lru_cache
+def channel_names() -> tuple[str, ...]:
     """The installed channels' names, read from the entry points without loading any channel,
-    so the settings stay below everything else."""
-    return sorted(entry_points(group=CHANNELS_GROUP).names)
+    so the settings stay below everything else. Cached: reading the entry points scans every
+    installed distribution, and the send-time checks parse per-channel settings per message."""
+    return tuple(sorted(entry_points(group=CHANNELS_GROUP).names))
 
 
 def known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.settings import channel_names
 from channels import registry
 
 PACKAGE = """
@@ -50,8 +51,10 @@ def push_channel(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     (dist / "entry_points.txt").write_text(ENTRY_POINTS, encoding="utf-8")
     monkeypatch.syspath_prepend(str(directory))
     registry.specs.cache_clear()
+    channel_names.cache_clear()
     try:
         yield
     finally:
         monkeypatch.undo()
         registry.specs.cache_clear()
+        channel_names.cache_clear()
