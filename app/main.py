@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import migrate
 from app.embedded import Embedded
@@ -16,6 +18,8 @@ from app.ops.install import install as install_ops
 from app.settings import get_settings
 from app.webhooks.endpoints import router as webhooks_router
 
+log = logging.getLogger(__name__)
+
 
 def create_app(*, embedded: bool = False) -> FastAPI:
     """`embedded=True` is `carillon serve`: migrate the SQLite file, then run the queue worker
@@ -25,7 +29,13 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if embedded:
             migrate.upgrade()
-        catalog.sync_directory(get_settings().journeys_dir)
+        try:
+            catalog.sync_directory(get_settings().journeys_dir)
+        except (OperationalError, InterfaceError) as exc:
+            # Up without its database, the API answers /readyz 503 with the reason (and
+            # /healthz 200) instead of exiting in a restart loop; the scheduler and
+            # `carillon journeys reload` sync the journeys once the database is back.
+            log.warning("database unreachable at start, journeys not synced: %s", exc)
         runner = None
         if embedded:
             runner = Embedded()

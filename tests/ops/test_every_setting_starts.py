@@ -210,3 +210,26 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert lines[0].startswith("carillon: CARILLON_WORKER_THREADS: Input should be a valid integer")
     assert lines[1].startswith("carillon: CARILLON_QUIET_HOURS: 'sms=25:00-08:00' should be")
     assert len(lines) == 2
+
+
+def test_the_api_started_without_its_database_says_so_on_readyz(
+    tmp_path: Path, environment: dict[str, str]
+) -> None:
+    """A container started before its database: up, `/healthz` 200, `/readyz` 503 naming the
+    database, rather than a traceback and a restart loop."""
+    port = unused_port()
+    env = {
+        **environment,
+        "CARILLON_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "CARILLON_REDIS_URL": "redis://127.0.0.1:6379/15",
+    }
+    api = Process(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "api")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until("api answers /healthz", lambda: _answers(f"{base}/healthz"), 60, [api])
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["reason"].startswith("database unreachable")
+    finally:
+        api.stop()
+    assert "Traceback" not in _log(api)
