@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 CODE = [*sorted((REPO / "app").rglob("*.py")), *sorted((REPO / "channels").rglob("*.py"))]
 # The command line imports each command's modules when that command runs, so `--help` stays
@@ -64,3 +64,20 @@ def test_the_settings_import_nothing_above_them() -> None:
             if isinstance(n, ast.ImportFrom)
             and (n.module or "").split(".")[0] in ("app", "channels")
         ], bottom
+
+
+def test_tests_share_code_through_the_helpers_module_only() -> None:
+    """A test file imports what it shares from tests/helpers.py (or its own folder's conftest),
+    never from another test file or another folder's conftest: moving or deleting one test file
+    must not break another."""
+    found = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        own_conftest = ".".join(path.parent.relative_to(REPO).parts + ("conftest",))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            last = node.module.split(".")[-1]
+            other_conftest = last == "conftest" and node.module != own_conftest
+            if last.startswith("test_") or other_conftest:
+                found.append(f"{_relative(path)}:{node.lineno}: from {node.module}")
+    assert found == []

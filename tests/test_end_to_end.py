@@ -21,8 +21,8 @@ from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
 from app.profiles.models import USER_ID, Identity
-from app.settings import get_settings
 from channels.meta_audience.adapter import normalize_email, sha256_hex
+from tests.helpers import PRODUCTION
 from tests.processes import (
     PRODUCTION_ROLES,
     SERVE,
@@ -32,8 +32,6 @@ from tests.processes import (
     provider_servers,
     running_carillon,
 )
-
-PRODUCTION = get_settings().redis_url is not None and not get_settings().is_sqlite
 
 
 @pytest.fixture

@@ -14,12 +14,7 @@ import httpx
 import pytest
 
 from tests.providers.meta import TEST_ACCESS_TOKEN, TEST_AUDIENCE_ID, MetaGraphServer
-from tests.providers.sendgrid import (
-    REQUIRED_MESSAGES,
-    SPEC_FILE,
-    SendGridServer,
-    mail_send_schema,
-)
+from tests.providers.sendgrid import REQUIRED_MESSAGES, SPEC_FILE, SendGridServer, mail_send_schema
 from tests.providers.server import load_spec
 from tests.providers.twilio import (
     TEST_ACCOUNT_SID,

@@ -19,7 +19,7 @@ from channels.meta_audience.adapter import MetaCustomAudience
 from channels.registry import build_channels, required_content
 from channels.sms.adapter import TwilioSMS
 from tests.channels.third_party import push_channel
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.providers.meta import MetaGraphServer
 from tests.providers.sendgrid import SendGridServer
 from tests.providers.twilio import (

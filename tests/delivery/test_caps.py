@@ -17,20 +17,18 @@ from app.delivery.checks import caps
 from app.delivery.models import Delivery
 from app.journeys.definition import Cap, parse_cap
 from app.settings import Settings
-from tests.delivery.conftest import (
-    SENT_OR_DRY,
+from tests.delivery.conftest import SENT_OR_DRY, journey_yaml, refusal_at_start
+from tests.helpers import (
     by_journey,
     configure,
     deliver,
+    deliveries,
     held,
-    journey_yaml,
     load,
     person,
-    refusal_at_start,
     route,
     row,
-    rows,
-    track,
+    track_now,
 )
 
 DAY = timedelta(days=1)
@@ -96,12 +94,12 @@ def test_a_cap_counts_every_journey_and_defers_until_the_window_frees(
     capped: ManualClock, tmp_path: Path
 ) -> None:
     load(tmp_path, journey_yaml("cart", "Cart Abandoned"), journey_yaml("promo", "Promo Started"))
-    route(person("ada"), track("ada", "Cart Abandoned"))
+    route(person("ada"), track_now("ada", "Cart Abandoned"))
     first = deliver(by_journey("cart").id)
     assert first.status in SENT_OR_DRY and first.sent_at == capped.now()
 
     capped.advance(timedelta(hours=3))
-    route(track("ada", "Promo Started"))
+    route(track_now("ada", "Promo Started"))
     second = deliver(by_journey("promo").id)
     assert (second.status, second.attempts) == (models.PENDING, 0)
     assert second.next_attempt_at == first.sent_at + DAY
@@ -110,8 +108,8 @@ def test_a_cap_counts_every_journey_and_defers_until_the_window_frees(
     assert kind == "deferred" and "frequency cap email 1/24h" in (detail or "")
 
     # Someone else is not capped by Ada's messages, nor is Ada on another channel.
-    route(person("bob"), track("bob", "Promo Started"))
-    bob = [d for d in rows() if d.journey_id == "promo" and d.id != second.id][0]
+    route(person("bob"), track_now("bob", "Promo Started"))
+    bob = [d for d in deliveries() if d.journey_id == "promo" and d.id != second.id][0]
     assert deliver(bob.id).status in SENT_OR_DRY
 
     capped.advance(first.sent_at + DAY - timedelta(seconds=1) - capped.now())
@@ -130,11 +128,11 @@ def test_several_rules_the_latest_to_free_decides(
     route(person("ada"))
     for day in range(2):
         manual_clock.advance(start + day * DAY - manual_clock.now())
-        route(track("ada", "Tick"))
-        assert deliver(rows()[-1].id).status in SENT_OR_DRY
+        route(track_now("ada", "Tick"))
+        assert deliver(deliveries()[-1].id).status in SENT_OR_DRY
     manual_clock.advance(timedelta(days=1, hours=1))
-    route(track("ada", "Tick"))
-    third = deliver(rows()[-1].id)
+    route(track_now("ada", "Tick"))
+    third = deliver(deliveries()[-1].id)
     # 1/24h allows it again, 2/7d only once the first of the two leaves the week.
     assert third.next_attempt_at == start + timedelta(days=7)
     assert "frequency cap email 2/7d" in (third.error or "")
@@ -142,7 +140,7 @@ def test_several_rules_the_latest_to_free_decides(
 
 def test_failed_and_cancelled_messages_do_not_count(capped: ManualClock, tmp_path: Path) -> None:
     load(tmp_path, journey_yaml("a", "A"), journey_yaml("b", "B"))
-    route(person("ada"), track("ada", "A"), track("ada", "B"))
+    route(person("ada"), track_now("ada", "A"), track_now("ada", "B"))
     with session_scope() as session:
         first = session.get(Delivery, by_journey("a").id)
         assert first is not None
@@ -159,7 +157,7 @@ def test_drop_suppresses_with_the_reason(capped: ManualClock, tmp_path: Path) ->
         journey_yaml("cart", "Cart Abandoned"),
         journey_yaml("flash", "Flash Sale", policy="on_cap: drop\n"),
     )
-    route(person("ada"), track("ada", "Cart Abandoned"), track("ada", "Flash Sale"))
+    route(person("ada"), track_now("ada", "Cart Abandoned"), track_now("ada", "Flash Sale"))
     assert deliver(by_journey("cart").id).status in SENT_OR_DRY
     dropped = deliver(by_journey("flash").id)
     assert (dropped.status, dropped.next_attempt_at) == (models.SUPPRESSED, None)
@@ -179,7 +177,7 @@ def test_a_journey_can_replace_the_cap_for_its_own_messages(
         journey_yaml("alerts", "Go", policy="caps: {email: []}\n"),
         journey_yaml("promo", "Go"),
     )
-    route(person("ada"), track("ada", "Go"))
+    route(person("ada"), track_now("ada", "Go"))
     outcome = {}
     for journey_id in ("cart", "digest", "alerts", "promo"):
         outcome[journey_id] = deliver(by_journey(journey_id).id).status
@@ -200,10 +198,10 @@ def test_transactional_messages_are_never_capped_but_count(
         journey_yaml("receipt", "Order Completed", policy="kind: transactional\n"),
         journey_yaml("upsell", "Order Completed"),
     )
-    route(person("ada"), track("ada", "Order Completed"), track("ada", "Order Completed"))
-    receipts = [d for d in rows() if d.journey_id == "receipt"]
+    route(person("ada"), track_now("ada", "Order Completed"), track_now("ada", "Order Completed"))
+    receipts = [d for d in deliveries() if d.journey_id == "receipt"]
     assert [deliver(d.id).status for d in receipts] == [models.DRY_RUN, models.DRY_RUN]
-    upsells = [d for d in rows() if d.journey_id == "upsell"]
+    upsells = [d for d in deliveries() if d.journey_id == "upsell"]
     assert [deliver(d.id).status for d in upsells] == [models.PENDING, models.PENDING]
 
 
@@ -218,7 +216,7 @@ def test_the_last_slot_is_kept_for_a_higher_priority_message_that_is_due(
         journey_yaml("newsletter", "Go"),
         journey_yaml("cart", "Go", policy="priority: 10\n"),
     )
-    route(person("ada"), track("ada", "Go"))
+    route(person("ada"), track_now("ada", "Go"))
     low = deliver(by_journey("newsletter").id)  # claimed first, yet yields
     assert low.status == models.PENDING
     assert "frequency cap email 1/24h (1 higher-priority message(s) due first)" in (low.error or "")
@@ -229,7 +227,7 @@ def test_the_last_slot_is_kept_for_a_higher_priority_message_that_is_due(
 
 def test_equal_priority_is_first_come_first_served(capped: ManualClock, tmp_path: Path) -> None:
     load(tmp_path, journey_yaml("a", "Go"), journey_yaml("b", "Go"))
-    route(person("ada"), track("ada", "Go"))
+    route(person("ada"), track_now("ada", "Go"))
     assert deliver(by_journey("b").id).status == models.DRY_RUN
     assert deliver(by_journey("a").id).status == models.PENDING
 
@@ -242,7 +240,7 @@ def test_a_higher_priority_message_not_yet_due_keeps_nothing(
         journey_yaml("newsletter", "Go"),
         journey_yaml("cart", "Go", policy="priority: 10\n"),
     )
-    route(person("ada"), track("ada", "Go"))
+    route(person("ada"), track_now("ada", "Go"))
     with session_scope() as session:  # e.g. a retry after a provider 503, due in an hour
         later = session.get(Delivery, by_journey("cart").id)
         assert later is not None
@@ -261,8 +259,8 @@ def test_two_workers_sending_to_one_person_at_once_send_one(
     its row; without the lock both would count zero and both send. SQLite runs one writer at a
     time, so there the second claim itself waits for the first commit."""
     load(tmp_path, journey_yaml("a", "Go"), journey_yaml("b", "Go"))
-    route(person("ada"), track("ada", "Go"))
-    ids = [d.id for d in rows()]
+    route(person("ada"), track_now("ada", "Go"))
+    ids = [d.id for d in deliveries()]
     with session_scope() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
     both_claimed = threading.Barrier(2, timeout=30)

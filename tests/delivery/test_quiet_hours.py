@@ -17,20 +17,17 @@ from app.ops import story
 from app.settings import QuietHours, Settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker
-from tests.conftest import Pipeline
-from tests.delivery.conftest import (
-    EMAIL,
-    SMS,
+from tests.delivery.conftest import EMAIL, SMS, journey_yaml, refusal_at_start
+from tests.helpers import (
+    Pipeline,
     configure,
     deliver,
+    deliveries,
     held,
-    journey_yaml,
     load,
     person,
-    refusal_at_start,
     route,
-    rows,
-    track,
+    track_now,
 )
 from tests.providers.twilio import TwilioServer
 
@@ -156,9 +153,9 @@ def test_a_deferred_sms_goes_out_at_the_allowed_minute_through_the_worker(
     pipeline.worker.pause()  # this night's attempt is made here, the morning's by the worker
     route(
         person("lea", timezone="Europe/Paris", sms_opt_in=True),
-        track("lea", "Newsletter Subscribed"),
+        track_now("lea", "Newsletter Subscribed"),
     )
-    [planned] = rows()
+    [planned] = deliveries()
     deferred = deliver(planned.id)
 
     morning = utc(2026, 11, 3, 7, 0)  # 08:00 in Paris
@@ -183,7 +180,7 @@ def test_a_deferred_sms_goes_out_at_the_allowed_minute_through_the_worker(
     evening_in_paris.advance(timedelta(minutes=1))
     assert sweep_deliveries(timedelta(seconds=30)) == 1
     pipeline.drain()
-    [sent] = rows()
+    [sent] = deliveries()
     assert (sent.status, sent.attempts, sent.sent_at) == (models.SENT, 1, morning)
     assert len(twilio.messages) == 1
 
@@ -202,11 +199,11 @@ def test_the_default_timezone_applies_without_a_valid_timezone_trait(
         person("ny", sms_opt_in=True),
         person("bad", timezone="Mars/Olympus_Mons", sms_opt_in=True),
         person("lea", timezone="Europe/Paris", sms_opt_in=True),
-        track("ny", "Newsletter Subscribed"),
-        track("bad", "Newsletter Subscribed"),
-        track("lea", "Newsletter Subscribed"),
+        track_now("ny", "Newsletter Subscribed"),
+        track_now("bad", "Newsletter Subscribed"),
+        track_now("lea", "Newsletter Subscribed"),
     )
-    outcomes = [deliver(d.id) for d in rows()]
+    outcomes = [deliver(d.id) for d in deliveries()]
     # 15:30 in New York: both go; 21:30 in Paris: deferred.
     assert [d.status for d in outcomes] == [models.DRY_RUN, models.DRY_RUN, models.PENDING]
 
@@ -216,13 +213,13 @@ def test_email_has_no_quiet_hours_unless_configured(
 ) -> None:
     configure(settings_env, quiet_hours="sms=21:00-08:00")
     load(tmp_path, journey_yaml("news", "Subscribed", EMAIL))
-    route(person("lea", timezone="Europe/Paris"), track("lea", "Subscribed"))
-    [planned] = rows()
+    route(person("lea", timezone="Europe/Paris"), track_now("lea", "Subscribed"))
+    [planned] = deliveries()
     assert deliver(planned.id).status == models.DRY_RUN
 
     configure(settings_env, quiet_hours="sms=21:00-08:00,email=21:15-07:00")
-    route(track("lea", "Subscribed"))
-    second = rows()[-1]
+    route(track_now("lea", "Subscribed"))
+    second = deliveries()[-1]
     deferred = deliver(second.id)
     assert deferred.status == models.PENDING
     assert deferred.next_attempt_at == utc(2026, 11, 3, 6, 0)  # 07:00 in Paris
@@ -238,8 +235,10 @@ def test_transactional_journeys_are_exempt(
         journey_yaml("code", "Login Requested", SMS, "kind: transactional\n"),
         journey_yaml("promo", "Login Requested", SMS, "kind: marketing\n"),
     )
-    route(person("lea", timezone="Europe/Paris", sms_opt_in=True), track("lea", "Login Requested"))
-    outcomes = {d.journey_id: deliver(d.id).status for d in rows()}
+    route(
+        person("lea", timezone="Europe/Paris", sms_opt_in=True), track_now("lea", "Login Requested")
+    )
+    outcomes = {d.journey_id: deliver(d.id).status for d in deliveries()}
     assert outcomes == {"code": models.DRY_RUN, "promo": models.PENDING}
 
 
@@ -249,6 +248,6 @@ def test_consent_comes_before_quiet_hours(
     """Nobody who said no is merely deferred: the message is suppressed, not held till 08:00."""
     configure(settings_env, quiet_hours="sms=21:00-08:00")
     load(tmp_path, journey_yaml("welcome", "Newsletter Subscribed", SMS))
-    route(person("lea", timezone="Europe/Paris"), track("lea", "Newsletter Subscribed"))
-    [planned] = rows()
+    route(person("lea", timezone="Europe/Paris"), track_now("lea", "Newsletter Subscribed"))
+    [planned] = deliveries()
     assert deliver(planned.id).status == models.SUPPRESSED

@@ -36,13 +36,21 @@ from app.ops import queues
 from app.settings import Settings, get_settings
 from app.tasks import broker
 from channels.base import Outcome, SendResult
-from tests.ops.conftest import TOKEN, bearer
+from tests.helpers import (
+    SHIPPED,
+    TOKEN,
+    alice,
+    at,
+    bearer,
+    configure,
+    deliveries,
+    ingest,
+    newsletter,
+    process,
+)
 from tests.processes import SERVE, Process, running_carillon, wait_until
 from tests.providers.server import unused_port
 from tests.providers.twilio import TwilioServer, twilio_error
-from tests.test_delivery import configure, newsletter
-from tests.test_journey_runtime import SHIPPED, alice, deliveries
-from tests.test_profiles import at, ingest, process
 
 REDIS_URL = get_settings().redis_url
 BACKENDS = ["local", *(["redis"] if REDIS_URL else [])]

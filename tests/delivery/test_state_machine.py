@@ -28,8 +28,8 @@ from app.delivery.models import (
     Delivery,
     DeliveryEvent,
 )
-from tests.conftest import REPO
-from tests.delivery.conftest import SMS, journey_yaml, load, person, route
+from tests.delivery.conftest import SMS, journey_yaml
+from tests.helpers import REPO, load, person, route
 
 ALL = (PENDING, SENDING, SENT, DRY_RUN, FAILED, DEAD, CANCELLED, SUPPRESSED, UNKNOWN)
 

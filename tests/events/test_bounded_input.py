@@ -21,9 +21,8 @@ from app.events.json_values import MAX_DEPTH
 from app.events.schemas import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from app.main import create_app
 from app.profiles.models import Identity
-from tests.conftest import Pipeline
 from tests.events.conftest import stored
-from tests.helpers import basic, event_count, gzipped, identify, serving, track
+from tests.helpers import Pipeline, basic, event_count, gzipped, identify, serving, track
 
 JSON = {"Content-Type": "application/json"}
 

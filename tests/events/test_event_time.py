@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.clock import ManualClock
 from app.events.event_time import FUTURE_TOLERANCE
-from tests.conftest import T0
 from tests.events.conftest import stored
-from tests.helpers import basic, event_count, track
+from tests.helpers import T0, basic, event_count, track
 
 
 def iso(at: datetime) -> str:

@@ -17,9 +17,7 @@ from app.main import create_app
 from app.profiles import repository
 from app.profiles.models import Identity
 from app.settings import get_settings
-from tests.conftest import Pipeline
-from tests.helpers import basic
-from tests.webhooks.conftest import twilio_signature
+from tests.helpers import Pipeline, basic, twilio_signature
 
 PUBLIC_URL = "https://carillon.example.com"
 TWILIO_TOKEN = "twilio-test-auth-token"

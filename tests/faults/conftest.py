@@ -1,12 +1,11 @@
-"""Fixtures of the fault tests: the in-process delivery fixtures (for the ambiguous-window
-tests), and one private PostgreSQL and Redis for the process-level fault matrix."""
+"""Fixtures of the fault tests: one private PostgreSQL and Redis for the process-level fault
+matrix (the in-process delivery fixtures of the ambiguous-window tests are the suite's own)."""
 
 from collections.abc import Iterator
 
 import pytest
 
 from tests.faults.services import PrivatePostgres, PrivateRedis
-from tests.test_delivery import _servers, idle_pipeline, providers, servers  # noqa: F401
 
 
 @pytest.fixture(scope="session")

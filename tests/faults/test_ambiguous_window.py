@@ -20,11 +20,18 @@ from app.ops import dead_letters, queues
 from app.settings import Settings, get_settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker
-from tests.conftest import Pipeline
-from tests.ops.conftest import TOKEN
-from tests.test_delivery import Providers, instagram_like, newsletter
-from tests.test_journey_runtime import SHIPPED, alice, deliveries
-from tests.test_profiles import ingest, process
+from tests.helpers import (
+    SHIPPED,
+    TOKEN,
+    Pipeline,
+    Providers,
+    alice,
+    deliveries,
+    ingest,
+    instagram_like,
+    newsletter,
+    process,
+)
 
 TIMEOUT = timedelta(seconds=get_settings().sending_timeout_seconds)
 SWEEP_AGE = timedelta(seconds=30)

@@ -18,32 +18,8 @@ from app.journeys.templates import (
     render_variant,
 )
 from channels.email.content import html_to_text
+from tests.helpers import HEAD, WELCOME
 
-HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\n"
-WELCOME = """
-messages:
-  welcome:
-    email:
-      subject: "Bienvenue {{ profile.traits.first_name | default('') }}"
-      html: |
-        <style>h1 { color: #c00; } @media (max-width: 600px) { h1 { font-size: 20px; } }</style>
-        <h1>Bienvenue !</h1>
-        <p>Votre code : <a href="https://shop.example/promo">BIENVENUE15</a></p>
-    sms:
-      text: "Bienvenue ! Code BIENVENUE15 : -15 %."
-      max_segments: 1
-    locales:
-      en:
-        email: {subject: "Welcome", html: "<p>Welcome!</p>", text: "Welcome!"}
-        sms: {text: "Welcome! Code WELCOME15: 15% off."}
-      fr-CA:
-        sms:
-          text: "{{ profile.traits.first_name }}, bienvenue ! Code BIENVENUE15 : 15 % de rabais."
-          max_segments: 1
-steps:
-  - send: {channel: sms, message: welcome}
-  - send: {channel: email, message: welcome}
-"""
 ALICE = {"event": {"event": "Signed Up"}, "profile": {"traits": {"first_name": "Alice"}}}
 
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from tests.journeys.test_journey_messages import HEAD, WELCOME
+from tests.helpers import HEAD, WELCOME
 
 runner = CliRunner()
 

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.settings import PROVIDER_CREDENTIAL_VARIABLES, Settings
 from channels import registry
+from tests.helpers import PRODUCTION
 from tests.processes import CARILLON, REPO, Process, wait_until
 from tests.providers.server import unused_port
-from tests.test_end_to_end import PRODUCTION
 
 
 def _sendgrid_public_key() -> str:

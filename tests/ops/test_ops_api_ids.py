@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.ops.conftest import bearer
+from tests.helpers import bearer
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from app import clock
 from app.ops import auth, health, throttle
 from app.settings import get_settings
-from tests.ops.conftest import TOKEN, bearer
+from tests.helpers import TOKEN, bearer
 
 PROTECTED = [
     ("GET", "/ops/queues"),

@@ -22,9 +22,7 @@ from app.db import session_scope
 from app.delivery.models import Delivery
 from app.journeys import catalog
 from app.main import create_app
-from tests.conftest import REPO, Pipeline
-from tests.helpers import serving
-from tests.ops.conftest import TOKEN, newsletter_signup
+from tests.helpers import REPO, TOKEN, Pipeline, newsletter_signup, serving
 from tests.processes import Process, wait_until
 from tests.providers.server import unused_port
 from tests.providers.twilio import TwilioServer, twilio_error

@@ -18,8 +18,7 @@ from app.journeys import catalog
 from app.journeys.timers import fire_due
 from app.ops import queues
 from app.ops.story import POLICY_NOTE, WEBHOOKS_NOTE
-from tests.conftest import REPO, Pipeline
-from tests.ops.conftest import bearer, ingest, newsletter_signup, only_delivery
+from tests.helpers import REPO, Pipeline, bearer, ingest, newsletter_signup, only_delivery
 from tests.providers.twilio import TwilioServer, twilio_error
 
 # A refusal ops can fix (enable the country in Twilio's geo permissions) and then replay.

@@ -17,8 +17,7 @@ from app.journeys import catalog
 from app.journeys.models import JourneyInstance
 from app.journeys.timers import fire_due
 from app.settings import Settings, get_settings
-from tests.conftest import REPO, Pipeline
-from tests.ops.conftest import bearer, ingest, newsletter_signup
+from tests.helpers import REPO, Pipeline, bearer, ingest, newsletter_signup
 from tests.providers.twilio import TwilioServer
 
 

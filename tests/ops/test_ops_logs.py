@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.journeys import catalog
 from app.ops import logs
-from tests.conftest import REPO, Pipeline
-from tests.ops.conftest import newsletter_signup, only_delivery
+from tests.helpers import REPO, Pipeline, newsletter_signup, only_delivery
 from tests.providers.twilio import TwilioServer
 
 

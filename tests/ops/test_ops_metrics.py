@@ -15,8 +15,7 @@ from app.clock import ManualClock
 from app.events import routing
 from app.journeys import catalog
 from app.tasks import broker
-from tests.conftest import REPO, Pipeline
-from tests.ops.conftest import bearer, ingest, newsletter_signup
+from tests.helpers import REPO, Pipeline, bearer, ingest, newsletter_signup
 from tests.processes import wait_until
 
 FLAKY_RUNS: list[int] = []

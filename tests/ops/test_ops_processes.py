@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.settings import get_settings
-from tests.ops.conftest import TOKEN, newsletter_signup
+from tests.helpers import TOKEN, newsletter_signup
 from tests.processes import Process, wait_until
 from tests.providers.server import unused_port
 

@@ -33,8 +33,7 @@ from app.ops import queues
 from app.profiles import consent
 from app.tasks import broker
 from channels import registry
-from tests.conftest import REPO, T0
-from tests.ops.conftest import bearer
+from tests.helpers import REPO, T0, bearer
 
 S = T0 + timedelta(hours=3)  # the moment the figures are read
 

@@ -4,8 +4,6 @@ verifiers under test; providers' local stand-ins for the sends the webhooks repo
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +23,9 @@ from app.delivery.models import Delivery, DeliveryEvent
 from app.journeys import catalog
 from app.journeys.timers import fire_due
 from app.main import create_app
-from app.profiles.models import Identity, Trait
-from tests.conftest import Pipeline
+from tests.helpers import SHIPPED, Pipeline, alice, cart, configure, deliveries, ingest
 from tests.providers.sendgrid import SendGridServer
 from tests.providers.twilio import TwilioServer
-from tests.test_delivery import configure
-from tests.test_journey_runtime import SHIPPED, alice, cart
-from tests.test_profiles import ingest
 
 PUBLIC_URL = "https://carillon.example.com"
 SECRET = "webhook-tests-secret-0123456789"
@@ -65,13 +59,6 @@ def sendgrid_headers(keys: Keys, body: bytes, timestamp: str | None = None) -> d
     }
 
 
-def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
-    """Twilio's documented scheme: the URL, then each POST parameter name and value in name
-    order, HMAC-SHA1 with the auth token, base64."""
-    data = url + "".join(name + params[name] for name in sorted(params))
-    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
-
-
 def body_of(events: list[dict[str, Any]]) -> bytes:
     return json.dumps(events).encode()
 
@@ -80,19 +67,6 @@ def history_rows() -> list[tuple[int, str, str, str | None, str | None]]:
     with session_scope() as session:
         rows = session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id))
         return [(r.delivery_id, r.source, r.kind, r.detail, r.external_id) for r in rows]
-
-
-def traits_of(kind: str, value: str) -> dict[str, Any]:
-    with session_scope() as session:
-        identity = session.get(Identity, (kind, value))
-        assert identity is not None
-        found = session.scalars(select(Trait).where(Trait.profile_id == identity.profile_id))
-        return {t.name: t.value for t in found}
-
-
-def all_deliveries() -> list[Delivery]:
-    with session_scope() as session:
-        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +140,6 @@ def email_delivery(
     sendgrid: SendGridServer, pipeline: Pipeline, manual_clock: ManualClock
 ) -> Delivery:
     send_cart_reminder(pipeline, manual_clock)
-    [delivery] = all_deliveries()
+    [delivery] = deliveries()
     assert (delivery.channel, delivery.status) == ("email", "sent"), delivery.error
     return delivery

@@ -14,15 +14,8 @@ from app.db import session_scope
 from app.delivery.models import Delivery
 from app.ops import kpis, story
 from app.settings import Settings
-from tests.webhooks.conftest import (
-    Keys,
-    all_deliveries,
-    body_of,
-    history_rows,
-    new_keys,
-    sendgrid_headers,
-    traits_of,
-)
+from tests.helpers import deliveries, traits_of
+from tests.webhooks.conftest import Keys, body_of, history_rows, new_keys, sendgrid_headers
 
 URL = "/webhooks/sendgrid"
 
@@ -219,7 +212,7 @@ def test_deliveries_are_untouched_by_webhooks(
 ) -> None:
     """The status model stays simple: webhooks add history, the row keeps `sent`."""
     post(client, keys, [event(email_delivery, "bounce", "ev-1", type="bounce")])
-    [delivery] = all_deliveries()
+    [delivery] = deliveries()
     assert (delivery.status, delivery.provider_message_id) == (
         "sent",
         email_delivery.provider_message_id,

@@ -16,17 +16,18 @@ from app.delivery.models import Delivery
 from app.journeys import catalog
 from app.ops import kpis
 from app.webhooks.models import InboundMessage
-from tests.conftest import Pipeline
-from tests.providers.twilio import TwilioServer
-from tests.test_journey_runtime import SHIPPED, alice
-from tests.test_profiles import ingest, process
-from tests.webhooks.conftest import (
-    PUBLIC_URL,
-    all_deliveries,
-    history_rows,
+from tests.helpers import (
+    SHIPPED,
+    Pipeline,
+    alice,
+    deliveries,
+    ingest,
+    process,
     traits_of,
     twilio_signature,
 )
+from tests.providers.twilio import TwilioServer
+from tests.webhooks.conftest import PUBLIC_URL, history_rows
 
 PHONE = "+33612345678"
 
@@ -60,7 +61,7 @@ def welcome(pipeline: Pipeline) -> Delivery:
     catalog.sync_directory(SHIPPED)
     ingest(alice(), {"type": "track", "userId": "alice", "event": "Newsletter Subscribed"})
     pipeline.drain()
-    [delivery] = all_deliveries()
+    [delivery] = deliveries()
     assert (delivery.channel, delivery.status) == ("sms", "sent"), delivery.error
     return delivery
 
@@ -196,7 +197,7 @@ def test_stop_opts_out_and_the_next_journey_sms_is_suppressed(
     sale = {"type": "track", "userId": "alice", "event": "Flash Sale"}
     ingest(alice(), sale)
     pipeline.drain()
-    [first] = all_deliveries()
+    [first] = deliveries()
     assert first.status == "sent", first.error
 
     answer = inbound(client, twilio, "SM-stop", " stop ")
@@ -209,7 +210,7 @@ def test_stop_opts_out_and_the_next_journey_sms_is_suppressed(
     sent_before = len(twilio.messages)
     ingest(sale)
     pipeline.drain()
-    latest = all_deliveries()[-1]
+    latest = deliveries()[-1]
     assert latest.id != first.id
     assert (latest.channel, latest.status) == ("sms", "suppressed")
     assert "opted out" in (latest.error or "")

@@ -13,17 +13,11 @@ from fastapi.testclient import TestClient
 from app import signing, unsubscribe
 from app.clock import ManualClock
 from app.delivery.models import Delivery
+from app.journeys import catalog
 from app.settings import Settings, get_settings
-from tests.conftest import Pipeline
+from tests.helpers import Pipeline, deliveries, ingest, traits_of
 from tests.providers.sendgrid import SendGridServer
-from tests.webhooks.conftest import (
-    PUBLIC_URL,
-    SECRET,
-    all_deliveries,
-    history_rows,
-    send_cart_reminder,
-    traits_of,
-)
+from tests.webhooks.conftest import PUBLIC_URL, SECRET, history_rows, send_cart_reminder
 
 
 def link_of(sendgrid: SendGridServer) -> str:
@@ -77,7 +71,7 @@ def test_one_click_unsubscribe_end_to_end(
     requests_before = len(sendgrid.requests)
     manual_clock.advance(timedelta(days=8))
     send_cart_reminder(pipeline, manual_clock, total=55)
-    latest = all_deliveries()[-1]
+    latest = deliveries()[-1]
     assert latest.id != email_delivery.id
     assert (latest.channel, latest.status) == ("email", "suppressed")
     assert latest.error == "suppressed: email unsubscribed"
@@ -111,9 +105,6 @@ def test_forged_and_damaged_tokens_change_nothing(
 def test_a_template_places_the_link_itself(
     tmp_path, sendgrid: SendGridServer, pipeline: Pipeline
 ) -> None:  # type: ignore[no-untyped-def]
-    from app.journeys import catalog
-    from tests.test_profiles import ingest
-
     (tmp_path / "news.yaml").write_text(
         """
 id: monthly-news
@@ -134,7 +125,7 @@ steps:
         {"type": "track", "userId": "bo", "event": "News Ready"},
     )
     pipeline.drain()
-    [delivery] = all_deliveries()
+    [delivery] = deliveries()
     assert delivery.status == "sent", delivery.error
     assert unsubscribe.PLACEHOLDER in delivery.content["html"]  # the stored rendering
     link = link_of(sendgrid)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.channels.meta_capi.graph_events import MetaEventsServer
-from tests.conftest import clean_state, schema  # noqa: F401  (the suite's database fixtures)
+from tests.helpers import clean_state, schema  # noqa: F401  (the database fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from channels.base import Message, Outcome, Recipient
 from channels.meta_capi.adapter import MetaConversions
 from channels.meta_capi.settings import MetaCapiSettings
 from tests.channels.meta_capi.graph_events import TEST_PIXEL_ID, MetaEventsServer
-from tests.channels.test_meta_audience import (
+from tests.helpers import (
     EMAIL_HASH,
     PHONE_HASH,
     RAW_EMAIL,

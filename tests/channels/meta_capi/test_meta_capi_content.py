@@ -9,7 +9,7 @@ import pytest
 from app.clock import ManualClock
 from channels.base import ContentRefused
 from channels.meta_capi.content import finish
-from tests.conftest import T0
+from tests.helpers import T0
 
 T0_SECONDS = str(int(T0.timestamp()))
 

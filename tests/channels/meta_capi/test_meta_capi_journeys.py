@@ -21,12 +21,21 @@ from app.tasks import broker
 from channels.meta_capi.adapter import MetaConversions
 from channels.meta_capi.settings import MetaCapiSettings
 from tests.channels.meta_capi.graph_events import TEST_PIXEL_ID, MetaEventsServer
-from tests.channels.test_meta_audience import assert_no_raw_identifier, sha256
-from tests.conftest import T0, Pipeline
-from tests.delivery.conftest import deliver, held, load, person, route, rows
-from tests.ops.conftest import ingest
+from tests.helpers import (
+    T0,
+    Pipeline,
+    assert_no_raw_identifier,
+    configure,
+    deliver,
+    deliveries,
+    held,
+    ingest,
+    load,
+    person,
+    route,
+    sha256,
+)
 from tests.providers.meta import graph_error
-from tests.test_delivery import configure
 
 RAW = ("alice@example.com", "+33612345678", "33612345678", "0612345678")
 
@@ -83,7 +92,7 @@ def meta(
 
 
 def only_row() -> models.Delivery:
-    [delivery] = rows()
+    [delivery] = deliveries()
     return delivery
 
 

@@ -27,11 +27,13 @@ from dramatiq.brokers.stub import StubBroker
 from app.delivery import service
 from app.settings import Settings, get_settings
 from app.tasks import broker
+from channels.base import Message, Recipient
 from channels.webhook.adapter import WebhookSender
 from channels.webhook.addresses import Resolve, system_resolve
+from channels.webhook.content import finish
 from channels.webhook.settings import WebhookSettings
 from tests.channels.webhook.receiver import TEST_SECRET, WebhookReceiver
-from tests.conftest import Pipeline, clean_state, schema  # noqa: F401  (the database fixtures)
+from tests.helpers import Pipeline, clean_state, schema  # noqa: F401  (the database fixtures)
 
 TLS_HOST = "hooks.example"
 
@@ -191,3 +193,16 @@ def write_journey(directory: Path, text: str) -> Path:
     path = directory / "webhook.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+BODY = '{"type": "order.completed", "data": {"order_id": "A-17", "total": 42.5, "name": "Zoé"}}'
+
+
+def message(url: str, body: str = BODY, delivery_id: str = "17") -> Message:
+    return Message(
+        delivery_id=delivery_id,
+        channel="webhook",
+        recipient=Recipient(profile_id="p1", email="ada@example.com"),
+        content=finish({"url": url, "body": body}),
+        journey_id="orders",
+    )

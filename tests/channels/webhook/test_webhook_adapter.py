@@ -11,22 +11,11 @@ from standardwebhooks.webhooks import Webhook
 
 from channels.base import Message, Outcome, Recipient
 from channels.webhook.adapter import MAX_ANSWER_BYTES, WebhookSender
-from channels.webhook.content import finish
+from tests.channels.webhook.conftest import BODY, message
 from tests.channels.webhook.receiver import OTHER_SECRET, TEST_SECRET, WebhookReceiver
 from tests.providers.server import unused_port
 
-BODY = '{"type": "order.completed", "data": {"order_id": "A-17", "total": 42.5, "name": "Zoé"}}'
 MakeSender = Callable[..., WebhookSender]
-
-
-def message(url: str, body: str = BODY, delivery_id: str = "17") -> Message:
-    return Message(
-        delivery_id=delivery_id,
-        channel="webhook",
-        recipient=Recipient(profile_id="p1", email="ada@example.com"),
-        content=finish({"url": url, "body": body}),
-        journey_id="orders",
-    )
 
 
 def test_a_delivery_is_posted_signed_and_the_reference_library_verifies_it(

@@ -13,9 +13,8 @@ from channels.base import ContentRefused, Outcome
 from channels.webhook.adapter import WebhookSender
 from channels.webhook.addresses import Guard, Refused, Unresolved, canonical_host, refusal
 from channels.webhook.content import endpoint
-from tests.channels.webhook.conftest import TLS_HOST, Certificates, resolving
+from tests.channels.webhook.conftest import TLS_HOST, Certificates, message, resolving
 from tests.channels.webhook.receiver import TEST_SECRET, WebhookReceiver
-from tests.channels.webhook.test_webhook_adapter import message
 
 MakeSender = Callable[..., WebhookSender]
 

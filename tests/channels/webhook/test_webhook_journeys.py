@@ -28,9 +28,16 @@ from channels.base import Message, Outcome, Recipient
 from channels.dry_run import DryRun
 from tests.channels.webhook.conftest import configure, drain, write_journey
 from tests.channels.webhook.receiver import TEST_SECRET, WebhookReceiver
-from tests.conftest import Pipeline
-from tests.delivery.conftest import by_journey, deliver, person, route, rows, track
-from tests.ops.conftest import ingest
+from tests.helpers import (
+    Pipeline,
+    by_journey,
+    deliver,
+    deliveries,
+    ingest,
+    person,
+    route,
+    track_now,
+)
 from tests.processes import CARILLON
 
 BODY = """\
@@ -52,7 +59,7 @@ def journey(url: str, body: str = BODY, journey_id: str = "crm-sync") -> str:
 
 
 def order(user: str, order_id: str = "A-17") -> dict[str, object]:
-    return {**track(user, "Order Completed"), "properties": {"order_id": order_id}}
+    return {**track_now(user, "Order Completed"), "properties": {"order_id": order_id}}
 
 
 @pytest.fixture
@@ -216,7 +223,7 @@ def test_without_secrets_the_channel_runs_dry(
     route(person("ada"), order("ada"))
     assert deliver(by_journey("crm-sync").id).status == models.DRY_RUN
     assert receiver.requests == []
-    assert [d.channel for d in rows()] == ["webhook"]
+    assert [d.channel for d in deliveries()] == ["webhook"]
 
 
 # --------------------------------------------------------------------------- bad journeys

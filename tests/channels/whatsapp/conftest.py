@@ -19,8 +19,7 @@ from app.main import create_app
 from app.settings import get_settings
 from channels.whatsapp.settings import whatsapp_settings
 from tests.channels.whatsapp.twilio_whatsapp import TEST_WHATSAPP_FROM, TwilioWhatsAppServer
-from tests.conftest import clean_state, schema  # noqa: F401  (the database fixtures)
-from tests.webhooks.conftest import twilio_signature
+from tests.helpers import clean_state, schema, twilio_signature  # noqa: F401  (the database fixtures)
 
 PUBLIC_URL = "https://carillon.example.com"
 PHONE = "+33612345678"

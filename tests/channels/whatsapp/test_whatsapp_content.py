@@ -11,7 +11,7 @@ from channels.base import ContentRefused
 from channels.whatsapp import window
 from channels.whatsapp.content import choose, describe, finish
 from tests.channels.whatsapp.twilio_whatsapp import TEST_CONTENT_SID
-from tests.conftest import T0
+from tests.helpers import T0
 
 
 def test_variables_are_read_from_json_and_written_back_compact() -> None:

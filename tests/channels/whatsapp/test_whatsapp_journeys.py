@@ -24,9 +24,17 @@ from channels.whatsapp.content import OUTSIDE_WINDOW
 from channels.whatsapp.window import TRAIT
 from tests.channels.whatsapp.conftest import PHONE, signed_post
 from tests.channels.whatsapp.twilio_whatsapp import TEST_CONTENT_SID, TwilioWhatsAppServer
-from tests.conftest import T0, Pipeline
-from tests.delivery.conftest import deliver, held, load, route, rows, track
-from tests.webhooks.conftest import traits_of
+from tests.helpers import (
+    T0,
+    Pipeline,
+    deliver,
+    deliveries,
+    held,
+    load,
+    route,
+    track_now,
+    traits_of,
+)
 
 TO = f"whatsapp:{PHONE}"
 HEAD = "id: shipped\nname: Shipped\ntrigger: {event: Order Shipped}\nre_entry: always\n"
@@ -67,7 +75,7 @@ def ada(**traits: Any) -> dict[str, Any]:
 
 
 def shipped(order: str = "A-17") -> dict[str, Any]:
-    return {**track("ada", "Order Shipped"), "properties": {"order": order}}
+    return {**track_now("ada", "Order Shipped"), "properties": {"order": order}}
 
 
 def inbound(
@@ -89,9 +97,9 @@ def inbound(
 
 def send_once(*events: dict[str, Any]) -> models.Delivery:
     """Route the events and deliver the one message they planned, as a worker does."""
-    before = {d.id for d in rows()}
+    before = {d.id for d in deliveries()}
     route(*events)
-    [planned] = [d for d in rows() if d.id not in before]
+    [planned] = [d for d in deliveries() if d.id not in before]
     return deliver(planned.id)
 
 
@@ -164,7 +172,7 @@ def test_an_inline_send_step_goes_through_the_worker(
     journeys(INLINE)
     route(ada(whatsapp_consent="opted_in"), shipped())
     pipeline.drain()
-    [delivery] = rows()
+    [delivery] = deliveries()
     assert (delivery.channel, delivery.status) == ("whatsapp", models.SENT), delivery.error
     assert live.requests[0].body["ContentVariables"] == '{"1":"Ada \\"l\'aînée\\""}'
 
@@ -258,7 +266,7 @@ def test_content_twilio_would_refuse_fails_when_rendered_without_a_call(
     """A variable that renders empty: WhatsApp refuses empty template parameters."""
     journeys(TEMPLATE_AND_TEXT.replace("first_name | tojson", 'nickname | default("") | tojson'))
     route(ada(whatsapp_consent="opted_in"), shipped())
-    [failed] = rows()
+    [failed] = deliveries()
     assert failed.status == models.FAILED
     assert "variable '1' is empty; WhatsApp refuses empty parameters" in (failed.error or "")
     assert live.requests == []

@@ -7,12 +7,10 @@ settings reach the channels the way they do in production: through the environme
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +19,6 @@ from sqlalchemy import create_engine, select
 
 from app.clock import ManualClock
 from app.db import after_commit, session_scope
-from app.delivery import service
 from app.delivery.models import Delivery
 from app.delivery.tasks import send_job
 from app.events.models import Event
@@ -30,135 +27,31 @@ from app.journeys.timers import fire_due
 from app.settings import get_settings
 from app.sweeper import sweep_deliveries, sweep_events
 from app.tasks import broker
-from tests.conftest import Pipeline
-from tests.providers.meta import TEST_AUDIENCE_ID, MetaGraphServer, graph_error
-from tests.providers.sendgrid import SendGridServer, error_body, sendgrid_error
-from tests.providers.server import ProviderServer
-from tests.providers.twilio import TEST_FROM_NUMBER, TwilioServer, twilio_error
-from tests.test_journey_runtime import (
+from tests.helpers import (
     SHIPPED,
+    Pipeline,
+    Providers,
     alice,
+    at,
     cart,
     deliveries,
+    ingest,
+    instagram_like,
     instances,
+    newsletter,
     order,
+    process,
     send,
+    sha256,
     timers,
 )
-from tests.test_profiles import at, ingest, process
+from tests.providers.meta import TEST_AUDIENCE_ID, graph_error
+from tests.providers.sendgrid import error_body, sendgrid_error
+from tests.providers.twilio import TEST_FROM_NUMBER, twilio_error
 
 WELCOME_SMS = "Bienvenue Alice ! -15 % sur votre première commande avec le code BIENVENUE15."
 
 # Settings fields whose environment variable is the provider's own name, not CARILLON_*.
-_PROVIDER_ENV = {
-    "sendgrid_api_key": "SENDGRID_API_KEY",
-    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
-    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
-    "twilio_from_number": "TWILIO_FROM_NUMBER",
-    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
-    "meta_access_token": "META_ACCESS_TOKEN",
-}
-
-
-def configure(env: pytest.MonkeyPatch, overrides: dict[str, Any]) -> None:
-    """Set `Settings` fields through their environment variables; None unsets one."""
-    for field, value in overrides.items():
-        name = _PROVIDER_ENV.get(field, f"CARILLON_{field.upper()}")
-        if field in _PROVIDER_ENV:  # the CARILLON_ spelling is accepted too: never let it win
-            env.delenv(f"CARILLON_{field.upper()}", raising=False)
-        if value is None:
-            env.delenv(name, raising=False)
-        else:
-            env.setenv(name, str(value))
-    get_settings.cache_clear()
-    service.channels.cache_clear()
-
-
-@dataclass
-class Providers:
-    sendgrid: SendGridServer
-    twilio: TwilioServer
-    meta: MetaGraphServer
-
-    def all(self) -> list[ProviderServer]:
-        return [self.sendgrid, self.twilio, self.meta]
-
-
-@pytest.fixture(scope="module")
-def _servers() -> Iterator[Providers]:
-    with (
-        SendGridServer(api_key="SG.delivery-test") as sg,
-        TwilioServer() as tw,
-        MetaGraphServer() as meta,
-    ):
-        yield Providers(sg, tw, meta)
-
-
-@pytest.fixture
-def servers(_servers: Providers) -> Providers:
-    """The three stand-ins, running, with no recorded requests; settings untouched."""
-    for server in _servers.all():
-        server.reset()
-    return _servers
-
-
-@pytest.fixture
-def providers(settings_env: pytest.MonkeyPatch, servers: Providers) -> Providers:
-    """Every channel configured with credentials and pointed at its stand-in."""
-    configure(
-        settings_env,
-        {
-            **servers.sendgrid.settings_overrides(),
-            **servers.twilio.settings_overrides(),
-            **servers.meta.settings_overrides(),
-        },
-    )
-    return servers
-
-
-@pytest.fixture
-def no_credentials(settings_env: pytest.MonkeyPatch, servers: Providers) -> Providers:
-    """Base URLs point at the live stand-ins, but no channel has credentials."""
-    configure(
-        settings_env,
-        {
-            **{field: None for field in _PROVIDER_ENV},
-            "sendgrid_base_url": servers.sendgrid.base_url,
-            "twilio_base_url": servers.twilio.base_url,
-            "meta_graph_url": servers.meta.base_url,
-        },
-    )
-    return servers
-
-
-@pytest.fixture
-def idle_pipeline() -> Iterator[Pipeline]:
-    """The queue worker, not started: the test decides what the queue holds when it starts."""
-    pipe = Pipeline()
-    yield pipe
-    pipe.worker.stop()
-
-
-def newsletter(minutes: int = 1, user: str = "alice") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "userId": user,
-        "event": "Newsletter Subscribed",
-        "timestamp": at(minutes),
-    }
-
-
-def instagram_like(minutes: int = 1, user: str = "alice") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "userId": user,
-        "event": "Instagram Post Liked",
-        "timestamp": at(minutes),
-    }
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def run_cart_reminder(clock: ManualClock, pipeline: Pipeline) -> None:

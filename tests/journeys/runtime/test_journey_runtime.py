@@ -4,68 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import select
-
-from app.db import session_scope
-from app.delivery.models import Delivery
 from app.journeys import catalog
-from app.journeys.models import JourneyInstance, Timer
 from app.journeys.timers import fire_due
-from tests.conftest import REPO, Pipeline
-from tests.test_profiles import at, ingest
-
-SHIPPED = REPO / "journeys"
-
-
-def deliveries() -> list[Delivery]:
-    with session_scope() as session:
-        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
-
-
-def instances() -> list[JourneyInstance]:
-    with session_scope() as session:
-        return list(session.scalars(select(JourneyInstance).order_by(JourneyInstance.id)))
-
-
-def timers() -> list[Timer]:
-    with session_scope() as session:
-        return list(session.scalars(select(Timer).order_by(Timer.id)))
-
-
-def send(pipeline: Pipeline, *events: dict[str, Any]) -> None:
-    ingest(*events)
-    pipeline.drain()
-
-
-def alice(minutes: int = 0) -> dict[str, Any]:
-    return {
-        "type": "identify",
-        "userId": "alice",
-        "timestamp": at(minutes),
-        "traits": {
-            "first_name": "Alice",
-            "email": "alice@example.com",
-            "phone": "+33612345678",
-            "sms_opt_in": True,  # SMS needs an explicit opt-in (TCPA)
-        },
-    }
-
-
-def cart(total: float, minutes: int = 1, user: str = "alice", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "userId": user,
-        "event": "Cart Abandoned",
-        "timestamp": at(minutes),
-        "properties": {"total": total, "cart_url": "https://shop.example/cart/1"},
-        **extra,
-    }
-
-
-def order(minutes: int = 2, user: str = "alice") -> dict[str, Any]:
-    return {"type": "track", "userId": user, "event": "Order Completed", "timestamp": at(minutes)}
+from tests.helpers import SHIPPED, alice, at, cart, deliveries, instances, order, send, timers
 
 
 def test_cart_reminder_is_sent_one_hour_later(manual_clock, pipeline) -> None:

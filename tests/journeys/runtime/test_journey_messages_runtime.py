@@ -6,17 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.delivery import models
-from tests.conftest import Pipeline
-from tests.conftest import clean_state as clean_state  # these tests need the database
-from tests.conftest import schema as schema
-from tests.journeys.test_journey_messages import HEAD, WELCOME
-from tests.test_journey_runtime import deliveries, send
-from tests.test_journey_steps import journeys, person, track
+from tests.helpers import HEAD, WELCOME, Pipeline, deliveries, journeys, person_at, send, track_at
 
 
 def test_the_profile_locale_picks_the_variant_sent(tmp_path: Path, pipeline: Pipeline) -> None:
     journeys(tmp_path, HEAD.replace("id: demo", "id: welcome") + WELCOME)
-    send(pipeline, person(locale="fr_CA"), track("Signed Up"))
+    send(pipeline, person_at(locale="fr_CA"), track_at("Signed Up"))
     sms, email = sorted(deliveries(), key=lambda d: d.step_path)
     assert (sms.step_path, sms.channel) == ("0", "sms")
     assert sms.content == {"text": "Alice, bienvenue ! Code BIENVENUE15 : 15 % de rabais."}
@@ -30,7 +25,7 @@ def test_an_sms_over_max_segments_fails_with_the_reason_and_is_not_sent(
     tmp_path: Path, pipeline: Pipeline
 ) -> None:
     journeys(tmp_path, HEAD + WELCOME)
-    send(pipeline, person(locale="fr-CA", first_name="Marie-Ève " * 12), track("Signed Up"))
+    send(pipeline, person_at(locale="fr-CA", first_name="Marie-Ève " * 12), track_at("Signed Up"))
     sms = next(d for d in deliveries() if d.channel == "sms")
     assert (sms.status, sms.attempts, sms.content) == (models.FAILED, 0, {})
     assert sms.error == (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -12,35 +11,9 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.events import routing
 from app.events.models import Event
-from app.events.schemas import SegmentEvent
-from app.events.service import store
 from app.profiles import repository
 from app.profiles.models import Identity, Profile
-from app.profiles.view import view
-from tests.conftest import T0
-
-
-def ingest(*raw: dict[str, Any]) -> list[int]:
-    with session_scope() as session:
-        return store(session, [SegmentEvent.model_validate(r) for r in raw], "default")
-
-
-def process(ids: list[int]) -> None:
-    for event_id in ids:
-        routing.process_one(event_id)
-
-
-def profile_of(kind: str, value: str) -> dict[str, Any]:
-    with session_scope() as session:
-        identity = session.get(Identity, (kind, value))
-        assert identity is not None, f"no profile for {kind}={value}"
-        profile = session.get(Profile, identity.profile_id)
-        assert profile is not None
-        return view(session, profile)
-
-
-def at(minutes: int) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
+from tests.helpers import at, ingest, process, profile_of
 
 
 def test_identify_sets_traits_and_contact_identities() -> None:

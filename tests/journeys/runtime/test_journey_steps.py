@@ -11,31 +11,20 @@ from typing import Any
 import pytest
 
 from app.events import routing
-from app.journeys import catalog
 from app.journeys.timers import fire_due
-from tests.conftest import T0, Pipeline
-from tests.test_journey_runtime import deliveries, instances, send, timers
-from tests.test_profiles import at, ingest, profile_of
-
-
-def journeys(tmp_path: Path, text: str) -> None:
-    (tmp_path / "journey.yaml").write_text(text)
-    assert catalog.sync_directory(tmp_path) == []
-
-
-def person(user: str = "alice", minutes: int = 0, **traits: Any) -> dict[str, Any]:
-    traits = {"first_name": "Alice", "email": f"{user}@example.com", **traits}
-    return {"type": "identify", "userId": user, "timestamp": at(minutes), "traits": traits}
-
-
-def track(name: str, minutes: int = 1, user: str = "alice", **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "userId": user,
-        "event": name,
-        "timestamp": at(minutes),
-        "properties": properties,
-    }
+from tests.helpers import (
+    T0,
+    Pipeline,
+    deliveries,
+    ingest,
+    instances,
+    journeys,
+    person_at,
+    profile_of,
+    send,
+    timers,
+    track_at,
+)
 
 
 def fire(clock: Any, pipeline: Pipeline, delta: timedelta) -> int:
@@ -73,7 +62,7 @@ def test_wait_until_is_the_next_local_time_of_the_person(
 ) -> None:
     journeys(tmp_path, WAIT_UNTIL)
     traits = {"timezone": timezone} if timezone else {}
-    send(pipeline, person(phone="+33612345678", **traits), track("Signed Up"))
+    send(pipeline, person_at(phone="+33612345678", **traits), track_at("Signed Up"))
     [timer] = timers()
     assert timer.due_at == due
     assert fire(manual_clock, pipeline, due - T0 - timedelta(seconds=1)) == 0
@@ -98,10 +87,10 @@ steps:
 
 def test_wait_for_event_skips_the_timeout_steps(tmp_path: Path, manual_clock, pipeline) -> None:
     journeys(tmp_path, WAIT_FOR)
-    send(pipeline, person(phone="+33612345678"), track("Cart Abandoned"))
-    send(pipeline, track("Order Completed", minutes=2, total=0))  # `when` does not hold
+    send(pipeline, person_at(phone="+33612345678"), track_at("Cart Abandoned"))
+    send(pipeline, track_at("Order Completed", minutes=2, total=0))  # `when` does not hold
     assert instances()[0].cursor == "0"
-    send(pipeline, track("Order Completed", minutes=3, total=42))
+    send(pipeline, track_at("Order Completed", minutes=3, total=42))
     assert [(d.step_path, d.channel) for d in deliveries()] == [("1", "email")]
     assert [t.status for t in timers()] == ["cancelled"]
     assert instances()[0].status == "completed"
@@ -113,7 +102,7 @@ def test_wait_for_timeout_runs_on_timeout_then_the_rest(
     tmp_path: Path, manual_clock, pipeline
 ) -> None:
     journeys(tmp_path, WAIT_FOR)
-    send(pipeline, person(phone="+33612345678"), track("Cart Abandoned"))
+    send(pipeline, person_at(phone="+33612345678"), track_at("Cart Abandoned"))
     assert fire(manual_clock, pipeline, timedelta(hours=23)) == 0
     assert fire(manual_clock, pipeline, timedelta(hours=1)) == 1
     assert [(d.step_path, d.channel) for d in deliveries()] == [("0.0.0", "sms"), ("1", "email")]
@@ -153,7 +142,7 @@ def test_branch_takes_the_first_arm_that_holds(
 ) -> None:
     journeys(tmp_path, BRANCH)
     traits = {"lifecycle_stage": stage} if stage else {}
-    send(pipeline, person(phone="+33612345678", **traits), track("Cart Abandoned", total=42))
+    send(pipeline, person_at(phone="+33612345678", **traits), track_at("Cart Abandoned", total=42))
     assert [(d.step_path, d.channel) for d in deliveries()] == sent
     if stage == "prospect":
         assert deliveries()[0].content["text"] == "Dernier rappel, Alice"
@@ -167,9 +156,9 @@ def test_branch_takes_the_first_arm_that_holds(
 def test_update_profile_loses_to_a_newer_identify(tmp_path: Path, manual_clock, pipeline) -> None:
     """Journey writes are stamped with the clock: the shop's later identify wins."""
     journeys(tmp_path, BRANCH)
-    send(pipeline, person(), track("Cart Abandoned", total=10))
+    send(pipeline, person_at(), track_at("Cart Abandoned", total=10))
     assert profile_of("user_id", "alice")["traits"]["cart_nudged"] is True
-    send(pipeline, person(minutes=5, cart_nudged=False))
+    send(pipeline, person_at(minutes=5, cart_nudged=False))
     assert profile_of("user_id", "alice")["traits"]["cart_nudged"] is False
 
 
@@ -196,8 +185,8 @@ steps:
 def test_split_arms_follow_the_weights_and_holdout_gets_nothing(tmp_path: Path, pipeline) -> None:
     journeys(tmp_path, SPLIT)
     users = [f"user{i}" for i in range(400)]
-    send(pipeline, *[person(u, phone=f"+3361{i:07d}") for i, u in enumerate(users)])
-    send(pipeline, *[track("Cart Abandoned", user=u) for u in users])
+    send(pipeline, *[person_at(u, phone=f"+3361{i:07d}") for i, u in enumerate(users)])
+    send(pipeline, *[track_at("Cart Abandoned", user=u) for u in users])
     arms = Counter(i.arm for i in instances())
     assert set(arms) == {"A", "discount", "holdout"}
     # 45/45/10 of 400 people; a fair hash stays well inside these bounds.
@@ -220,10 +209,10 @@ def test_split_arms_follow_the_weights_and_holdout_gets_nothing(tmp_path: Path, 
 def test_a_person_gets_the_same_arm_every_time(tmp_path: Path, pipeline) -> None:
     journeys(tmp_path, SPLIT)
     users = [f"user{i}" for i in range(30)]
-    send(pipeline, *[person(u) for u in users])
-    send(pipeline, *[track("Cart Abandoned", minutes=1, user=u) for u in users])
+    send(pipeline, *[person_at(u) for u in users])
+    send(pipeline, *[track_at("Cart Abandoned", minutes=1, user=u) for u in users])
     first = {i.profile_id: i.arm for i in instances()}
-    send(pipeline, *[track("Cart Abandoned", minutes=2, user=u) for u in users])
+    send(pipeline, *[track_at("Cart Abandoned", minutes=2, user=u) for u in users])
     second = [(i.profile_id, i.arm) for i in instances()][len(users) :]
     assert len(second) == len(users)
     assert all(first[profile] == arm for profile, arm in second)
@@ -247,13 +236,13 @@ def test_goal_reached_during_the_trip_converts_and_exits(
     tmp_path: Path, manual_clock, pipeline
 ) -> None:
     journeys(tmp_path, GOAL)
-    send(pipeline, person(), track("Cart Abandoned"))
+    send(pipeline, person_at(), track_at("Cart Abandoned"))
     # Events arrive when they happen: ingest takes a time far ahead of its arrival as the arrival.
     manual_clock.advance(timedelta(minutes=10))
-    send(pipeline, track("Order Completed", minutes=10, total=5))  # below the goal's `when`
+    send(pipeline, track_at("Order Completed", minutes=10, total=5))  # below the goal's `when`
     assert instances()[0].status == "active"
     manual_clock.advance(timedelta(minutes=10))
-    send(pipeline, track("Order Completed", minutes=20, total=50))
+    send(pipeline, track_at("Order Completed", minutes=20, total=50))
     [instance] = instances()
     assert (instance.status, instance.exit_reason) == ("converted", "goal: Order Completed")
     assert instance.converted_at == T0 + timedelta(minutes=20)
@@ -267,11 +256,11 @@ def test_goal_after_the_trip_ended_counts_within_the_window(
     tmp_path: Path, manual_clock, pipeline, days: int, converted: bool
 ) -> None:
     journeys(tmp_path, GOAL)
-    send(pipeline, person(), track("Cart Abandoned", minutes=0))
+    send(pipeline, person_at(), track_at("Cart Abandoned", minutes=0))
     fire(manual_clock, pipeline, timedelta(hours=1))
     assert [i.status for i in instances()] == ["completed"]
     manual_clock.advance(T0 + timedelta(days=days) - manual_clock.now())
-    send(pipeline, track("Order Completed", minutes=days * 24 * 60, total=50))
+    send(pipeline, track_at("Order Completed", minutes=days * 24 * 60, total=50))
     [instance] = instances()
     assert instance.status == "completed"
     assert (instance.converted_at is not None) is converted
@@ -290,11 +279,11 @@ steps:
 def test_exit_cancels_a_send_already_queued_but_not_yet_made(tmp_path: Path) -> None:
     """The queue message survives the exit; the delivery it points at does not."""
     journeys(tmp_path, QUEUED)
-    for event_id in ingest(person(phone="+33612345678"), track("Signed Up")):
+    for event_id in ingest(person_at(phone="+33612345678"), track_at("Signed Up")):
         routing.process_one(event_id)  # routed, the send queued, no worker running yet
     [queued] = deliveries()
     assert queued.status == "pending"
-    for event_id in ingest(track("Account Deleted", minutes=2)):
+    for event_id in ingest(track_at("Account Deleted", minutes=2)):
         routing.process_one(event_id)
     worker = Pipeline()
     worker.worker.start()

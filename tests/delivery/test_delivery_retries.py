@@ -25,8 +25,7 @@ from app.journeys import catalog
 from app.settings import Settings, get_settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker
-from tests.conftest import REPO, Pipeline
-from tests.ops.conftest import bearer, ingest, newsletter_signup, only_delivery
+from tests.helpers import REPO, Pipeline, bearer, ingest, newsletter_signup, only_delivery
 from tests.providers.twilio import TwilioServer, twilio_error
 
 SWEEP = timedelta(seconds=30)

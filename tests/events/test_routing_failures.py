@@ -15,7 +15,7 @@ from app.events import routing
 from app.events.models import Event
 from app.ops import queues
 from app.sweeper import sweep_events
-from tests.test_profiles import ingest, profile_of
+from tests.helpers import ingest, profile_of
 
 
 def poison() -> int:

@@ -23,12 +23,9 @@ from app.journeys.models import JourneyVersion
 from app.journeys.simulate import check
 from app.journeys.timeline import timeline
 from app.journeys.timers import fire_due
-from tests.conftest import REPO, T0
-from tests.helpers import event_count
+from tests.helpers import REPO, SHIPPED, T0, at, event_count, instances, send
 from tests.processes import CARILLON
 from tests.providers.sendgrid import SendGridServer
-from tests.test_journey_runtime import SHIPPED, instances, send
-from tests.test_profiles import at
 
 CART = SHIPPED / "cart_abandonment.yaml"
 ALICE = {"traits": {"first_name": "Alice"}, "email": "alice@example.com"}

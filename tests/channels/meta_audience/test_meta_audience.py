@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
-from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -18,6 +16,14 @@ from channels.meta_audience.adapter import (
     normalize_email,
     normalize_phone,
 )
+from tests.helpers import (
+    EMAIL_HASH,
+    PHONE_HASH,
+    RAW_EMAIL,
+    RAW_PHONE,
+    assert_no_raw_identifier,
+    sha256,
+)
 from tests.providers.meta import (
     MAX_ENTRIES,
     TEST_ACCESS_TOKEN,
@@ -27,17 +33,7 @@ from tests.providers.meta import (
 )
 from tests.providers.server import RecordedRequest, unused_port
 
-RAW_EMAIL = "  Ann.Martin@Example.COM "
-RAW_PHONE = "+33 (0)6 12-34-56-78"
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 # Normalized by hand, following Meta's rules, independently of the adapter's code.
-EMAIL_HASH = sha256("ann.martin@example.com")
-PHONE_HASH = sha256("33612345678")
 
 
 def message(
@@ -66,15 +62,6 @@ def payload_of(request: RecordedRequest) -> dict[str, object]:
     payload = json.loads(request.body["payload"])
     assert isinstance(payload, dict)
     return payload
-
-
-def assert_no_raw_identifier(request: RecordedRequest, *raw_values: str) -> None:
-    everything = " ".join(
-        [request.path, json.dumps(request.query), json.dumps(request.headers), request.text]
-    ).lower()
-    for raw in raw_values:
-        for form in {raw, raw.strip(), raw.strip().lower(), quote(raw.strip()), quote_plus(raw)}:
-            assert form.lower() not in everything, f"{form!r} left Carillon"
 
 
 def test_person_with_email_and_phone_is_added_by_hashes_only(

@@ -9,11 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.delivery import models
-from tests.conftest import Pipeline
-from tests.conftest import clean_state as clean_state  # these tests need the database
-from tests.conftest import schema as schema
-from tests.test_journey_runtime import deliveries, instances, send
-from tests.test_journey_steps import journeys, person, track
+from tests.helpers import Pipeline, deliveries, instances, journeys, person_at, send, track_at
 
 REMINDER = """
 id: reminder
@@ -33,7 +29,11 @@ def test_a_javascript_link_from_the_event_fails_the_delivery(
     tmp_path: Path, pipeline: Pipeline
 ) -> None:
     journeys(tmp_path, REMINDER)
-    send(pipeline, person(), track("Cart Abandoned", cart_url=" JavaScript:alert(document.domain)"))
+    send(
+        pipeline,
+        person_at(),
+        track_at("Cart Abandoned", cart_url=" JavaScript:alert(document.domain)"),
+    )
     [delivery] = deliveries()
     assert (delivery.status, delivery.attempts, delivery.content) == (models.FAILED, 0, {})
     assert delivery.error == (
@@ -46,11 +46,15 @@ def test_a_link_to_an_unlisted_host_fails_when_hosts_are_set(
 ) -> None:
     settings_env.setenv("CARILLON_LINK_HOSTS", "shop.example")
     journeys(tmp_path, REMINDER)
-    send(pipeline, person(), track("Cart Abandoned", cart_url="https://shop.example.evil.example"))
     send(
         pipeline,
-        person("bob"),
-        track("Cart Abandoned", user="bob", cart_url="https://shop.example/c/2"),
+        person_at(),
+        track_at("Cart Abandoned", cart_url="https://shop.example.evil.example"),
+    )
+    send(
+        pipeline,
+        person_at("bob"),
+        track_at("Cart Abandoned", user="bob", cart_url="https://shop.example/c/2"),
     )
     refused, sent = deliveries()
     assert refused.status == models.FAILED
@@ -76,8 +80,8 @@ def test_a_trigger_condition_over_its_limits_lets_nobody_in(
     with caplog.at_level(logging.INFO, logger="app.journeys.conditions"):
         send(
             pipeline,
-            person(),
-            track("Cart Abandoned", items=list(range(300)), cart_url="https://shop.example/c"),
+            person_at(),
+            track_at("Cart Abandoned", items=list(range(300)), cart_url="https://shop.example/c"),
         )
     assert instances() == [] and deliveries() == []
     assert "reminder trigger: condition" in caplog.text

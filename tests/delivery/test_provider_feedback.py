@@ -25,12 +25,19 @@ from app.journeys import catalog
 from app.journeys.loader import JourneyInvalid, parse_journey
 from app.profiles import repository
 from app.sweeper import sweep_deliveries
-from tests.conftest import Pipeline
+from tests.helpers import (
+    Pipeline,
+    alice,
+    at,
+    configure,
+    deliveries,
+    instances,
+    order,
+    send,
+    sha256,
+)
 from tests.providers.meta import TEST_AUDIENCE_ID, MetaGraphServer, graph_error
 from tests.providers.twilio import TwilioServer
-from tests.test_delivery import configure, sha256
-from tests.test_journey_runtime import alice, deliveries, instances, order, send
-from tests.test_profiles import at
 
 PHONE = "+33612345678"
 PROMO = """\
