@@ -35,6 +35,8 @@ from app import clock  # noqa: E402
 from app.delivery import service  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from tests.helpers import PROVIDER_ENV, T0, Pipeline, Providers, configure  # noqa: E402
+from tests.helpers import clean_state as clean_state  # noqa: E402  (the database fixtures)
+from tests.helpers import schema as schema  # noqa: E402
 from tests.providers.meta import MetaGraphServer  # noqa: E402
 from tests.providers.sendgrid import SendGridServer  # noqa: E402
 from tests.providers.twilio import TwilioServer  # noqa: E402

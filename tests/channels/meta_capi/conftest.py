@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.channels.meta_capi.graph_events import MetaEventsServer
-from tests.helpers import clean_state, schema  # noqa: F401  (the database fixtures)
+from tests.helpers import clean_state as clean_state  # the database fixtures
+from tests.helpers import schema as schema
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,9 @@ from channels.webhook.addresses import Resolve, system_resolve
 from channels.webhook.content import finish
 from channels.webhook.settings import WebhookSettings
 from tests.channels.webhook.receiver import TEST_SECRET, WebhookReceiver
-from tests.helpers import Pipeline, clean_state, schema  # noqa: F401  (the database fixtures)
+from tests.helpers import Pipeline
+from tests.helpers import clean_state as clean_state  # the database fixtures
+from tests.helpers import schema as schema
 
 TLS_HOST = "hooks.example"
 

@@ -19,7 +19,9 @@ from app.main import create_app
 from app.settings import get_settings
 from channels.whatsapp.settings import whatsapp_settings
 from tests.channels.whatsapp.twilio_whatsapp import TEST_WHATSAPP_FROM, TwilioWhatsAppServer
-from tests.helpers import clean_state, schema, twilio_signature  # noqa: F401  (the database fixtures)
+from tests.helpers import clean_state as clean_state  # the database fixtures
+from tests.helpers import schema as schema
+from tests.helpers import twilio_signature
 
 PUBLIC_URL = "https://carillon.example.com"
 PHONE = "+33612345678"
