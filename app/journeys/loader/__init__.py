@@ -1,17 +1,18 @@
 """Journey YAML files → validated `Journey` objects, or every problem as `file:line:column`.
 
-Validation is written by hand over ruamel.yaml's round-trip nodes rather than with a schema
-library because each node keeps its line and column: every issue points at the exact key or
-value to fix, and checking goes on after the first error so a marketer sees all of a file's
-problems at once. Each step kind is parsed by one small function found in `STEP_PARSERS`, so
-a new kind is one function and one table entry (and one definition in `schema.py`, the JSON
-Schema editors use, which the tests hold to the same corpus of broken files).
+Validation is written by hand over ruamel.yaml's round-trip nodes (read, and placed, by
+`app.yamlfiles`): every issue points at the exact key or value to fix, and checking goes on
+after the first error so a marketer sees all of a file's problems at once. Each step kind is
+parsed by one small function found in `STEP_PARSERS`, so a new kind is one function and one
+table entry (and one definition in `schema.py`, the JSON Schema editors use, which the tests
+hold to the same corpus of broken files).
 
-Modules: `checker` (issues and positions), `document` (the file and its top-level keys),
-`steps` / `leaf_steps` / `splits` (the steps), `messages` (what is sent), `scenarios` (`tests:`).
+Modules: `checker` (one file's issues, the small checks), `document` (the file and its
+top-level keys), `steps` / `leaf_steps` / `splits` (the steps), `messages` (what is sent),
+`scenarios` (`tests:`).
 """
 
-from app.journeys.loader.checker import Issue, JourneyInvalid
+from app.journeys.loader.checker import JourneyInvalid
 from app.journeys.loader.document import (
     ID_PATTERN,
     KINDS,
@@ -25,6 +26,7 @@ from app.journeys.loader.leaf_steps import TIME_PATTERN
 from app.journeys.loader.messages import MESSAGE_NAME_PATTERN
 from app.journeys.loader.splits import HOLDOUT, MAX_ARM_NAME_LENGTH
 from app.journeys.loader.steps import BARE_STEPS, STEP_PARSERS
+from app.yamlfiles.issues import Issue
 
 __all__ = [
     "BARE_STEPS",

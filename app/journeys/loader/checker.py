@@ -9,42 +9,29 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from difflib import get_close_matches
 from typing import Any, TypeVar
 
 from app.journeys.conditions import Condition, ConditionSyntaxError, compile_condition
 from app.journeys.definition import parse_duration
 from app.journeys.templates import TemplateSyntaxError, Versions
+from app.yamlfiles.issues import FileInvalid, Issue
+from app.yamlfiles.positions import (
+    Pos,
+    inner_position,
+    item_position,
+    key_position,
+    value_position,
+)
+from app.yamlfiles.wording import allowed_hint, describe
 
-Pos = tuple[int, int]  # 1-based line, column
 _T = TypeVar("_T")
-_START: Pos = (1, 1)
 _ZERO = re.compile(r"0+[smhd]")
 _DURATION_HINT = "write a whole number followed by s, m, h or d: 30s, 15m, 1h, 7d"
 _FAILED: Any = object()  # `_json` could not convert a value (an issue was reported)
 
 
-@dataclass(frozen=True)
-class Issue:
-    """One problem in one file, in the `file:line:column: message` form editors understand."""
-
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.message}"
-        return f"{text} (hint: {self.hint})" if self.hint else text
-
-
-class JourneyInvalid(Exception):
+class JourneyInvalid(FileInvalid):
     """A journey file has problems; `issues` lists all of them."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        super().__init__("\n".join(str(issue) for issue in issues))
-        self.issues = issues
 
 
 @dataclass(frozen=True)
@@ -79,8 +66,7 @@ class _Checker:
 
     def entry(self, mapping: Any, key: Any) -> _Field:
         """The value of a key that is in `mapping` (e.g. while iterating over its keys)."""
-        value, key_pos = mapping[key], _lc(mapping.lc.key, key)
-        return _Field(value, key_pos, key_pos if value is None else _lc(mapping.lc.value, key))
+        return _Field(mapping[key], key_position(mapping, key), value_position(mapping, key))
 
     def keys(
         self,
@@ -98,9 +84,9 @@ class _Checker:
         for key in mapping:
             if key not in allowed:
                 self.error(
-                    _lc(mapping.lc.key, key),
+                    key_position(mapping, key),
                     f"unknown key {str(key)!r} in {section}",
-                    (hints or {}).get(str(key)) or _allowed_hint(str(key), allowed),
+                    (hints or {}).get(str(key)) or allowed_hint(str(key), allowed),
                 )
         for key in required:
             if key not in mapping:
@@ -109,7 +95,7 @@ class _Checker:
     def mapping(self, f: _Field, what: str, hint: str) -> Any:
         if isinstance(f.value, dict):
             return f.value
-        self.error(f.at, f"{what} must be a mapping of keys, not {_describe(f.value)}", hint)
+        self.error(f.at, f"{what} must be a mapping of keys, not {describe(f.value)}", hint)
         return None
 
     def text(self, f: _Field, what: str, hint: str | None = None) -> str | None:
@@ -122,7 +108,7 @@ class _Checker:
             hint = 'text that starts with { must be quoted: "{{ ... }}"'
         elif isinstance(f.value, int | float) and hint is None:
             hint = f'write it in quotes: "{f.value}"'
-        self.error(f.at, f"{what} must be text, not {_describe(f.value)}", hint)
+        self.error(f.at, f"{what} must be text, not {describe(f.value)}", hint)
         return None
 
     def sequence(self, f: _Field, what: str, of: str, hint: str, empty: bool = False) -> Any:
@@ -131,13 +117,13 @@ class _Checker:
         if isinstance(f.value, list) and (f.value or empty):
             return f.value
         kind = "list" if empty else "non-empty list"
-        self.error(f.at, f"{what} must be a {kind} of {of}, not {_describe(f.value)}", hint)
+        self.error(f.at, f"{what} must be a {kind} of {of}, not {describe(f.value)}", hint)
         return None
 
     def items(self, seq: Any) -> Iterator[tuple[int, _Field]]:
         """Each item of a list with where it is written."""
         for index, item in enumerate(seq):
-            at = _lc(seq.lc.item, index)
+            at = item_position(seq, index)
             yield index, _Field(item, at, at)
 
     def offset(self, f: _Field, what: str) -> timedelta | None:
@@ -173,48 +159,7 @@ class _Checker:
             return None
 
     def inner(self, at: Pos, text: str, line: int, column: int) -> Pos:
-        """Where (line, column) of a scalar's own text is written in the file, when that is
-        certain (one-line scalars, literal `|` blocks); otherwise where the scalar starts."""
-        row, col = at
-        source = self.lines[row - 1] if row <= len(self.lines) else ""
-        indicator = source[col - 1 : col]
-        if indicator == "|" or (indicator == ">" and line == 1):
-            body = [ln for ln in self.lines[row:] if ln.strip()][:1] or [""]
-            indent = len(body[0]) - len(body[0].lstrip(" "))  # the block's indentation
-            target = row + line
-            content = self.lines[target - 1] if target <= len(self.lines) else ""
-            return (target, indent + column) if indent + column - 1 <= len(content) else at
-        start = col + (1 if indicator in ("'", '"') else 0)
-        first = text.splitlines()[0] if text else ""
-        same = line == 1 and source[start - 1 :].startswith(first)
-        return (row, start + column - 1) if same else at
-
-
-def _lc(lookup: Callable[[Any], tuple[int, int]], key: Any) -> Pos:
-    try:
-        line, column = lookup(key)
-    except (KeyError, IndexError, TypeError):  # e.g. keys merged in with `<<:`
-        return _START
-    return line + 1, column + 1
-
-
-def _allowed_hint(name: str, allowed: list[str]) -> str:
-    close = get_close_matches(name, allowed, n=1)
-    listed = f"allowed: {', '.join(allowed)}"
-    return f"did you mean {close[0]!r}? {listed}" if close else listed
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a yes/no value)"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, list | dict):
-        kind = "list" if isinstance(value, list) else "mapping"
-        return f"a {kind}" if value else f"an empty {kind}"
-    if isinstance(value, date):
-        return f"the date {value.isoformat()}"
-    return "nothing" if value is None else repr(str(value))
+        return inner_position(self.lines, at, text, line, column)
 
 
 def _event_rule(
@@ -271,7 +216,7 @@ def _json(c: _Checker, f: _Field, what: str) -> Any:
     c.error(
         f.at,
         f"{what} must be text, a number, true/false, null, a list or a mapping, "
-        f"not {_describe(value)}",
+        f"not {describe(value)}",
         f"write it in quotes to make it text{example}",
     )
     return _FAILED

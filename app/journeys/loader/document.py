@@ -11,25 +11,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
-from app.journeys.loader.checker import (
-    _START,
-    Issue,
-    JourneyInvalid,
-    Pos,
-    _allowed_hint,
-    _Checker,
-    _describe,
-    _event_rule,
-    _Field,
-)
+from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages
 from app.journeys.loader.scenarios import _scenarios
 from app.journeys.loader.splits import _one_split
 from app.journeys.loader.steps import _step_list
+from app.yamlfiles.issues import FileInvalid, Issue
+from app.yamlfiles.positions import START, Pos
+from app.yamlfiles.reading import parse_yaml, read_text
+from app.yamlfiles.wording import allowed_hint, describe
 
 ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
 MAX_ID_LENGTH = 100  # journey_versions.journey_id is VARCHAR(100)
@@ -83,13 +74,9 @@ def load_path(path: Path) -> tuple[list[Journey], list[Issue]]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        issue = Issue(str(path), line, 1, "file is not valid UTF-8 text")
-    except OSError as exc:
-        issue = Issue(str(path), 1, 1, f"cannot read file: {exc.strerror}")
-    raise JourneyInvalid([issue])
+        return read_text(path)
+    except FileInvalid as exc:
+        raise JourneyInvalid(exc.issues) from None
 
 
 # --- the journey document ------------------------------------------------------------------
@@ -98,13 +85,16 @@ def _read(path: Path) -> str:
 def _parse(text: str, file: str) -> tuple[Journey, Pos]:
     """The journey, and where its id is written (for duplicate-id issues)."""
     c = _Checker(file, text)
-    data = _load_yaml(c, text)
+    try:
+        data = parse_yaml(text, file)
+    except FileInvalid as exc:
+        raise JourneyInvalid(exc.issues) from None
     if not isinstance(data, dict):
-        c.error(_START, "a journey file must be a mapping with id, name, trigger and steps")
+        c.error(START, "a journey file must be a mapping with id, name, trigger and steps")
         raise JourneyInvalid(c.issues)
     c.keys(
         data,
-        _START,
+        START,
         "the journey",
         ("id", "name", "trigger", "steps"),
         ("description", "enabled", "exit_when", "re_entry", "goal", "tests", "messages")
@@ -157,31 +147,6 @@ def _parse(text: str, file: str) -> tuple[Journey, Pos]:
     return journey, id_field.at
 
 
-_YAML_HINTS = {
-    "'\\t'": "indent with spaces, not tabs",
-    "mapping values are not allowed": 'put quotes around a value that contains ": "',
-    "duplicate key": "each key may appear only once in a mapping",
-    "cannot start any token": "put quotes around the value",
-}
-
-
-def _load_yaml(c: _Checker, text: str) -> Any:
-    yaml = YAML(typ="rt")  # round-trip nodes carry positions; one instance per call is safe
-    yaml.preserve_quotes = True  # so positions inside quoted scalars can be computed
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = str(exc.problem or exc.context or "invalid YAML")
-        hint = next((h for text, h in _YAML_HINTS.items() if text in problem), None)
-        c.error(
-            (mark.line + 1, mark.column + 1) if mark else _START, f"invalid YAML: {problem}", hint
-        )
-    except YAMLError as exc:
-        c.error(_START, f"invalid YAML: {exc}")
-    raise JourneyInvalid(c.issues)
-
-
 def _journey_id(c: _Checker, f: _Field) -> str | None:
     text = c.text(f, "id")
     if text is not None and (not _SLUG.fullmatch(text) or len(text) > MAX_ID_LENGTH):
@@ -200,7 +165,7 @@ def _enabled(c: _Checker, f: _Field | None) -> bool:
         return True if f is None else bool(f.value)
     c.error(
         f.at,
-        f"enabled must be true or false, not {_describe(f.value)}",
+        f"enabled must be true or false, not {describe(f.value)}",
         "write enabled: true or enabled: false, without quotes",
     )
     return True
@@ -212,7 +177,7 @@ def _re_entry(c: _Checker, f: _Field | None) -> ReEntry | None:
     if not isinstance(f.value, dict):
         c.error(
             f.at,
-            f"re_entry must be never, always or a cooldown, not {_describe(f.value)}",
+            f"re_entry must be never, always or a cooldown, not {describe(f.value)}",
             "write re_entry: never, re_entry: always, or re_entry: {cooldown: 7d}",
         )
         return None
@@ -241,7 +206,7 @@ def _send_policy(c: _Checker, data: Any) -> dict[str, Any]:
         else:
             c.error(
                 f.at,
-                f"priority must be a whole number, not {_describe(f.value)}",
+                f"priority must be a whole number, not {describe(f.value)}",
                 "e.g. priority: 10; the higher wins a person's last capped slot (default 0)",
             )
     if (f := c.field(data, "on_cap")) is not None:
@@ -263,8 +228,8 @@ def _send_policy(c: _Checker, data: Any) -> dict[str, Any]:
 def _choice(c: _Checker, f: _Field, what: str, allowed: tuple[str, ...], hint: str) -> Any:
     if isinstance(f.value, str) and f.value in allowed:
         return str(f.value)
-    close = _allowed_hint(str(f.value), list(allowed)) if isinstance(f.value, str) else hint
-    c.error(f.at, f"{what} must be {' or '.join(allowed)}, not {_describe(f.value)}", close)
+    close = allowed_hint(str(f.value), list(allowed)) if isinstance(f.value, str) else hint
+    c.error(f.at, f"{what} must be {' or '.join(allowed)}, not {describe(f.value)}", close)
     return None
 
 

@@ -10,8 +10,9 @@ from functools import partial
 from types import MappingProxyType
 
 from app.journeys.definition import Step, UpdateProfileStep, WaitStep, WaitUntilStep
-from app.journeys.loader.checker import _FAILED, _Checker, _describe, _Field, _json
+from app.journeys.loader.checker import _FAILED, _Checker, _Field, _json
 from app.journeys.templates import Template, compile_template
+from app.yamlfiles.wording import describe
 
 TIME_PATTERN = r"([01][0-9]|2[0-3]):[0-5][0-9]"  # `wait: {until: "09:00"}`, 24-hour clock
 _TIME = re.compile(TIME_PATTERN)
@@ -31,7 +32,7 @@ def _wait_step(c: _Checker, f: _Field, path: str) -> Step | None:
 
 def _time_of_day(c: _Checker, f: _Field, what: str) -> time | None:
     if not isinstance(f.value, str):
-        c.error(f.at, f'{what} must be a time like "09:00", not {_describe(f.value)}', _TIME_HINT)
+        c.error(f.at, f'{what} must be a time like "09:00", not {describe(f.value)}', _TIME_HINT)
         return None
     if (match := _TIME.fullmatch(f.value)) is None:
         hint = _TIME_HINT
@@ -61,13 +62,13 @@ def _update_profile_step(c: _Checker, f: _Field, path: str) -> Step | None:
         if not isinstance(key, str) or not key.strip():
             c.error(
                 value.key,
-                f"a trait name must be text, not {_describe(key)}",
+                f"a trait name must be text, not {describe(key)}",
                 'write it in quotes, e.g. "2024_buyer": true',
             )
         elif isinstance(value.value, dict | list):
             c.error(
                 value.at,
-                f"trait {key!r} must be a single value, not {_describe(value.value)}",
+                f"trait {key!r} must be a single value, not {describe(value.value)}",
                 "set text, a number, true/false or null; give each trait its own key, "
                 "e.g. address_city: Paris",
             )

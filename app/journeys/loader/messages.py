@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from app.journeys.definition import SendStep, Step
-from app.journeys.loader.checker import _allowed_hint, _Checker, _describe, _Field
+from app.journeys.loader.checker import _Checker, _Field
 from app.journeys.templates import (
     LOCALE_PATTERN,
     Template,
@@ -21,6 +21,7 @@ from app.journeys.templates import (
     canonical_locale,
     compile_template,
 )
+from app.yamlfiles.wording import allowed_hint, describe
 from channels import registry
 from channels.base import Option
 
@@ -69,7 +70,7 @@ def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
         else:
             c.error(
                 rf.at,
-                f"remove_on_exit must be true or false, not {_describe(rf.value)}",
+                f"remove_on_exit must be true or false, not {describe(rf.value)}",
                 "write remove_on_exit: true or remove_on_exit: false, without quotes",
             )
     if uses is not None:
@@ -106,7 +107,7 @@ def _channel(c: _Checker, f: _Field) -> str | None:
         return None
     if channel not in registry.names():
         channels = list(registry.names())
-        c.error(f.at, f"unknown channel {channel!r}", _allowed_hint(channel, channels))
+        c.error(f.at, f"unknown channel {channel!r}", allowed_hint(channel, channels))
         return None
     return channel
 
@@ -236,7 +237,7 @@ def _option(c: _Checker, f: _Field, name: str, option: Option) -> Any:
     try:
         return option.parse(f.value)
     except ValueError as exc:
-        c.error(f.at, f"{exc}, not {_describe(f.value)}", option.hint)
+        c.error(f.at, f"{exc}, not {describe(f.value)}", option.hint)
         return None
 
 

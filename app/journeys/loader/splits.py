@@ -9,7 +9,8 @@ from itertools import count, product
 from string import ascii_uppercase
 from typing import Any
 
-from app.journeys.loader.checker import _Checker, _describe, _Field
+from app.journeys.loader.checker import _Checker, _Field
+from app.yamlfiles.wording import describe
 
 MAX_ARM_NAME_LENGTH = 50  # journey_instances.arm and deliveries.arm are VARCHAR(50)
 HOLDOUT = "holdout"  # the holdout arm's name: the runtime sends nothing to trips in that arm
@@ -35,7 +36,7 @@ def _holdout_arm(c: _Checker, arm: Any, item: _Field, holdout_index: int | None)
     if flag is not None and flag.value is not True:
         c.error(
             flag.at,
-            f"holdout must be true, not {_describe(flag.value)}",
+            f"holdout must be true, not {describe(flag.value)}",
             "leave holdout out for an arm that has steps",
         )
     if holdout_index is not None:
@@ -73,7 +74,7 @@ def _weight(c: _Checker, f: _Field) -> int | None:
     hint = "write a whole number without quotes, e.g. weight: 50"
     if isinstance(value, int) and not isinstance(value, bool):
         hint = "an arm's weight is its share of people in percent; the weights total 100"
-    c.error(f.at, f"weight must be a whole number from 1 to 100, not {_describe(value)}", hint)
+    c.error(f.at, f"weight must be a whole number from 1 to 100, not {describe(value)}", hint)
     return None
 
 

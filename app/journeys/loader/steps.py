@@ -17,10 +17,11 @@ from app.journeys.definition import (
     Step,
     WaitForStep,
 )
-from app.journeys.loader.checker import _allowed_hint, _Checker, _describe, _event_rule, _Field
+from app.journeys.loader.checker import _Checker, _event_rule, _Field
 from app.journeys.loader.leaf_steps import _update_profile_step, _wait_step
 from app.journeys.loader.messages import _send_step
 from app.journeys.loader.splits import HOLDOUT, _arm_name, _arm_names, _holdout_arm, _weight
+from app.yamlfiles.wording import allowed_hint, describe
 
 _STEPS_HINT = "start each step on its own line with '- ', e.g. - wait: 1h"
 
@@ -79,12 +80,12 @@ def _step(c: _Checker, f: _Field, path: str) -> Step | None:
     if isinstance(f.value, str) and f.value in BARE_STEPS:
         return BARE_STEPS[f.value](path)
     if isinstance(f.value, str):
-        c.error(f.at, f"unknown step {f.value!r}", _allowed_hint(f.value, kinds))
+        c.error(f.at, f"unknown step {f.value!r}", allowed_hint(f.value, kinds))
         return None
     if not isinstance(f.value, dict) or not f.value:
         c.error(
             f.at,
-            f"a step must be one of {', '.join(kinds)}, not {_describe(f.value)}",
+            f"a step must be one of {', '.join(kinds)}, not {describe(f.value)}",
             "e.g. - wait: 1h",
         )
         return None
@@ -115,7 +116,7 @@ def _step(c: _Checker, f: _Field, path: str) -> Step | None:
         hint = (
             f"write '- {kind}' alone, without ':'"
             if kind in BARE_STEPS
-            else _allowed_hint(str(kind), kinds)
+            else allowed_hint(str(kind), kinds)
         )
         c.error(value.key, f"unknown step kind {str(kind)!r}", hint)
         return None

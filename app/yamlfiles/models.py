@@ -1,0 +1,179 @@
+"""Validate a YAML file into a pydantic model, with pydantic's errors told in the file's terms.
+
+The model is the one description of the file format: it validates the file and its
+`model_json_schema()` is what editors complete and underline with. Pydantic reports every
+error of a document in one pass; each is placed here on the YAML node its `loc` leads to and
+worded for a marketer (`trigger is missing required key 'event'`, `weight must be a whole
+number, not '50'`). A validator gives its own words by raising `PydanticCustomError` (or
+`ValueError`); its context may carry a `hint`, and a `line` and `column` inside the scalar
+(a syntax error inside a condition or a template) to point at the exact character.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from app.yamlfiles.issues import FileInvalid, Issue
+from app.yamlfiles.positions import inner_position, node_position
+from app.yamlfiles.reading import parse_yaml, read_text
+from app.yamlfiles.wording import allowed_hint, describe
+
+M = TypeVar("M", bound=BaseModel)
+
+# What a value of the wrong type should have been, by pydantic error type.
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "sequence_str": "a list",
+}
+
+
+class YamlModel(BaseModel):
+    """The base of a file's models: an unknown key is an error (a typo must not be ignored),
+    nothing is coerced (`"50"` is text, not a number) and a loaded model does not change."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def load_yaml_model(path: Path, model: type[M], what: str = "the file", context: Any = None) -> M:
+    """The file at `path` as `model`; raise `FileInvalid` with every problem it has."""
+    return validate_yaml(read_text(path), str(path), model, what, context)
+
+
+def validate_yaml(
+    text: str, file: str, model: type[M], what: str = "the file", context: Any = None
+) -> M:
+    """`text` (named `file` in messages) as `model`. `what` names the whole document in
+    messages about it (`the journey is missing required key 'name'`); `context` is passed
+    to the model's validators."""
+    document = parse_yaml(text, file)
+    try:
+        return model.model_validate(_plain(document), context=context)
+    except ValidationError as exc:
+        lines = text.splitlines()
+        issues = {_issue(file, lines, document, model, error, what) for error in exc.errors()}
+        raise FileInvalid(sorted(issues, key=lambda i: (i.line, i.column, i.message))) from None
+
+
+def _plain(node: Any) -> Any:
+    """Round-trip nodes as plain data, so a model holds `str`, not ruamel's scalar types."""
+    if isinstance(node, dict):
+        return {_plain(key): _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int) and not isinstance(node, bool):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+def _issue(
+    file: str,
+    lines: Sequence[str],
+    document: Any,
+    model: type[BaseModel],
+    error: ErrorDetails,
+    what: str,
+) -> Issue:
+    loc, kind, ctx = error["loc"], error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        section = _name(document, loc[:-1]) or what
+        at = node_position(document, loc[:-1], key=True)
+        return Issue(file, *at, f"{section} is missing required key {loc[-1]!r}")
+    if kind == "extra_forbidden":
+        section = _name(document, loc[:-1]) or what
+        allowed = _keys_at(model, loc[:-1])
+        hint = allowed_hint(str(loc[-1]), allowed) if allowed else None
+        at = node_position(document, loc, key=True)
+        return Issue(file, *at, f"unknown key {str(loc[-1])!r} in {section}", hint)
+    value, shown = error["input"], _name(document, loc) or what
+    at = node_position(document, loc)
+    if "line" in ctx and "column" in ctx:
+        at = inner_position(lines, at, str(value), int(ctx["line"]), int(ctx["column"]))
+    hint = ctx.get("hint")
+    if kind in _EXPECTED:
+        message = f"{shown} must be {_EXPECTED[kind]}, not {describe(value)}"
+        if kind == "string_type" and hint is None:
+            hint = _quote_hint(value)
+    elif kind in ("too_short", "string_too_short"):
+        message = f"{shown} must not be empty"
+    elif kind == "literal_error":
+        message = f"{shown} must be {ctx['expected']}, not {describe(value)}"
+    elif kind == "value_error":
+        message = f"{shown}: {ctx['error']}"
+    else:
+        message = f"{shown}: {error['msg']}"
+    return Issue(file, *at, message, str(hint) if hint is not None else None)
+
+
+def _quote_hint(value: Any) -> str | None:
+    if isinstance(value, dict):  # `subject: {{ x }}` is a YAML mapping
+        return 'text that starts with { must be quoted: "{{ ... }}"'
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'write it in quotes: "{value}"'
+    return None
+
+
+def _name(document: Any, loc: Sequence[str | int]) -> str:
+    """The dotted name of the value at `loc` as written in the file (`steps[0].wait`)."""
+    name, node = "", document
+    for part in loc:
+        if isinstance(node, dict) and not isinstance(part, int) and part in node:
+            name, node = f"{name}.{part}" if name else str(part), node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            name, node = f"{name}[{part}]", node[part]
+    return name
+
+
+def _keys_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys the model allows at `loc`, for a did-you-mean hint."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _inside(annotation, part)
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return [field.alias or name for name, field in member.model_fields.items()]
+    return []
+
+
+def _inside(annotation: Any, part: str | int) -> Any:
+    """The type of the value reached from a value of type `annotation` through `part`."""
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            if part == member.__name__:  # pydantic's name for a union member
+                return member
+            for name, field in member.model_fields.items():
+                if part in (name, field.alias):
+                    return field.annotation
+        origin, args = get_origin(member), get_args(member)
+        if isinstance(part, int) and origin in (list, tuple, Sequence) and args:
+            return args[0]
+        if isinstance(part, str) and origin in (dict, Mapping) and len(args) == 2:
+            return args[1]
+    return annotation  # a part that names no value (a validator's name): stay
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may have (Annotated and unions unwrapped)."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [member for arg in get_args(annotation) for member in _members(arg)]
+    return [annotation]
