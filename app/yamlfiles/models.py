@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from app.yamlfiles.issues import FileInvalid, Issue
-from app.yamlfiles.positions import inner_position, node_position
+from app.yamlfiles.positions import inner_position, node_position, present
 from app.yamlfiles.reading import parse_yaml, read_text
 from app.yamlfiles.wording import allowed_hint, describe
 
@@ -65,7 +65,10 @@ def validate_yaml(
         return model.model_validate(_plain(document), context=context)
     except ValidationError as exc:
         lines = text.splitlines()
-        issues = {_issue(file, lines, document, model, error, what) for error in exc.errors()}
+        issues = {
+            _issue(file, lines, document, model, error, what, expected)
+            for error, expected in _one_reading(document, exc.errors())
+        }
         raise FileInvalid(sorted(issues, key=lambda i: (i.line, i.column, i.message))) from None
 
 
@@ -84,6 +87,34 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _one_reading(document: Any, errors: list[ErrorDetails]) -> list[tuple[ErrorDetails, list[str]]]:
+    """The errors to report, each with what its value should have been.
+
+    A value that may be written several ways (`wait: 1h` or `wait: {until: "09:00"}`) gets
+    an error from each way it is not. Only those of the way it was meant are kept: a type
+    mismatch is dropped when another error lies at or below its value (a way the value's type
+    fits), and the mismatches left at one value become one, naming every way."""
+    places = [present(document, error["loc"]) for error in errors]
+    deeper = {
+        place[:cut]
+        for error, place in zip(errors, places, strict=True)
+        if error["type"] not in _EXPECTED
+        for cut in range(len(place) + 1)
+    }
+    kept: list[tuple[ErrorDetails, list[str]]] = []
+    ways: dict[tuple[str | int, ...], list[str]] = {}
+    for error, place in zip(errors, places, strict=True):
+        if error["type"] not in _EXPECTED:
+            kept.append((error, []))
+        elif place not in deeper:
+            if place not in ways:
+                ways[place] = []
+                kept.append((error, ways[place]))
+            if (way := _EXPECTED[error["type"]]) not in ways[place]:
+                ways[place].append(way)
+    return kept
+
+
 def _issue(
     file: str,
     lines: Sequence[str],
@@ -91,6 +122,7 @@ def _issue(
     model: type[BaseModel],
     error: ErrorDetails,
     what: str,
+    expected: list[str],
 ) -> Issue:
     loc, kind, ctx = error["loc"], error["type"], error.get("ctx") or {}
     if kind == "missing":
@@ -109,8 +141,8 @@ def _issue(
         at = inner_position(lines, at, str(value), int(ctx["line"]), int(ctx["column"]))
     hint = ctx.get("hint")
     if kind in _EXPECTED:
-        message = f"{shown} must be {_EXPECTED[kind]}, not {describe(value)}"
-        if kind == "string_type" and hint is None:
+        message = f"{shown} must be {' or '.join(expected)}, not {describe(value)}"
+        if expected == ["text"] and hint is None:
             hint = _quote_hint(value)
     elif kind in ("too_short", "string_too_short"):
         message = f"{shown} must not be empty"
@@ -133,12 +165,9 @@ def _quote_hint(value: Any) -> str | None:
 
 def _name(document: Any, loc: Sequence[str | int]) -> str:
     """The dotted name of the value at `loc` as written in the file (`steps[0].wait`)."""
-    name, node = "", document
-    for part in loc:
-        if isinstance(node, dict) and not isinstance(part, int) and part in node:
-            name, node = f"{name}.{part}" if name else str(part), node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            name, node = f"{name}[{part}]", node[part]
+    name = ""
+    for part in present(document, loc):
+        name = f"{name}[{part}]" if isinstance(part, int) else f"{name}.{part}".lstrip(".")
     return name
 
 

@@ -33,18 +33,30 @@ def _lookup(lookup: Callable[[Any], tuple[int, int]], key: Any) -> Pos:
     return line + 1, column + 1
 
 
+def present(document: Any, path: Sequence[str | int]) -> tuple[str | int, ...]:
+    """The parts of `path` that are keys and indexes of the document; the others (the names
+    pydantic gives a union's members and validators) lead to no node of their own."""
+    found: list[str | int] = []
+    node = document
+    for part in path:
+        is_key = isinstance(node, dict) and not isinstance(part, int) and part in node
+        is_index = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if is_key or is_index:
+            found.append(part)
+            node = node[part]
+    return tuple(found)
+
+
 def node_position(document: Any, path: Sequence[str | int], key: bool = False) -> Pos:
     """Where the node at `path` is written: its value, or with `key` the key (or list item)
-    that leads to it, which is where a mapping's missing keys are reported. Parts of `path`
-    that are not in the document (the names pydantic gives union members) are skipped."""
+    that leads to it, which is where a mapping's missing keys are reported."""
     node, at, key_at = document, START, START
-    for part in path:
-        if isinstance(node, dict) and not isinstance(part, int) and part in node:
-            at, key_at = value_position(node, part), key_position(node, part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+    for part in present(document, path):
+        if isinstance(part, int):
             at = key_at = item_position(node, part)
-            node = node[part]
+        else:
+            at, key_at = value_position(node, part), key_position(node, part)
+        node = node[part]
     return key_at if key else at
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.yamlfiles import FileInvalid, Issue, YamlModel, load_yaml_model, validate_yaml
@@ -115,3 +115,57 @@ def test_load_yaml_model_reads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text("id: vip\nrules: [{event: X}]\n", encoding="utf-8")
     assert load_yaml_model(path, Audience).rules == [Rule(event="X")]
+
+
+# --- a value written one of several ways (a union) ------------------------------------------
+
+
+class Until(YamlModel):
+    until: str
+
+
+class Wait(YamlModel):
+    wait: str | Until
+
+
+class Send(YamlModel):
+    send: dict[str, str]
+
+
+def _kind(value: object) -> str | None:
+    return next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+
+
+Step = Annotated[
+    Annotated[Wait, Tag("wait")] | Annotated[Send, Tag("send")],
+    Discriminator(_kind, custom_error_type="step", custom_error_message="not a step"),
+]
+
+
+class Steps(YamlModel):
+    steps: list[Step]
+
+
+def step_issues(text: str) -> list[str]:
+    with pytest.raises(FileInvalid) as info:
+        validate_yaml(text, "s.yaml", Steps)
+    return [str(issue) for issue in info.value.issues]
+
+
+def test_only_the_errors_of_the_way_a_value_was_meant_are_reported() -> None:
+    """`wait: {untl: ...}` is a mapping: it was meant as the mapping form, so it is not also
+    reported as not being text."""
+    assert step_issues("steps:\n  - wait: {untl: '09:00'}\n") == [
+        "s.yaml:2:5: steps[0].wait is missing required key 'until'",
+        "s.yaml:2:12: unknown key 'untl' in steps[0].wait "
+        "(hint: did you mean 'until'? allowed: until)",
+    ]
+
+
+def test_a_value_of_no_way_names_every_way() -> None:
+    assert step_issues("steps:\n  - wait: 5\n  - send: {to: 1}\n  - exit\n") == [
+        "s.yaml:2:11: steps[0].wait must be text or a mapping of keys, not the number 5",
+        "s.yaml:3:16: steps[1].send.to must be text, not the number 1"
+        ' (hint: write it in quotes: "1")',
+        "s.yaml:4:5: steps[2]: not a step",
+    ]
