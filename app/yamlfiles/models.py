@@ -5,8 +5,10 @@ The model is the one description of the file format: it validates the file and i
 error of a document in one pass; each is placed here on the YAML node its `loc` leads to and
 worded for a marketer (`trigger is missing required key 'event'`, `weight must be a whole
 number, not '50'`). A validator gives its own words by raising `PydanticCustomError` (or
-`ValueError`); its context may carry a `hint`, and a `line` and `column` inside the scalar
-(a syntax error inside a condition or a template) to point at the exact character.
+`ValueError`), where `{name}` stands for the value's name and `{value}` for the value
+(`"{name} must not be empty"`; without `{name}` the message follows `name: `); its context
+may carry a `hint`, and a `line` and `column` inside the scalar (a syntax error inside a
+condition or a template) to point at the exact character.
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ def _issue(
     elif kind == "value_error":
         message = f"{shown}: {ctx['error']}"
     else:
-        message = f"{shown}: {error['msg']}"
+        message = error["msg"] if "{name}" in error["msg"] else f"{shown}: {error['msg']}"
+        message = message.replace("{name}", shown).replace("{value}", describe(value))
     return Issue(file, *at, message, str(hint) if hint is not None else None)
 
 

@@ -7,14 +7,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.yamlfiles import FileInvalid, Issue, YamlModel, load_yaml_model, validate_yaml
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "{name} must not be blank, not {value}", {"hint": "x"})
+    return value
+
+
 class Rule(YamlModel):
     event: Annotated[str, Field(min_length=1, description="The event name.")]
+    label: Annotated[str, AfterValidator(_not_blank)] | None = None
     count: int = 1
 
 
@@ -65,7 +72,7 @@ def test_every_mistake_is_reported_at_once_in_file_order() -> None:
         "a.yaml:4:12: rules[0].event must be text, not the number 42"
         ' (hint: write it in quotes: "42")',
         "a.yaml:5:5: unknown key 'cuont' in rules[0] (hint: did you mean 'count'? "
-        "allowed: event, count)",
+        "allowed: event, label, count)",
         "a.yaml:6:5: rules[1] is missing required key 'event'",
         "a.yaml:6:12: rules[1].count must be a whole number, not '3'",
         "a.yaml:7:1: unknown key 'extra' in the audience (hint: allowed: id, kind, rules, when)",
@@ -80,6 +87,12 @@ def test_a_missing_key_points_at_the_mapping_that_lacks_it() -> None:
 def test_a_pattern_mismatch_names_the_value() -> None:
     (issue,) = issues_of("id: VIP\nrules: [{event: X}]\n")
     assert issue.startswith("a.yaml:1:5: id: String should match pattern")
+
+
+def test_a_validator_words_its_message_with_the_value_and_its_name() -> None:
+    assert issues_of("id: vip\nrules: [{event: X, label: ' '}]\n") == [
+        "a.yaml:2:27: rules[0].label must not be blank, not ' ' (hint: x)"
+    ]
 
 
 def test_a_validator_error_points_inside_the_text() -> None:
