@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from starlette.types import Message, Receive, Scope, Send
 
 from app import clock
-from app.db import DbSession, get_engine
+from app.db import DbSession, forget_engine, get_engine
 from app.errors import CarillonError, Conflict, answer
 from app.events.models import Event
 from app.events.service import parse_event, store
 from app.main import create_app
+from app.settings import get_settings
 from app.tasks import broker
 
 
@@ -112,3 +113,32 @@ def test_an_error_answer_commits_nothing_and_enqueues_nothing(spy: EnqueueSpy) -
     assert client.post("/ops/refuse").json() == {"detail": "refused after writing"}
     assert _visible() == 0
     assert spy.enqueued == []
+
+
+@pytest.fixture
+def database_down(settings_env: pytest.MonkeyPatch) -> Iterator[None]:
+    """A database that refuses connections: nothing listens on port 1."""
+    settings_env.setenv("CARILLON_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/x")
+    settings_env.setenv("CARILLON_ADMIN_TOKEN", "an-admin-token")
+    get_settings.cache_clear()
+    forget_engine()
+    yield
+    settings_env.undo()
+    get_settings.cache_clear()
+    forget_engine()
+
+
+def test_an_unreachable_database_answers_503_with_retry_after(database_down: None) -> None:
+    client = TestClient(create_app())
+    track = client.post(
+        "/v1/track", json={"userId": "ada", "event": "Signed Up"}, auth=("test-key", "")
+    )
+    assert (track.status_code, track.headers["retry-after"]) == (503, "5")
+    assert track.json() == {
+        "success": False,
+        "code": "unavailable",
+        "message": "database unavailable: retry later with the same messageIds",
+    }
+    ops = client.get("/ops/dead-letters", headers={"Authorization": "Bearer an-admin-token"})
+    assert (ops.status_code, ops.headers["retry-after"]) == (503, "5")
+    assert ops.json() == {"detail": "database unavailable: retry later"}
