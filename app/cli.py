@@ -422,12 +422,14 @@ def queues_command(
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     import time
 
+    from app.db import session_scope
     from app.ops import queues as queue_state
     from app.ops.table import render
 
     shown = 0
     while True:
-        snapshot = queue_state.snapshot()
+        with session_scope() as session:
+            snapshot = queue_state.snapshot(session)
         text = json.dumps(snapshot.as_dict(), indent=2) if as_json else render(snapshot)
         if watch and sys.stdout.isatty():
             typer.echo("\x1b[H\x1b[2J", nl=False)  # clear the screen, cursor home
@@ -448,11 +450,14 @@ def deliveries_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
 ) -> None:
     """Tell a delivery's whole story: event, waits, planned, sent or why not, provider id."""
+    from app.db import session_scope
+    from app.errors import NotFound
     from app.ops import story
 
     try:
-        told = story.tell(delivery_id)
-    except story.NotFound as exc:
+        with session_scope() as session:
+            told = story.tell(session, delivery_id)
+    except NotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     if as_json:
@@ -495,6 +500,7 @@ def deliveries_replay(
 ) -> None:
     """Put dead letters back in the outbox (idempotent: a second replay changes nothing)."""
     from app.db import session_scope
+    from app.errors import CarillonError
     from app.ops import dead_letters
 
     if bool(ids) == replay_all:
@@ -506,8 +512,9 @@ def deliveries_replay(
     failed = False
     for delivery_id in ids or []:
         try:
-            done = dead_letters.replay(delivery_id)
-        except (dead_letters.NotFound, dead_letters.NotReplayable) as exc:
+            with session_scope() as session:
+                done = dead_letters.replay(session, delivery_id)
+        except CarillonError as exc:
             typer.echo(str(exc), err=True)
             failed = True
             continue

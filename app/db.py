@@ -1,8 +1,9 @@
 """Engine and session factory: the one way to open a database session.
 
-`session_scope()` commits on success and rolls back on error. Work that must only happen once
-the transaction is durable (enqueueing ids on the broker) is registered with `after_commit()`
-and runs after the commit succeeds; a rollback drops it.
+`session_scope()` commits on success and rolls back on error; an HTTP route gets the same as a
+dependency (`DbSession`), one transaction per request. Work that must only happen once the
+transaction is durable (enqueueing ids on the broker) is registered with `after_commit()` and
+runs after the commit succeeds; a rollback drops it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,9 +28,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.errors import Unavailable
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +126,35 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# Seconds a client should wait before resending when the database is unreachable.
+RETRY_AFTER_SECONDS = 5
+
+
+def session_dependency(when_down: str) -> Callable[[], Iterator[Session]]:
+    """A FastAPI dependency giving a route its request's one transaction: committed once the
+    route has returned, rolled back if it raised; an unreachable database answers 503 saying
+    `when_down`.
+
+    Declare it with `scope="function"` (as `DbSession` does): by default FastAPI runs a yield
+    dependency's exit after the response is sent, which would answer 200 before the commit,
+    and send jobs enqueued after commit after the client had its answer.
+    """
+
+    def db_session() -> Iterator[Session]:
+        try:
+            with session_scope() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("database unavailable, answered 503: %s", str(exc).splitlines()[0])
+            raise Unavailable(when_down, RETRY_AFTER_SECONDS) from None
+
+    return db_session
+
+
+db_session = session_dependency("database unavailable: retry later")
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def after_commit(session: Session, fn: Callable[[], None]) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app import migrate
 from app.embedded import Embedded
-from app.errors import Rejected, rejected_response
+from app.errors import CarillonError, answer
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
 from app.ops.install import install as install_ops
@@ -48,7 +48,7 @@ def create_app(*, embedded: bool = False) -> FastAPI:
 
     # No trailing-slash redirects: Starlette builds them from the Host header a client sends.
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan, redirect_slashes=False)
-    app.add_exception_handler(Rejected, rejected_response)
+    app.add_exception_handler(CarillonError, answer)
     app.include_router(events_router)
     # Provider feedback (SendGrid, Twilio) and the unsubscribe link.
     app.include_router(webhooks_router)

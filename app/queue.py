@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -53,35 +53,29 @@ def get_broker() -> dramatiq.Broker:
     return broker
 
 
-class Named(Protocol):
-    """A job as enqueuing sees it: a dramatiq actor, or a `Job` naming one."""
-
-    @property
-    def actor_name(self) -> str: ...
-
-    @property
-    def queue_name(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Job:
-    """A job by name, so a module can enqueue it without importing the module that runs it
-    (which would import the enqueuer back: the delivery service enqueues its own retries)."""
+    """A job by name: every enqueue goes through one, so no module imports the module that
+    runs a job (which would import the enqueuer back: the delivery service enqueues its own
+    retries, routing enqueues sends). Only the task modules, loaded by the workers, turn a
+    `Job` into an actor (`actor()`)."""
 
     actor_name: str
     queue_name: str
 
 
-def actor(name: str, queue: str) -> Any:
-    """Declare a job named `domain.action` on `queue` of Carillon's broker."""
+def actor(job: Job) -> Any:
+    """Declare the function that runs `job` (named `domain.action`) on Carillon's broker."""
 
     def decorate(fn: Any) -> dramatiq.Actor[Any, Any]:
-        return dramatiq.actor(actor_name=name, queue_name=queue, broker=get_broker())(fn)
+        return dramatiq.actor(
+            actor_name=job.actor_name, queue_name=job.queue_name, broker=get_broker()
+        )(fn)
 
     return decorate
 
 
-def enqueue(session: Session, job: Named, *args: Any, delay_seconds: float = 0) -> None:
+def enqueue(session: Session, job: Job, *args: Any, delay_seconds: float = 0) -> None:
     """Send `job(*args)` once `session` commits; nothing is sent if it rolls back.
 
     With `delay_seconds` the broker holds the message that long (retries, deferrals); the row's

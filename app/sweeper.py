@@ -21,8 +21,8 @@ from app.delivery import models as delivery
 from app.delivery import state
 from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
+from app.events.jobs import PROCESS_EVENTS
 from app.events.models import Event
-from app.events.tasks import process
 from app.queue import enqueue
 from app.settings import get_settings
 from channels import registry
@@ -54,7 +54,7 @@ def sweep_events(older_than: timedelta, limit: int = 1000) -> int:
         ids = list(session.scalars(stmt))
         if ids:
             session.execute(update(Event).where(Event.id.in_(ids)).values(enqueued_at=clock.now()))
-            enqueue(session, process, ids)
+            enqueue(session, PROCESS_EVENTS, ids)
     if ids:
         log.warning("re-enqueued %d unprocessed events", len(ids))
     return len(ids)

@@ -81,3 +81,44 @@ def test_tests_share_code_through_the_helpers_module_only() -> None:
             if last.startswith("test_") or other_conftest:
                 found.append(f"{_relative(path)}:{node.lineno}: from {node.module}")
     assert found == []
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+def _imported(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) for every import, `from a import b` counted as `a` and as `a.b`."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+# What runs the jobs: the workers' module list, the embedded worker, the command line.
+WORKER_ENTRY_POINTS = {REPO / "app" / name for name in ("tasks.py", "embedded.py", "cli.py")}
+
+
+def test_jobs_are_enqueued_by_name_never_through_an_imported_actor() -> None:
+    """Only the modules that define jobs (`app.queue.actor`) and the workers' entry points may
+    import a job's actor; everything else enqueues an `app.queue.Job` by name."""
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in CODE}
+    defining = {
+        _module(path)
+        for path, tree in trees.items()
+        if "app.queue.actor" in {module for _, module in _imported(tree)}
+    }
+    assert {"app.events.tasks", "app.delivery.tasks"} <= defining
+    allowed = {_module(path) for path in WORKER_ENTRY_POINTS} | defining
+    found = [
+        f"{_relative(path)}:{line}: imports {module}"
+        for path, tree in trees.items()
+        if _module(path) not in allowed
+        for line, module in _imported(tree)
+        if module in defining or module == "app.tasks"
+    ]
+    assert found == []

@@ -14,9 +14,7 @@ from channels import registry
 
 
 def _job(channel: str) -> dramatiq.Actor[Any, Any]:
-    job = send_delivery(channel)
-
-    @actor(job.actor_name, queue=job.queue_name)
+    @actor(send_delivery(channel))
     def send(delivery_id: int) -> None:
         with delivery_scope(delivery_id):  # every log line of this job names its delivery
             service.deliver(delivery_id)

@@ -15,15 +15,15 @@ from typing import Any
 
 from starlette.requests import Request
 
-from app.errors import Rejected
+from app.errors import BadInput, TooLarge
 from app.events import json_values
 
 # 16 + 15: gzip framing (header, CRC and length trailer checked) around the largest window.
 _GZIP_WBITS = 31
 
 
-def _too_large(limit: int) -> Rejected:
-    return Rejected(413, f"body: larger than {limit // 1024} KB, the limit for this call")
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"body: larger than {limit // 1024} KB, the limit for this call")
 
 
 class _Inflater:
@@ -42,7 +42,7 @@ class _Inflater:
             try:
                 chunk = self._member.decompress(data, self.limit - self.size + 1)
             except zlib.error as exc:
-                raise Rejected(400, f"body: invalid gzip data ({exc})") from None
+                raise BadInput(f"body: invalid gzip data ({exc})") from None
             self.size += len(chunk)
             if self.size > self.limit:
                 raise _too_large(self.limit)
@@ -59,18 +59,18 @@ class _Inflater:
         # A member cut short inflates without error as far as it goes; only the missing end
         # of stream (and CRC trailer) tells a truncated upload from a complete one.
         if self._member_started and not self._member.eof:
-            raise Rejected(400, "body: truncated gzip data (the stream ends before its end)")
+            raise BadInput("body: truncated gzip data (the stream ends before its end)")
 
 
 def _encoding(request: Request) -> str:
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
-        raise Rejected(400, f"Content-Encoding: {encoding[:32]!r} is not supported (gzip or none)")
+        raise BadInput(f"Content-Encoding: {encoding[:32]!r} is not supported (gzip or none)")
     return encoding
 
 
 async def read(request: Request, limit: int) -> bytes:
-    """The body's bytes (inflated if gzip), or Rejected: 413 past `limit`, 400 bad gzip."""
+    """The body's bytes (inflated if gzip), or TooLarge past `limit`, BadInput for bad gzip."""
     gzip = _encoding(request) == "gzip"
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -92,10 +92,10 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Rejected(400, f"body: malformed JSON (not UTF-8: {exc.reason})") from None
+        raise BadInput(f"body: malformed JSON (not UTF-8: {exc.reason})") from None
     try:
         return json_values.loads(text)
     except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise Rejected(400, f"body: malformed JSON ({exc})") from None
+        raise BadInput(f"body: malformed JSON ({exc})") from None
     except RecursionError:
-        raise Rejected(400, f"body: nested deeper than {json_values.MAX_DEPTH} levels") from None
+        raise BadInput(f"body: nested deeper than {json_values.MAX_DEPTH} levels") from None

@@ -17,7 +17,7 @@ from fastapi.security.base import SecurityBase
 from pydantic import BaseModel
 from starlette.requests import Request
 
-from app.errors import Rejected
+from app.errors import Unauthorized
 from app.events import json_values
 from app.events.event_time import EARLIEST, FUTURE_TOLERANCE
 from app.events.schemas import MAX_BATCH_BYTES, MAX_EVENT_BYTES, MAX_STORED_STRING, SegmentEvent
@@ -137,4 +137,4 @@ class BasicWriteKey(SecurityBase):
         try:
             return base64.b64decode(auth[6:], validate=True).decode().partition(":")[0] or None
         except (binascii.Error, UnicodeDecodeError):
-            raise Rejected(401, "Authorization: malformed basic credentials") from None
+            raise Unauthorized("Authorization: malformed basic credentials") from None

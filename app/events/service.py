@@ -17,10 +17,10 @@ from app import clock
 from app.db import dialect_insert
 from app.events import json_values
 from app.events.event_time import TooEarly, event_time
+from app.events.jobs import PROCESS_EVENTS
 from app.events.json_values import InvalidEvent
 from app.events.models import Event
 from app.events.schemas import MAX_EVENT_BYTES, SegmentEvent, stored_string_problem
-from app.events.tasks import process
 from app.queue import enqueue
 
 
@@ -110,5 +110,5 @@ def store(
     )
     ids = list(session.connection().execute(stmt, rows).scalars())
     if ids:
-        enqueue(session, process, ids)
+        enqueue(session, PROCESS_EVENTS, ids)
     return ids

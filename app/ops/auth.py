@@ -19,9 +19,10 @@ import hmac
 import time
 from typing import Literal
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 
 from app import signing
+from app.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from app.ops import throttle
 from app.settings import get_settings
 
@@ -36,11 +37,7 @@ NOT_CONFIGURED = (
 
 Via = Literal["bearer", "cookie"]
 
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
-class OpsAuthError(HTTPException):
-    """Raised by `require_admin`; the dashboard turns it into its login page."""
+_CHALLENGE = "Bearer"
 
 
 def configured_token() -> str | None:
@@ -58,10 +55,8 @@ def check_token(request: Request, given: str) -> bool:
     client = client_address(request)
     wait = throttle.retry_after(client)
     if wait is not None:
-        raise OpsAuthError(
-            429,
-            f"too many wrong admin tokens from {client}: try again in {wait} s",
-            {"Retry-After": str(wait)},
+        raise TooManyRequests(
+            f"too many wrong admin tokens from {client}: try again in {wait} s", wait
         )
     token = configured_token()
     if token is not None and hmac.compare_digest(given.encode(), token.encode()):
@@ -110,26 +105,27 @@ def clear_session(response: Response) -> None:
 
 
 def authenticate(request: Request) -> Via:
-    """Who may call an ops endpoint; raises 503 (no token set) or 401 (missing or wrong)."""
+    """Who may call an ops endpoint; raises Unavailable (no token set), Unauthorized (missing
+    or wrong), Forbidden (a browser change without the header) or TooManyRequests."""
     if configured_token() is None:
-        raise OpsAuthError(503, NOT_CONFIGURED)
+        raise Unavailable(NOT_CONFIGURED)
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if header:
         if scheme.lower() != "bearer" or not given.strip():
-            raise OpsAuthError(
-                401, "Authorization: expected `Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
+            raise Unauthorized(
+                "Authorization: expected `Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
             )
         if not check_token(request, given.strip()):
-            raise OpsAuthError(401, "wrong admin token", _CHALLENGE)
+            raise Unauthorized("wrong admin token", _CHALLENGE)
         return "bearer"
     cookie = request.cookies.get(COOKIE)
     if cookie and cookie_valid(cookie):
         if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
-            raise OpsAuthError(403, f"browser requests that change something need {CSRF_HEADER}")
+            raise Forbidden(f"browser requests that change something need {CSRF_HEADER}")
         return "cookie"
-    raise OpsAuthError(
-        401, "missing admin token: send `Authorization: Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
+    raise Unauthorized(
+        "missing admin token: send `Authorization: Bearer <CARILLON_ADMIN_TOKEN>`", _CHALLENGE
     )
 
 

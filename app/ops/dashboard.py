@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
+from app.db import DbSession
+from app.errors import CarillonError, TooManyRequests, Unavailable
 from app.ops import auth, table
 from app.ops.api import summary
 from app.ops.recent import recent_deliveries
@@ -78,23 +80,23 @@ def _signed_in(request: Request) -> Response | None:
     """None when the caller may see the dashboard, else the page to show instead."""
     try:
         auth.authenticate(request)
-    except auth.OpsAuthError as exc:
-        if exc.status_code == 503:
-            return _login_page(request, None, 503)
+    except Unavailable:
+        return _login_page(request, None, 503)
+    except CarillonError:
         return RedirectResponse("/ops/login", status_code=303)
     return None
 
 
-def _context() -> dict[str, Any]:
-    return {**summary(), "recent": recent_deliveries(), "refresh_ms": REFRESH_MS}
+def _context(session: Session) -> dict[str, Any]:
+    return {**summary(session), "recent": recent_deliveries(session), "refresh_ms": REFRESH_MS}
 
 
 @router.get("", response_class=HTMLResponse)
-async def dashboard(request: Request) -> Response:
+def dashboard(request: Request, session: DbSession) -> Response:
     refused = _signed_in(request)
     if refused is not None:
         return refused
-    context = await run_in_threadpool(_context)
+    context = _context(session)
     context["form_token"] = auth.form_token(request)
     return templates.TemplateResponse(request, "dashboard.html", context)
 
@@ -107,10 +109,9 @@ async def dashboard_slash() -> Response:
 
 
 @router.get("/panels", response_class=HTMLResponse)
-async def panels(request: Request) -> Response:
+def panels(request: Request, session: DbSession) -> Response:
     auth.authenticate(request)  # a fragment: 401/503 as JSON, the page script reacts
-    context = await run_in_threadpool(_context)
-    return templates.TemplateResponse(request, "panels.html", context)
+    return templates.TemplateResponse(request, "panels.html", _context(session))
 
 
 async def _form(request: Request) -> dict[str, str] | None:
@@ -146,8 +147,8 @@ async def login(request: Request) -> Response:
         return _login_page(request, "enter the admin token (CARILLON_ADMIN_TOKEN)", 400)
     try:
         matches = auth.check_token(request, token)
-    except auth.OpsAuthError as exc:  # throttled
-        return _login_page(request, str(exc.detail), exc.status_code, exc.headers)
+    except TooManyRequests as exc:
+        return _login_page(request, exc.message, exc.status, exc.headers)
     if not matches:
         return _login_page(request, "wrong admin token", 401)
     response = RedirectResponse("/ops", status_code=303)

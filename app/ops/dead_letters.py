@@ -19,9 +19,10 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import session_scope
+from app.db import after_commit
 from app.delivery import models, state
 from app.delivery.models import Delivery
+from app.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,6 @@ def listing(session: Session, limit: int = 50) -> list[DeadLetter]:
     ]
 
 
-class NotFound(LookupError):
-    pass
-
-
-class NotReplayable(ValueError):
-    pass
-
-
 @dataclass(frozen=True)
 class Replay:
     delivery_id: int
@@ -94,7 +87,7 @@ class Replay:
     status: str
 
 
-def replay(delivery_id: int) -> Replay:
+def replay(session: Session, delivery_id: int) -> Replay:
     """Put a dead letter back in the outbox and hand it to its channel's queue after commit.
 
     Idempotent: the row flips `failed → pending` in one conditional UPDATE, so a double click
@@ -102,25 +95,29 @@ def replay(delivery_id: int) -> Replay:
     send itself still re-checks the row, so a stale queue message cannot send it twice.
     A row that failed before it could be rendered has nothing to send and is refused.
     """
-    with session_scope() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise NotFound(f"delivery {delivery_id} does not exist")
-        if delivery.status == models.PENDING:
-            return Replay(delivery_id, False, delivery.status)
-        if delivery.status not in DEAD_STATUSES:
-            raise NotReplayable(
-                f"delivery {delivery_id} is {delivery.status}, not a dead letter; "
-                "only failed, dead or unknown deliveries can be replayed"
-            )
-        if not delivery.content:
-            raise NotReplayable(
-                f"delivery {delivery_id} was never rendered ({delivery.error}); "
-                "fix the journey template instead"
-            )
-        now = clock.now()
-        was = f"was {delivery.status} after {delivery.attempts} attempt(s): {delivery.error or ''}"
-        if not state.replay(session, delivery, was.rstrip(": "), now):
-            return Replay(delivery_id, False, models.PENDING)  # someone replayed it first
-    log.info("delivery %s replayed by ops", delivery_id, extra={"delivery_id": delivery_id})
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    if delivery.status == models.PENDING:
+        return Replay(delivery_id, False, delivery.status)
+    if delivery.status not in DEAD_STATUSES:
+        raise Conflict(
+            f"delivery {delivery_id} is {delivery.status}, not a dead letter; "
+            "only failed, dead or unknown deliveries can be replayed"
+        )
+    if not delivery.content:
+        raise Conflict(
+            f"delivery {delivery_id} was never rendered ({delivery.error}); "
+            "fix the journey template instead"
+        )
+    now = clock.now()
+    was = f"was {delivery.status} after {delivery.attempts} attempt(s): {delivery.error or ''}"
+    if not state.replay(session, delivery, was.rstrip(": "), now):
+        return Replay(delivery_id, False, models.PENDING)  # someone replayed it first
+    after_commit(
+        session,
+        lambda: log.info(
+            "delivery %s replayed by ops", delivery_id, extra={"delivery_id": delivery_id}
+        ),
+    )
     return Replay(delivery_id, True, models.PENDING)

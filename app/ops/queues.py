@@ -21,7 +21,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import session_scope
 from app.delivery import models as delivery
 from app.delivery.models import Delivery
 from app.delivery.rate_limit import BucketState, limiter
@@ -268,13 +267,12 @@ def _last_failed_event(session: Session) -> str | None:
     return f"last failed: event {event_id} after {attempts} attempts: {error}"
 
 
-def snapshot() -> Snapshot:
+def snapshot(session: Session) -> Snapshot:
     info = broker_state.inspect(get_broker(), broker_queues())
     now = clock.now()
-    with session_scope() as session:
-        waiting = backlogs(session, now)
-        done = throughput(session, now)
-        last_failed = _last_failed_event(session) if waiting["events"].needs_review else None
+    waiting = backlogs(session, now)
+    done = throughput(session, now)
+    last_failed = _last_failed_event(session) if waiting["events"].needs_review else None
     rows = [
         QueueRow(
             name,

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.db import session_scope
 from app.delivery.models import Delivery
 
 LIMIT = 20
@@ -27,21 +27,20 @@ class RecentDelivery:
     note: str
 
 
-def recent_deliveries(limit: int = LIMIT) -> list[dict[str, Any]]:
-    with session_scope() as session:
-        rows = session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(limit)).all()
-        return [
-            asdict(
-                RecentDelivery(
-                    id=d.id,
-                    at=d.updated_at.isoformat(timespec="seconds"),
-                    journey_id=d.journey_id,
-                    step_path=d.step_path,
-                    channel=d.channel,
-                    status=d.status,
-                    profile_id=d.profile_id,
-                    note=d.error or "",
-                )
+def recent_deliveries(session: Session, limit: int = LIMIT) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(limit)).all()
+    return [
+        asdict(
+            RecentDelivery(
+                id=d.id,
+                at=d.updated_at.isoformat(timespec="seconds"),
+                journey_id=d.journey_id,
+                step_path=d.step_path,
+                channel=d.channel,
+                status=d.status,
+                profile_id=d.profile_id,
+                note=d.error or "",
             )
-            for d in rows
-        ]
+        )
+        for d in rows
+    ]

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import session_scope
 from app.delivery import history, models
 from app.delivery.models import Delivery
+from app.errors import NotFound
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
 from app.webhooks.sources import feedback_sources
@@ -71,10 +71,6 @@ class Story:
         return data
 
 
-class NotFound(LookupError):
-    pass
-
-
 def _webhooks(session: Session, delivery: Delivery) -> list[dict[str, Any]]:
     """Provider callbacks (delivered, opened, clicked, bounced) and unsubscribe-link clicks."""
     return [
@@ -106,69 +102,63 @@ def _outcome(d: Delivery) -> Step:
     return Step(d.enqueued_at, "pending (waiting for its channel's queue)", "")
 
 
-def tell(delivery_id: int) -> Story:
-    with session_scope() as session:
-        d = session.get(Delivery, delivery_id)
-        if d is None:
-            raise NotFound(f"delivery {delivery_id} does not exist")
-        instance = session.get(JourneyInstance, d.instance_id)
-        trigger = session.get(Event, instance.trigger_event_id) if instance else None
-        timers = session.scalars(
-            select(Timer).where(Timer.instance_id == d.instance_id).order_by(Timer.due_at)
-        ).all()
-        story = Story(
-            delivery_id=d.id,
-            channel=d.channel,
-            status=d.status,
-            journey_id=d.journey_id,
-            step_path=d.step_path,
-            instance_id=d.instance_id,
-            profile_id=d.profile_id,
-            message_id=trigger.message_id if trigger else None,
-            provider_message_id=d.provider_message_id,
-            attempts=d.attempts,
-            content=dict(d.content or {}),
-            webhooks=_webhooks(session, d),
-        )
-        if trigger is not None:
-            story.steps.append(
-                Step(
-                    trigger.received_at,
-                    f"event received: {trigger.name or trigger.type}",
-                    f"messageId {trigger.message_id} from source {trigger.source}",
-                )
-            )
-        if instance is not None:
-            story.steps.append(
-                Step(instance.entered_at, f"entered journey {instance.journey_id}", "")
-            )
-        for timer in timers:
-            if timer.created_at > d.created_at:
-                continue  # a wait after this message, not before it
-            fired = {
-                "fired": f"fired {timer.fired_at.isoformat() if timer.fired_at else ''}",
-                "pending": "still pending",
-            }.get(timer.status, timer.status)
-            story.steps.append(
-                Step(
-                    timer.created_at,
-                    f"deferred by wait (step {timer.step_path})",
-                    f"due {timer.due_at.isoformat()}, {fired}".rstrip(),
-                )
-            )
+def tell(session: Session, delivery_id: int) -> Story:
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    instance = session.get(JourneyInstance, d.instance_id)
+    trigger = session.get(Event, instance.trigger_event_id) if instance else None
+    timers = session.scalars(
+        select(Timer).where(Timer.instance_id == d.instance_id).order_by(Timer.due_at)
+    ).all()
+    story = Story(
+        delivery_id=d.id,
+        channel=d.channel,
+        status=d.status,
+        journey_id=d.journey_id,
+        step_path=d.step_path,
+        instance_id=d.instance_id,
+        profile_id=d.profile_id,
+        message_id=trigger.message_id if trigger else None,
+        provider_message_id=d.provider_message_id,
+        attempts=d.attempts,
+        content=dict(d.content or {}),
+        webhooks=_webhooks(session, d),
+    )
+    if trigger is not None:
         story.steps.append(
-            Step(d.created_at, f"planned (step {d.step_path}, channel {d.channel})", "")
+            Step(
+                trigger.received_at,
+                f"event received: {trigger.name or trigger.type}",
+                f"messageId {trigger.message_id} from source {trigger.source}",
+            )
         )
-        # Deferrals, suppressions, retries, replays, sweeper decisions: in time order.
-        moments = [e for e in history.of(session, d.id) if e.source not in feedback_sources()]
-        story.steps += [
-            Step(e.at, _MOMENTS.get(e.kind, f"{e.kind} ({e.source})"), e.detail or "")
-            for e in moments
-        ]
-        if d.attempts:
-            since = " since the replay" if any(e.kind == "replayed" for e in moments) else ""
-            story.steps.append(Step(None, f"claimed for sending {d.attempts} time(s){since}", ""))
-        story.steps.append(_outcome(d))
+    if instance is not None:
+        story.steps.append(Step(instance.entered_at, f"entered journey {instance.journey_id}", ""))
+    for timer in timers:
+        if timer.created_at > d.created_at:
+            continue  # a wait after this message, not before it
+        fired = {
+            "fired": f"fired {timer.fired_at.isoformat() if timer.fired_at else ''}",
+            "pending": "still pending",
+        }.get(timer.status, timer.status)
+        story.steps.append(
+            Step(
+                timer.created_at,
+                f"deferred by wait (step {timer.step_path})",
+                f"due {timer.due_at.isoformat()}, {fired}".rstrip(),
+            )
+        )
+    story.steps.append(Step(d.created_at, f"planned (step {d.step_path}, channel {d.channel})", ""))
+    # Deferrals, suppressions, retries, replays, sweeper decisions: in time order.
+    moments = [e for e in history.of(session, d.id) if e.source not in feedback_sources()]
+    story.steps += [
+        Step(e.at, _MOMENTS.get(e.kind, f"{e.kind} ({e.source})"), e.detail or "") for e in moments
+    ]
+    if d.attempts:
+        since = " since the replay" if any(e.kind == "replayed" for e in moments) else ""
+        story.steps.append(Step(None, f"claimed for sending {d.attempts} time(s){since}", ""))
+    story.steps.append(_outcome(d))
     held = any(e.source == "policy" for e in moments)
     story.notes = ([] if held else [POLICY_NOTE]) + ([] if story.webhooks else [WEBHOOKS_NOTE])
     return story

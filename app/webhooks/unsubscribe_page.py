@@ -13,10 +13,9 @@ import logging
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from app import clock, unsubscribe
-from app.db import session_scope
+from app.db import DbSession, after_commit
 from app.delivery import history
 from app.delivery.models import Delivery
 from app.profiles import consent
@@ -69,31 +68,35 @@ def _current_profile_id(session: Session, profile_id: str) -> str | None:
     return profile.id if profile is not None else None
 
 
-def _unsubscribe(claim: unsubscribe.Claim) -> bool:
-    with session_scope() as session:
-        profile_id = _current_profile_id(session, claim.profile_id)
-        if profile_id is None:
-            return False
-        now = clock.now()
-        source_id = f"unsubscribe:{claim.delivery_id}"
-        # The channel the message went on; a link whose delivery is gone (erased) withdraws
-        # from every channel that sends such links.
-        delivery = session.get(Delivery, claim.delivery_id)
-        channels = (
-            [delivery.channel]
-            if delivery is not None
-            else [name for name, spec in registry.specs().items() if spec.unsubscribe_link]
+def _unsubscribe(session: Session, claim: unsubscribe.Claim) -> bool:
+    profile_id = _current_profile_id(session, claim.profile_id)
+    if profile_id is None:
+        return False
+    now = clock.now()
+    source_id = f"unsubscribe:{claim.delivery_id}"
+    # The channel the message went on; a link whose delivery is gone (erased) withdraws
+    # from every channel that sends such links.
+    delivery = session.get(Delivery, claim.delivery_id)
+    channels = (
+        [delivery.channel]
+        if delivery is not None
+        else [name for name, spec in registry.specs().items() if spec.unsubscribe_link]
+    )
+    # Every click counts (someone who re-subscribed since may click an old link again);
+    # the history keeps the first.
+    for channel in channels:
+        withdrawn = registry.spec(channel).consent.withdrawn
+        consent.record(session, profile_id, channel, withdrawn, now, source_id)
+    if delivery is not None:
+        history.record(
+            session, claim.delivery_id, "unsubscribe", "one-click link", SOURCE, now, source_id
         )
-        # Every click counts (someone who re-subscribed since may click an old link again);
-        # the history keeps the first.
-        for channel in channels:
-            withdrawn = registry.spec(channel).consent.withdrawn
-            consent.record(session, profile_id, channel, withdrawn, now, source_id)
-        if delivery is not None:
-            history.record(
-                session, claim.delivery_id, "unsubscribe", "one-click link", SOURCE, now, source_id
-            )
-    log.info("profile %s unsubscribed by link (delivery %s)", profile_id, claim.delivery_id)
+    after_commit(
+        session,
+        lambda: log.info(
+            "profile %s unsubscribed by link (delivery %s)", profile_id, claim.delivery_id
+        ),
+    )
     return True
 
 
@@ -108,12 +111,12 @@ async def confirm(token: str) -> HTMLResponse:
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
-async def one_click(token: str) -> HTMLResponse:
+def one_click(token: str, session: DbSession) -> HTMLResponse:
     try:
         claim = unsubscribe.read_token(get_settings(), token)
     except unsubscribe.InvalidToken as exc:
         return _refused(exc)
-    if not await run_in_threadpool(_unsubscribe, claim):
+    if not _unsubscribe(session, claim):
         return _gone()
     return _page(
         200,

@@ -2,7 +2,8 @@
 
 SendGrid signs `timestamp + body` with ECDSA P-256 / SHA-256 (the key pair is the account's;
 Carillon holds the public half). The signature is checked over the raw request first (403,
-nothing read), then the body is parsed (400, nothing changed), then applied in one transaction.
+nothing read), then the body is parsed (400, nothing changed), then applied in the request's
+transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 
 from app import clock
-from app.db import session_scope
-from app.errors import Rejected
+from app.db import DbSession
+from app.errors import BadInput, Forbidden
 from app.settings import Settings, get_settings
 from app.webhooks.body import raw_body
 from channels.email import feedback as sendgrid
@@ -42,11 +43,11 @@ def verify_sendgrid(
     """The body as text, once SendGrid is proven to have signed exactly it at this timestamp;
     a 403 otherwise."""
     if not settings.sendgrid_webhook_public_key:
-        raise Rejected(403, "SendGrid webhooks are refused: no verification key is configured")
+        raise Forbidden("SendGrid webhooks are refused: no verification key is configured")
     if not signature or not timestamp:
-        raise Rejected(403, "unsigned: the SendGrid signature headers are missing")
+        raise Forbidden("unsigned: the SendGrid signature headers are missing")
     if not timestamp.isdigit() or len(timestamp) > 12:
-        raise Rejected(403, "forged: the SendGrid timestamp is not Unix seconds")
+        raise Forbidden("forged: the SendGrid timestamp is not Unix seconds")
     key = sendgrid_public_key(settings.sendgrid_webhook_public_key)
     try:
         body = raw.decode("utf-8")  # SendGrid signs UTF-8 JSON; nothing else can match
@@ -54,24 +55,18 @@ def verify_sendgrid(
     except (UnicodeDecodeError, ValueError, binascii.Error):  # not UTF-8, base64 or DER
         valid = False
     if not valid:
-        raise Rejected(403, "forged: the SendGrid signature does not match the body")
+        raise Forbidden("forged: the SendGrid signature does not match the body")
     signed_at = datetime.fromtimestamp(int(timestamp), UTC)  # a valid signature: digits only
     if abs(clock.now() - signed_at) > SENDGRID_MAX_AGE:
-        raise Rejected(
-            403,
+        raise Forbidden(
             f"stale: signed at {signed_at.isoformat()}, more than "
             f"{SENDGRID_MAX_AGE.seconds // 60} minutes from now; a replayed request is refused",
         )
     return body
 
 
-def _apply_sendgrid(events: list[sendgrid.FeedbackEvent]) -> sendgrid.Tally:
-    with session_scope() as session:
-        return sendgrid.apply(session, events)
-
-
 @router.post("/webhooks/sendgrid")
-async def sendgrid_events(request: Request) -> JSONResponse:
+async def sendgrid_events(request: Request, session: DbSession) -> JSONResponse:
     raw = await raw_body(request)
     body = verify_sendgrid(
         get_settings(), raw, request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
@@ -79,8 +74,8 @@ async def sendgrid_events(request: Request) -> JSONResponse:
     try:
         events = sendgrid.parse(body)
     except sendgrid.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-    tally = await run_in_threadpool(_apply_sendgrid, events)
+        raise BadInput(str(exc)) from None
+    tally = await run_in_threadpool(sendgrid.apply, session, events)
     return JSONResponse(
         {"recorded": tally.recorded, "replayed": tally.replayed, "ignored": tally.ignored}
     )

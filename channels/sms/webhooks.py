@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
-from app.db import session_scope
-from app.errors import Rejected
+from app.db import DbSession
+from app.errors import BadInput, Forbidden
 from app.settings import Settings, get_settings
 from app.webhooks.body import raw_body
 from channels.sms import feedback as twilio
@@ -35,13 +35,13 @@ def verify_twilio(
     """The posted form parameters, once Twilio is proven to have signed this URL and them with
     our auth token; a 403 otherwise."""
     if not settings.twilio_auth_token:
-        raise Rejected(403, "Twilio webhooks are refused: TWILIO_AUTH_TOKEN is not set")
+        raise Forbidden("Twilio webhooks are refused: TWILIO_AUTH_TOKEN is not set")
     if url is None:
-        raise Rejected(
-            403, "Twilio webhooks are refused: CARILLON_PUBLIC_URL (the URL Twilio calls) is unset"
+        raise Forbidden(
+            "Twilio webhooks are refused: CARILLON_PUBLIC_URL (the URL Twilio calls) is unset"
         )
     if not signature:
-        raise Rejected(403, "unsigned: the X-Twilio-Signature header is missing")
+        raise Forbidden("unsigned: the X-Twilio-Signature header is missing")
     try:
         params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:  # Twilio posts UTF-8; nothing else can carry its signature
@@ -49,7 +49,7 @@ def verify_twilio(
     if params is None or not RequestValidator(settings.twilio_auth_token).validate(
         url, params, signature
     ):
-        raise Rejected(403, "forged: the Twilio signature does not match this request")
+        raise Forbidden("forged: the Twilio signature does not match this request")
     return params
 
 
@@ -66,31 +66,27 @@ async def _twilio_params(request: Request) -> dict[str, str]:
 
 async def signed_callback(
     request: Request,
+    session: Session,
     parse: Callable[[dict[str, str]], T],
     apply: Callable[[Session, T], R],
 ) -> tuple[T, R]:
     """A Twilio callback (SMS or WhatsApp): signature checked (403, nothing read), parsed (400,
-    nothing changed), then applied in one transaction."""
+    nothing changed), then applied in the request's transaction."""
     params = await _twilio_params(request)
     try:
         parsed = parse(params)
     except twilio.Malformed as exc:
-        raise Rejected(400, str(exc)) from None
-
-    def run() -> R:
-        with session_scope() as session:
-            return apply(session, parsed)
-
-    return parsed, await run_in_threadpool(run)
+        raise BadInput(str(exc)) from None
+    return parsed, await run_in_threadpool(apply, session, parsed)
 
 
 @router.post("/webhooks/twilio/status")
-async def twilio_status(request: Request) -> JSONResponse:
-    _, recorded = await signed_callback(request, twilio.parse_status, twilio.apply_status)
+async def twilio_status(request: Request, session: DbSession) -> JSONResponse:
+    _, recorded = await signed_callback(request, session, twilio.parse_status, twilio.apply_status)
     return JSONResponse({"recorded": recorded})
 
 
 @router.post("/webhooks/twilio/inbound")
-async def twilio_inbound(request: Request) -> Response:
-    inbound, _ = await signed_callback(request, twilio.parse_inbound, twilio.apply_inbound)
+async def twilio_inbound(request: Request, session: DbSession) -> Response:
+    inbound, _ = await signed_callback(request, session, twilio.parse_inbound, twilio.apply_inbound)
     return Response(twilio.reply(inbound, get_settings().sms_help_text), media_type="text/xml")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
+from app.db import DbSession
 from channels.sms import feedback as sms
 from channels.sms.webhooks import signed_callback
 from channels.whatsapp import feedback
@@ -19,13 +20,13 @@ router = APIRouter(tags=["webhooks"])
 
 
 @router.post("/webhooks/whatsapp/status")
-async def whatsapp_status(request: Request) -> JSONResponse:
-    _, recorded = await signed_callback(request, sms.parse_status, feedback.apply_status)
+async def whatsapp_status(request: Request, session: DbSession) -> JSONResponse:
+    _, recorded = await signed_callback(request, session, sms.parse_status, feedback.apply_status)
     return JSONResponse({"recorded": recorded})
 
 
 @router.post("/webhooks/whatsapp/inbound")
-async def whatsapp_inbound(request: Request) -> Response:
+async def whatsapp_inbound(request: Request, session: DbSession) -> Response:
     """An empty TwiML answer: Carillon sends nothing back in the conversation itself."""
-    await signed_callback(request, feedback.parse_inbound, feedback.apply_inbound)
+    await signed_callback(request, session, feedback.parse_inbound, feedback.apply_inbound)
     return Response(str(MessagingResponse()), media_type="text/xml")

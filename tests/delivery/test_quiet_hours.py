@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.clock import ManualClock
+from app.db import session_scope
 from app.delivery import models
 from app.delivery.checks.quiet_hours import next_allowed
 from app.ops import story
@@ -184,7 +185,8 @@ def test_a_deferred_sms_goes_out_at_the_allowed_minute_through_the_worker(
     assert (sent.status, sent.attempts, sent.sent_at) == (models.SENT, 1, morning)
     assert len(twilio.messages) == 1
 
-    told = story.tell(sent.id)
+    with session_scope() as session:
+        told = story.tell(session, sent.id)
     whats = [step.what for step in told.steps]
     assert "deferred at send time" in whats
     assert not any("issue #5" in note for note in told.notes)

@@ -327,7 +327,8 @@ def test_ops_see_the_bucket_in_the_snapshot_the_table_and_the_metrics(
     throttled = SendResult(Outcome.FAILED, status_code=429, transient=True, retry_after_seconds=30)
     rate_limit.limiter().observe("sms", throttled)
 
-    sms = next(p for p in queues.snapshot().providers if p.channel == "sms")
+    with session_scope() as session:
+        sms = next(p for p in queues.snapshot(session).providers if p.channel == "sms")
     assert (sms.mode, sms.rate_limited) == ("live", True)
     assert sms.rate_limit is not None and sms.rate_limit.limit == "20/s"
     assert sms.rate_limit.tokens is not None and sms.rate_limit.tokens <= 1  # refilling

@@ -70,7 +70,8 @@ def test_ops_see_the_failed_event_and_its_reason() -> None:
     for _ in range(routing.MAX_ATTEMPTS):
         with contextlib.suppress(RuntimeError):  # raised while it may still be retried
             routing.process_many([bad])
-    snapshot = queues.snapshot()
+    with session_scope() as session:
+        snapshot = queues.snapshot(session)
     events = snapshot.row("events")
     assert events.backlog.needs_review == 1
     assert events.backlog.waiting == 0  # not counted as work still to do

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import service
+from app.errors import Conflict
 from app.journeys import catalog
 from app.main import create_app
 from app.ops import dead_letters, queues
@@ -78,7 +79,8 @@ def test_an_abandoned_sms_becomes_unknown_and_is_only_sent_again_by_a_person(
     assert providers.twilio.requests == []  # …however long it waits
 
     # Ops see it as needing review, among the dead letters, with its story.
-    snapshot = queues.snapshot()
+    with session_scope() as session:
+        snapshot = queues.snapshot(session)
     assert snapshot.row("sms").backlog.needs_review == 1
     assert snapshot.row("dead_letters").backlog.waiting == 1
     with session_scope() as session:
@@ -93,7 +95,8 @@ def test_an_abandoned_sms_becomes_unknown_and_is_only_sent_again_by_a_person(
     assert 'data-field="needs-review">1 to review<' in page.text
 
     # Replay is the human decision: once replayed it is sent, once.
-    assert dead_letters.replay(delivery_id).replayed
+    with session_scope() as session:
+        assert dead_letters.replay(session, delivery_id).replayed
     idle_pipeline.drain()
     assert len(providers.twilio.requests) == 1
     assert [d.status for d in deliveries()] == ["sent"]
@@ -122,8 +125,8 @@ def test_a_replay_of_a_delivery_still_sending_is_refused(
     manual_clock: ManualClock, providers: Providers
 ) -> None:
     delivery_id = _abandoned_claim(newsletter())
-    with pytest.raises(dead_letters.NotReplayable, match="is sending"):
-        dead_letters.replay(delivery_id)
+    with pytest.raises(Conflict, match="is sending"), session_scope() as session:
+        dead_letters.replay(session, delivery_id)
     assert [d.status for d in deliveries()] == ["sending"]
 
 

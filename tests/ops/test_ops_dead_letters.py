@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.clock import ManualClock
+from app.db import session_scope
 from app.delivery import models
 from app.journeys import catalog
 from app.journeys.timers import fire_due
@@ -71,7 +72,8 @@ def test_replay_sends_it_again_once_however_often_it_is_clicked(
     again = client.post(f"/ops/dead-letters/{failed_sms}/replay", headers=bearer())
     assert again.status_code == 200
     assert again.json() == {"delivery_id": failed_sms, "replayed": False, "status": "pending"}
-    sms = queues.snapshot().row("sms")
+    with session_scope() as session:
+        sms = queues.snapshot(session).row("sms")
     assert sms.broker is not None and sms.broker.ready == 1  # one job for two clicks
     assert sms.backlog.waiting == 1
     pipeline.worker.resume()

@@ -134,7 +134,8 @@ def known_load(manual_clock: ManualClock) -> Iterator[dict[str, Any]]:
 
 
 def test_figures_match_the_known_load(admin: str, known_load: dict[str, Any]) -> None:
-    snapshot = queues.snapshot()
+    with session_scope() as session:
+        snapshot = queues.snapshot(session)
     rows = {row.name: row for row in snapshot.queues}
     assert list(rows) == ["events", "journeys", *registry.names(), "dead_letters"]
 
@@ -210,7 +211,8 @@ def _without_ages(data: Any) -> Any:
 def test_api_and_cli_show_the_same_figures(
     admin: str, client: TestClient, known_load: dict[str, Any]
 ) -> None:
-    expected = _without_ages(queues.snapshot().as_dict())
+    with session_scope() as session:
+        expected = _without_ages(queues.snapshot(session).as_dict())
 
     answer = client.get("/ops/queues", headers=bearer())
     assert answer.status_code == 200

@@ -66,7 +66,8 @@ def test_signed_events_are_recorded_and_set_consent(
     assert rows[3][3] == "url https://shop.example/cart/1"
     assert traits_of("user_id", "alice")["email_consent"] == "complained"
     # The delivery's story and the dashboard figures come from these rows.
-    told = story.tell(email_delivery.id)
+    with session_scope() as session:
+        told = story.tell(session, email_delivery.id)
     assert [(w["source"], w["kind"]) for w in told.webhooks][:2] == [
         ("sendgrid", "processed"),
         ("sendgrid", "delivered"),
