@@ -10,10 +10,11 @@ from channels.meta_audience.spec import SPEC as AUDIENCES
 from channels.meta_capi import content
 from channels.meta_capi.adapter import MetaConversions
 from channels.meta_capi.settings import MetaCapiSettings
+from channels.settings import read
 
 
 def _build(settings: Settings) -> Channel:
-    return MetaConversions(settings, MetaCapiSettings())
+    return MetaConversions(settings, read(MetaCapiSettings))
 
 
 def _template(description: str, pattern: str | None = None) -> dict[str, str]:
