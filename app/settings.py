@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
     # Provider calls per account, shared by every worker: `channel=20/s,…` (unset channel: no
-    # limit). A worker waits this long at most for its turn, else the
-    # delivery goes back to pending until the bucket has room.
+    # limit). A worker waits this long at most for its turn, else the delivery goes back to
+    # pending until the bucket has room.
     rate_limits: str = ""
     rate_limit_max_wait_seconds: float = Field(default=2.0, gt=0)
 

@@ -81,6 +81,7 @@ SPEC = ChannelSpec(
     # Meta counts a repeated event_id once: a call that may or may not have arrived is resent.
     resend_when_abandoned=True,
     cost_unit="event",
+    cost=0.0,  # Meta does not charge for Conversions API events
     settings=MetaCapiSettings,
     position=40,
 )
