@@ -8,9 +8,14 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic_core import ErrorDetails
 
 app = typer.Typer(
     help=(
@@ -72,6 +77,15 @@ def _local_admin_token(host: str) -> str | None:
     return token
 
 
+def _complaint(error: ErrorDetails) -> str:
+    """One line naming the variable: a provider's own name (TWILIO_AUTH_TOKEN) is the error's
+    location as it is; Carillon's are the field's name with the CARILLON_ prefix."""
+    field = "_".join(str(part) for part in error["loc"])
+    variable = field if field.isupper() else f"CARILLON_{field.upper()}" if field else "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    return message if message.startswith(variable) else f"{variable}: {message}"
+
+
 def _settings_or_exit(*, production: bool) -> None:
     """Check every setting before a long-running process starts: one line per problem on
     stderr and exit code 2, rather than a traceback from deep inside the first request.
@@ -86,20 +100,18 @@ def _settings_or_exit(*, production: bool) -> None:
     from app.settings import get_settings
     from channels import registry
 
-    try:
-        settings = get_settings()
-        for spec in registry.specs().values():  # each channel's own settings too
-            if spec.settings is not None:
-                spec.settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = "_".join(str(part) for part in error["loc"]).upper()
-            variable = f"CARILLON_{field}" if field else "settings"
-            message = error["msg"].removeprefix("Value error, ")
-            if not message.startswith(variable):
-                message = f"{variable}: {message}"
-            typer.echo(f"carillon: {message}", err=True)
-        raise typer.Exit(2) from None
+    lines: list[str] = []
+    readers: list[Callable[[], object]] = [get_settings, *registry.settings_models()]
+    for read in readers:  # Carillon's, each channel's own
+        try:
+            read()
+        except ValidationError as exc:
+            lines += [_complaint(error) for error in exc.errors()]
+    for line in dict.fromkeys(lines):  # channels sharing a model share its complaints
+        typer.echo(f"carillon: {line}", err=True)
+    if lines:
+        raise typer.Exit(2)
+    settings = get_settings()
     if production and not settings.redis_url:
         typer.echo(
             "carillon: CARILLON_REDIS_URL is not set: api, worker and scheduler share their "

@@ -1,7 +1,9 @@
-"""All configuration, read once from the environment (prefix `CARILLON_`).
+"""Carillon's own configuration, read once from the environment (prefix `CARILLON_`).
 
-Provider credentials keep the providers' own variable names (`SENDGRID_API_KEY`, `TWILIO_*`,
-`META_ACCESS_TOKEN`) so the values people already export for the official SDKs just work.
+Each channel's provider settings (credentials, base URLs, senders) are the channel's own model,
+declared on its spec (`channels/<name>/settings.py`); the per-channel settings here are checked
+against the installed channels' names, read from the entry points without loading a channel, so
+these settings stay at the bottom of the import graph.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Self, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.durations import Cap, parse_cap, parse_duration
-from channels.email.keys import sendgrid_public_key
 
 T = TypeVar("T")
 
@@ -45,79 +46,43 @@ class Settings(BaseSettings):
     sweep_after_seconds: float = 30.0
     # Ops: a due timer still unfired after this long counts as late (/ops/queues, /metrics).
     timer_late_seconds: float = 60.0
-    # Ops KPIs: what one sent message costs per channel, `email=0.001,sms=0.07,meta_audience=0`.
+    # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
+    # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
     # Send-time policy (docs/delivery.md). Quiet hours per channel in the person's timezone,
-    # `sms=21:00-08:00,email=22:00-07:00`; a channel not named has none, empty: none at all.
-    quiet_hours: str = "sms=21:00-08:00"
-    # Frequency caps per channel per person, all journeys together: `email=1/24h+3/7d,sms=1/24h`.
+    # `channel=21:00-08:00,…`; a channel not named has none, empty: none at all; unset: each
+    # channel's own default (`ChannelSpec.quiet_hours`).
+    quiet_hours: str | None = None
+    # Frequency caps per channel per person, all journeys together: `channel=1/24h+3/7d,…`.
     frequency_caps: str = ""
     # Hosts a link taken from event or profile data may point to in an e-mail, comma-separated,
     # `*.` for subdomains: `shop.example,*.shop.example`; empty: any host (http(s) only).
     link_hosts: str = ""
 
-    sendgrid_base_url: str = "https://api.sendgrid.com"
-    twilio_base_url: str = "https://api.twilio.com"
-    meta_graph_url: str = "https://graph.facebook.com"
-    meta_api_version: str = "v21.0"
     # Where providers reach Carillon's webhooks (e.g. https://carillon.example.com); unset:
     # no status callbacks are requested.
     public_url: str | None = None
     provider_timeout_seconds: float = 10.0
     # A row still `sending` this long after its claim lost its worker during the provider call:
-    # the sweeper resends it (meta_audience: idempotent) or marks it `unknown` (email, sms).
+    # the sweeper resends it (a channel whose provider ignores a repeat) or marks it `unknown`.
     # Must exceed the provider timeout, or a slow live call would be judged abandoned.
     sending_timeout_seconds: float = 300.0
     # Retries of transient provider errors (timeouts, 429, 5xx): attempts per channel in all,
-    # `email=5,sms=5,meta_audience=8`; a channel not named gets `delivery_max_attempts`.
+    # `channel=5,…`; a channel not named gets its spec's `attempts`, else this maximum.
     delivery_max_attempts: int = 5
     delivery_attempts_per_channel: str = ""
     # Exponential back-off with full jitter: base * 2**(attempt-1), capped; Retry-After wins.
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
-    # Provider calls per account, shared by every worker: `sms=20/s,email=100/s,meta_audience=200/h`
-    # (unset channel: no limit). A worker waits this long at most for its turn, else the
-    # delivery goes back to pending until the bucket has room.
+    # Provider calls per account, shared by every worker: `channel=20/s,…` (unset channel: no
+    # limit). A worker waits this long at most for its turn, else the delivery goes back to
+    # pending until the bucket has room.
     rate_limits: str = ""
     rate_limit_max_wait_seconds: float = Field(default=2.0, gt=0)
 
-    sendgrid_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("SENDGRID_API_KEY", "CARILLON_SENDGRID_API_KEY")
-    )
-    sendgrid_from_email: str = "no-reply@example.com"
-    # The Event Webhook's verification key as SendGrid shows it (base64 DER, or PEM); unset:
-    # every SendGrid webhook is refused, since an unsigned one could unsubscribe anybody.
-    sendgrid_webhook_public_key: str | None = None
     # Signs every token Carillon hands out (unsubscribe links, dashboard sessions). Required by
     # the production roles; `serve` on SQLite makes one beside the database (app/signing.py).
     secret_key: str | None = Field(default=None, min_length=16)
-    # The answer to an SMS "HELP" (TwiML reply to Twilio's inbound webhook).
-    sms_help_text: str = (
-        "Messages marketing : STOP pour vous désabonner, START pour vous réabonner. "
-        "Marketing messages: reply STOP to opt out, START to opt back in."
-    )
-    twilio_account_sid: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "CARILLON_TWILIO_ACCOUNT_SID"),
-    )
-    twilio_auth_token: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "CARILLON_TWILIO_AUTH_TOKEN"),
-    )
-    twilio_from_number: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TWILIO_FROM_NUMBER", "CARILLON_TWILIO_FROM_NUMBER"),
-    )
-    twilio_messaging_service_sid: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "TWILIO_MESSAGING_SERVICE_SID", "CARILLON_TWILIO_MESSAGING_SERVICE_SID"
-        ),
-    )
-    meta_access_token: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("META_ACCESS_TOKEN", "CARILLON_META_ACCESS_TOKEN"),
-    )
 
     @model_validator(mode="after")
     def _sending_outlasts_calls(self) -> Self:
@@ -140,13 +105,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @field_validator("sendgrid_webhook_public_key")
-    @classmethod
-    def _webhook_key_parses(cls, value: str | None) -> str | None:
-        if value:
-            sendgrid_public_key(value)  # a pasted key cut short fails at start, not per webhook
-        return value
-
     @field_validator(
         "cost_per_message",
         "delivery_attempts_per_channel",
@@ -155,8 +113,10 @@ class Settings(BaseSettings):
         "rate_limits",
     )
     @classmethod
-    def _per_channel_parses(cls, value: str, info: ValidationInfo) -> str:
+    def _per_channel_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Refuse a bad value at start, not on the first send or dashboard view."""
+        if value is None:  # quiet hours unset: the channels' own defaults
+            return value
         parsers: dict[str, Callable[[str], object]] = {
             "cost_per_message": parse_costs,
             "delivery_attempts_per_channel": parse_attempts,
@@ -167,8 +127,9 @@ class Settings(BaseSettings):
         parsers[str(info.field_name)](value)
         return value
 
-    def quiet_hours_by_channel(self) -> dict[str, QuietHours]:
-        return parse_quiet_hours(self.quiet_hours)
+    def quiet_hours_by_channel(self) -> dict[str, QuietHours] | None:
+        """None when CARILLON_QUIET_HOURS is unset: each channel keeps its own default."""
+        return None if self.quiet_hours is None else parse_quiet_hours(self.quiet_hours)
 
     def caps_by_channel(self) -> dict[str, tuple[Cap, ...]]:
         return parse_frequency_caps(self.frequency_caps)
@@ -205,9 +166,7 @@ def parse_per_channel(
                 raise ValueError
             parsed[channel.strip()] = value(raw.strip())
         except ValueError:
-            raise ValueError(
-                f"{variable}: {item!r} should be channel=value, e.g. {example}"
-            ) from None
+            raise ValueError(f"{variable}: {item!r} should be channel=value, {example}") from None
     return parsed
 
 
@@ -226,14 +185,12 @@ def _attempts(raw: str) -> int:
 
 
 def parse_costs(text: str) -> dict[str, float]:
-    return parse_per_channel(
-        text, "CARILLON_COST_PER_MESSAGE", "email=0.001,sms=0.07,meta_audience=0", _amount
-    )
+    return parse_per_channel(text, "CARILLON_COST_PER_MESSAGE", example("0.001", "0"), _amount)
 
 
 def parse_attempts(text: str) -> dict[str, int]:
     return parse_per_channel(
-        text, "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL", "email=5,sms=3,meta_audience=8", _attempts
+        text, "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL", example("5", "8"), _attempts
     )
 
 
@@ -283,6 +240,13 @@ def channel_names() -> tuple[str, ...]:
     return tuple(sorted(entry_points(group=CHANNELS_GROUP).names))
 
 
+def example(*values: str) -> str:
+    """`e.g. a=1,b=2`: the values given, set on the installed channels, so a hint names
+    channels the reader has."""
+    pairs = zip(channel_names(), values, strict=False)
+    return "e.g. " + ",".join(f"{channel}={value}" for channel, value in pairs)
+
+
 def known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:
     """A misspelt channel would silently apply to nothing."""
     names = channel_names()
@@ -294,14 +258,14 @@ def known_channels(parsed: dict[str, T], variable: str) -> dict[str, T]:
 
 def parse_quiet_hours(text: str) -> dict[str, QuietHours]:
     variable = "CARILLON_QUIET_HOURS"
-    example = "sms=21:00-08:00,email=22:00-07:00 (local HH:MM-HH:MM, start and end differ)"
-    return known_channels(parse_per_channel(text, variable, example, _quiet_window), variable)
+    hint = example("21:00-08:00") + " (local HH:MM-HH:MM, start and end differ)"
+    return known_channels(parse_per_channel(text, variable, hint, _quiet_window), variable)
 
 
 def parse_frequency_caps(text: str) -> dict[str, tuple[Cap, ...]]:
     variable = "CARILLON_FREQUENCY_CAPS"
-    example = "email=1/24h+3/7d,sms=1/24h (count/duration, several joined with +)"
-    return known_channels(parse_per_channel(text, variable, example, _caps), variable)
+    hint = example("1/24h+3/7d", "1/24h") + " (count/duration, several joined with +)"
+    return known_channels(parse_per_channel(text, variable, hint, _caps), variable)
 
 
 @dataclass(frozen=True)
@@ -340,25 +304,12 @@ def parse_rate_limits(text: str) -> dict[str, Limit]:
             except ValueError:
                 problem = "the period must be s, m, h or d, optionally with a number (10s)"
         if problem is not None:
-            raise ValueError(f"CARILLON_RATE_LIMITS: {item!r}: {problem}; {_RATE_EXAMPLE}")
+            hint = example("100/s", "200/h", "20/s")
+            raise ValueError(f"CARILLON_RATE_LIMITS: {item!r}: {problem}; {hint}")
         limits[channel] = Limit(int(count), seconds.total_seconds(), f"{count}/{period}")
     return limits
-
-
-_RATE_EXAMPLE = "e.g. sms=20/s,email=100/s,meta_audience=200/h"
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-# The providers' own variable names for their credentials (each also works with CARILLON_).
-PROVIDER_CREDENTIAL_VARIABLES = (
-    "SENDGRID_API_KEY",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_FROM_NUMBER",
-    "TWILIO_MESSAGING_SERVICE_SID",
-    "META_ACCESS_TOKEN",
-)

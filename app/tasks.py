@@ -1,6 +1,7 @@
 """Every queue job, for workers to import (`dramatiq app.tasks`)."""
 
 from app.delivery import tasks as delivery_tasks
+from app.delivery.shutdown import CloseChannels
 from app.events import tasks as event_tasks
 from app.ops import logs, worker_metrics
 from app.ops.instruments import JobMetrics
@@ -8,6 +9,7 @@ from app.queue import get_broker
 
 broker = get_broker()
 broker.add_middleware(JobMetrics())
+broker.add_middleware(CloseChannels())
 if worker_metrics.wanted():  # `carillon worker --metrics-port`
     from dramatiq.middleware.prometheus import Prometheus
 

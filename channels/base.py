@@ -2,10 +2,11 @@
 Carillon everything it needs to know about a channel.
 
 An adapter receives a fully rendered `Message` and returns a `SendResult`; it never touches
-the database, the queue or the clock. Delivery policy (consent, caps, retries) lives in
-`app.delivery` and asks the channel's `ChannelSpec` instead of testing `channel == "sms"`, so a
-channel is one package under `channels/<name>/`, found through the `carillon.channels` entry
-points (see `channels.registry`).
+the database, the queue or the clock. It may keep connections open between sends (one pool
+per worker process); `close` releases them when the worker stops. Delivery policy (consent,
+caps, retries) lives in `app.delivery` and asks the channel's `ChannelSpec` instead of testing
+`channel == "sms"`, so a channel is one package under `channels/<name>/`, found through the
+`carillon.channels` entry points (see `channels.registry`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # the settings import the channel registry's names at start-u
     from fastapi import APIRouter
     from pydantic_settings import BaseSettings
 
-    from app.settings import Settings
+    from app.settings import QuietHours, Settings
 
 
 class Outcome(StrEnum):
@@ -82,6 +83,9 @@ class Channel(Protocol):
     name: str
 
     def send(self, message: Message) -> SendResult: ...
+
+    def close(self) -> None:
+        """Release what `send` keeps open (pooled connections); called once, at shutdown."""
 
 
 class ContentRefused(ValueError):
@@ -166,8 +170,16 @@ class ChannelSpec:
     feedback_sources: tuple[str, ...] = ()
     routers: Callable[[], tuple[APIRouter, ...]] = lambda: ()
     # The channel's own settings (a pydantic-settings model read from the environment, prefix
-    # CARILLON_): checked by every process at start, listed with the others in README.
+    # CARILLON_; `channels.settings.read` reads it): checked by every process at start, listed
+    # with the others in README. Channels of one provider account extend one model.
     settings: type[BaseSettings] | None = None
+    # Defaults for the per-channel settings when they do not name this channel:
+    # CARILLON_QUIET_HOURS unset (a marketing message waits out this window, local time),
+    # CARILLON_COST_PER_MESSAGE (the price of one `cost_unit`; None: unknown) and
+    # CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL (None: CARILLON_DELIVERY_MAX_ATTEMPTS).
+    quiet_hours: QuietHours | None = None
+    cost: float | None = None
+    attempts: int | None = None
     # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
     unsubscribe_link: bool = False
     # Where it is listed among the channels (ops tables, the JSON Schema, error hints).

@@ -34,6 +34,9 @@ class DryRun:
         }
         return SendResult(Outcome.DRY_RUN, detail=detail)
 
+    def close(self) -> None:
+        """Nothing is held open."""
+
     def __repr__(self) -> str:
         return f"DryRun({self.name!r})"
 

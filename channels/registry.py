@@ -17,7 +17,10 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from pydantic_settings import BaseSettings
+
 from app.settings import CHANNELS_GROUP, Settings
+from channels import settings as channel_settings
 from channels.base import Channel, ChannelSpec
 from channels.dry_run import DryRun
 
@@ -57,6 +60,17 @@ def required_content(channel: str) -> set[str]:
 
 def has_credentials(channel: str, settings: Settings) -> bool:
     return spec(channel).credentials(settings)
+
+
+def settings_models() -> tuple[type[BaseSettings], ...]:
+    """Every channel's own settings model, each once (channels may share one)."""
+    return tuple(dict.fromkeys(s.settings for s in specs().values() if s.settings is not None))
+
+
+def variables() -> tuple[str, ...]:
+    """Every environment variable a channel reads, in each spelling it accepts."""
+    found = (channel_settings.spellings(model) for model in settings_models())
+    return tuple(dict.fromkeys(name for names in found for name in names))
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:

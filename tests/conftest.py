@@ -12,8 +12,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.settings import PROVIDER_CREDENTIAL_VARIABLES
-
 if "CARILLON_DATABASE_URL" not in os.environ:
     _tmp = tempfile.mkdtemp(prefix="carillon-test-")
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{_tmp}/test.db"
@@ -26,8 +24,12 @@ os.environ.setdefault("CARILLON_SECRET_KEY", "test-secret-key-0123456789abcdef")
 # No quiet hours unless a test sets them: the default (SMS 21:00-08:00) would make every test on
 # the real clock depend on the hour it runs at.
 os.environ.setdefault("CARILLON_QUIET_HOURS", "")
-for _provider_var in PROVIDER_CREDENTIAL_VARIABLES:
-    os.environ.pop(_provider_var, None)
+
+from channels import registry  # noqa: E402
+
+# No channel setting leaks in from the machine's environment (provider credentials above all).
+for _channel_var in registry.variables():
+    os.environ.pop(_channel_var, None)
 
 import pytest  # noqa: E402
 

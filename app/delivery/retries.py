@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.settings import Settings, parse_attempts
+from channels import registry
 
 
 def max_attempts(settings: Settings, channel: str) -> int:
-    """`delivery_attempts_per_channel` (`email=5,sms=3`) or else `delivery_max_attempts`."""
+    """`delivery_attempts_per_channel` (`channel=5,…`), else the channel's own `attempts`,
+    else `delivery_max_attempts`."""
     per_channel = parse_attempts(settings.delivery_attempts_per_channel)
-    return per_channel.get(channel, max(1, settings.delivery_max_attempts))
+    default = registry.spec(channel).attempts or max(1, settings.delivery_max_attempts)
+    return per_channel.get(channel, default)
 
 
 def backoff_seconds(

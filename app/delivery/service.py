@@ -40,6 +40,15 @@ def channels() -> dict[str, Channel]:
     return build_channels(get_settings())
 
 
+def close_channels() -> None:
+    """Release the adapters' open connections; a later send builds them again."""
+    if channels.cache_info().currsize:
+        built = channels()
+        channels.cache_clear()
+        for channel in built.values():
+            channel.close()
+
+
 def _claim(delivery_id: int) -> Message | None:
     """Claim the row and pass the send-time checks in one transaction: a row another worker
     holds, or one the checks suppress or defer, comes back as None."""

@@ -11,18 +11,19 @@ import tempfile
 
 from app import migrate
 from app.db import forget_engine
-from app.settings import PROVIDER_CREDENTIAL_VARIABLES, get_settings
+from app.settings import get_settings
+from channels import registry
 
 
 def isolate() -> None:
     """A scratch SQLite file, the in-process queue and dry-run channels, whatever the
-    environment says: a simulation must never reach production data, Redis or a provider."""
+    environment says: a simulation must never reach production data, Redis or a provider, so
+    no channel keeps any of its own settings (credentials, senders, secrets)."""
     scratch = tempfile.mkdtemp(prefix="carillon-simulation-")
     os.environ["CARILLON_DATABASE_URL"] = f"sqlite:///{scratch}/simulation.db"
     os.environ.pop("CARILLON_REDIS_URL", None)
-    for name in PROVIDER_CREDENTIAL_VARIABLES:
+    for name in registry.variables():
         os.environ.pop(name, None)
-        os.environ.pop(f"CARILLON_{name}", None)
     get_settings.cache_clear()
     forget_engine()
     migrate.upgrade()

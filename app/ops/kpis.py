@@ -221,7 +221,7 @@ def channels(session: Session) -> list[ChannelKpis]:
     result = []
     for channel in registry.names():
         sent = counts.get((channel, delivery.SENT), 0)
-        unit = costs.get(channel)
+        unit = costs.get(channel, registry.spec(channel).cost)
         cost = None if unit is None else unit * sent
         converted = conversions.get(channel, 0)
         e = engaged[channel]

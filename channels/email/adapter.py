@@ -26,6 +26,7 @@ from app import unsubscribe
 from app.settings import Settings
 from channels._retry import is_transient_status, retry_after_seconds, seconds_until_epoch
 from channels.base import Message, Outcome, SendResult
+from channels.email.settings import SendGridSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,10 @@ UNSUBSCRIBE_WORDS = "Se désabonner / Unsubscribe"
 class SendGridEmail:
     name = "email"
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.sendgrid_api_key:
-            raise ValueError("SendGridEmail needs settings.sendgrid_api_key")
-        self._from_email = settings.sendgrid_from_email
+    def __init__(self, settings: Settings, own: SendGridSettings) -> None:
+        if not own.sendgrid_api_key:
+            raise ValueError("SendGridEmail needs sendgrid_api_key")
+        self._from_email = own.sendgrid_from_email
         self._settings = settings
         if not settings.public_url:
             log.warning(
@@ -49,12 +50,15 @@ class SendGridEmail:
                 unsubscribe.EMBEDDED_URL,
             )
         self._client = SendGridAPIClient(
-            api_key=settings.sendgrid_api_key, host=settings.sendgrid_base_url.rstrip("/")
+            api_key=own.sendgrid_api_key, host=own.sendgrid_base_url.rstrip("/")
         )
         # The library has no timeout argument of its own; its python_http_client passes this
         # attribute to every child client it builds and on to urllib, so a hung connection
         # costs one timeout, not a worker thread forever.
         self._client.client.timeout = settings.provider_timeout_seconds
+
+    def close(self) -> None:
+        """Nothing to release: SendGrid's client opens a connection per request."""
 
     def build_mail(self, message: Message) -> Mail:
         """The request body, separate from sending so it can be inspected and tested."""

@@ -12,6 +12,8 @@ from app.settings import Settings
 from channels.base import Channel, ChannelSpec, Consent
 from channels.email import content, feedback, webhooks
 from channels.email.adapter import SendGridEmail
+from channels.email.settings import SendGridSettings
+from channels.settings import read
 
 STATES = frozenset({"subscribed", "unsubscribed", "bounced", "complained"})
 
@@ -25,15 +27,15 @@ def _refusal(traits: Mapping[str, Any]) -> str | None:
 
 
 def _credentials(settings: Settings) -> bool:
-    return bool(settings.sendgrid_api_key)
+    return bool(read(SendGridSettings).sendgrid_api_key)
 
 
 def _build(settings: Settings) -> Channel:
-    return SendGridEmail(settings)
+    return SendGridEmail(settings, read(SendGridSettings))
 
 
 def _account(settings: Settings) -> str | None:
-    key = settings.sendgrid_api_key
+    key = read(SendGridSettings).sendgrid_api_key
     return f"sha256:{hashlib.sha256(key.encode()).hexdigest()[:16]}" if key else None
 
 
@@ -65,5 +67,6 @@ SPEC = ChannelSpec(
     feedback_kinds={"delivered": "delivered", "opened": "open", "clicked": "click"},
     feedback_sources=(feedback.SOURCE,),
     routers=_routers,
+    settings=SendGridSettings,
     position=10,
 )

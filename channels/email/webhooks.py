@@ -19,10 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from app import clock
 from app.db import DbSession
 from app.errors import BadInput, Forbidden
-from app.settings import Settings, get_settings
 from app.webhooks.body import raw_body
 from channels.email import feedback as sendgrid
 from channels.email.keys import sendgrid_public_key
+from channels.email.settings import SendGridSettings
+from channels.settings import read
 
 router = APIRouter(tags=["webhooks"])
 
@@ -38,7 +39,7 @@ SENDGRID_MAX_AGE = timedelta(minutes=15)
 
 
 def verify_sendgrid(
-    settings: Settings, raw: bytes, signature: str | None, timestamp: str | None
+    settings: SendGridSettings, raw: bytes, signature: str | None, timestamp: str | None
 ) -> str:
     """The body as text, once SendGrid is proven to have signed exactly it at this timestamp;
     a 403 otherwise."""
@@ -69,7 +70,7 @@ def verify_sendgrid(
 async def sendgrid_events(request: Request, session: DbSession) -> JSONResponse:
     raw = await raw_body(request)
     body = verify_sendgrid(
-        get_settings(), raw, request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
+        read(SendGridSettings), raw, request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
     )
     try:
         events = sendgrid.parse(body)

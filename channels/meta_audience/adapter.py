@@ -32,6 +32,7 @@ import httpx
 from app.settings import Settings
 from channels._retry import is_transient_status, retry_after_seconds
 from channels.base import Message, Outcome, Recipient, SendResult
+from channels.meta_audience.settings import MetaSettings
 
 # Graph error codes whose documented recovery is "wait and retry" (Graph API "Handling
 # Errors" guide and Marketing API "Rate Limiting"): unknown/service errors, app, user, page
@@ -99,11 +100,11 @@ def batches(
 class MetaCustomAudience:
     name = "meta_audience"
 
-    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
-        if not settings.meta_access_token:
-            raise ValueError("MetaCustomAudience needs settings.meta_access_token")
-        self._token = settings.meta_access_token
-        self._base = f"{settings.meta_graph_url.rstrip('/')}/{settings.meta_api_version.strip('/')}"
+    def __init__(
+        self, settings: Settings, own: MetaSettings, client: httpx.Client | None = None
+    ) -> None:
+        self._token = own.token_for("MetaCustomAudience")
+        self._base = own.graph_base()
         self._client = client or httpx.Client(timeout=settings.provider_timeout_seconds)
 
     def close(self) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 from app.settings import Settings
 from channels.base import Channel, ChannelSpec, Consent
 from channels.meta_audience.adapter import MetaCustomAudience
+from channels.meta_audience.settings import MetaSettings
+from channels.settings import read
 
 STATES = frozenset({"allowed", "denied"})
 
@@ -23,15 +25,15 @@ ADS = Consent("ads", "ads_consent", STATES, _refusal, "denied")
 
 
 def _credentials(settings: Settings) -> bool:
-    return bool(settings.meta_access_token)
+    return bool(read(MetaSettings).meta_access_token)
 
 
 def _build(settings: Settings) -> Channel:
-    return MetaCustomAudience(settings)
+    return MetaCustomAudience(settings, read(MetaSettings))
 
 
 def _account(settings: Settings) -> str | None:
-    token = settings.meta_access_token
+    token = read(MetaSettings).meta_access_token
     return f"sha256:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else None
 
 
@@ -60,5 +62,6 @@ SPEC = ChannelSpec(
     # Adding someone already in an audience changes nothing at Meta: a repeat is harmless.
     resend_when_abandoned=True,
     cost_unit="person",
+    settings=MetaSettings,
     position=30,
 )

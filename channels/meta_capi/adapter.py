@@ -53,10 +53,8 @@ class MetaConversions:
     def __init__(
         self, settings: Settings, own: MetaCapiSettings, client: httpx.Client | None = None
     ) -> None:
-        if not settings.meta_access_token:
-            raise ValueError("MetaConversions needs settings.meta_access_token")
-        self._token = settings.meta_access_token
-        self._base = f"{settings.meta_graph_url.rstrip('/')}/{settings.meta_api_version.strip('/')}"
+        self._token = own.token_for("MetaConversions")
+        self._base = own.graph_base()
         self._pixel = own.meta_pixel_id
         self._test_event_code = own.meta_capi_test_event_code
         self._client = client or httpx.Client(timeout=settings.provider_timeout_seconds)

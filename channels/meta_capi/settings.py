@@ -1,7 +1,7 @@
 """The Conversions API channel's settings, read from the environment (prefix CARILLON_).
 
-The access token is the one the Meta audiences use (`META_ACCESS_TOKEN`, Carillon's own
-settings); what only this channel needs is here.
+The Meta account (`META_ACCESS_TOKEN`, the Graph URL and version) is the audiences' model,
+extended here with what only this channel needs.
 """
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from __future__ import annotations
 import re
 
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from channels.meta_audience.settings import MetaSettings
 
 PIXEL_ID = re.compile(r"[0-9]{1,32}")
 # Events Manager shows codes such as TEST12345; nothing else is ever part of one.
 TEST_EVENT_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class MetaCapiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARILLON_", extra="ignore")
-
+class MetaCapiSettings(MetaSettings):
     # The pixel (dataset) a step's events go to when the step names none.
     meta_pixel_id: str | None = None
     # Events Manager's "Test events" code: every event is sent with it, so it shows there.

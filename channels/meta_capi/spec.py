@@ -10,10 +10,11 @@ from channels.meta_audience.spec import SPEC as AUDIENCES
 from channels.meta_capi import content
 from channels.meta_capi.adapter import MetaConversions
 from channels.meta_capi.settings import MetaCapiSettings
+from channels.settings import read
 
 
 def _build(settings: Settings) -> Channel:
-    return MetaConversions(settings, MetaCapiSettings())
+    return MetaConversions(settings, read(MetaCapiSettings))
 
 
 def _template(description: str, pattern: str | None = None) -> dict[str, str]:
@@ -80,6 +81,7 @@ SPEC = ChannelSpec(
     # Meta counts a repeated event_id once: a call that may or may not have arrived is resent.
     resend_when_abandoned=True,
     cost_unit="event",
+    cost=0.0,  # Meta does not charge for Conversions API events
     settings=MetaCapiSettings,
     position=40,
 )

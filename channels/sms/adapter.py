@@ -22,6 +22,7 @@ from twilio.rest import Client
 from app.settings import Settings
 from channels._retry import is_transient_status
 from channels.base import Feedback, Message, Outcome, SendResult
+from channels.sms.settings import SmsSettings, TwilioAccount
 
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.
 TOO_MANY_REQUESTS_CODE = 20429
@@ -36,35 +37,44 @@ _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _SDK_PREFIXES = ("Unable to create record: ", "Unable to fetch record: ")
 
 
-def twilio_client(settings: Settings, sid: str, token: str) -> Client:
+def twilio_client(settings: Settings, account: TwilioAccount) -> Client:
     """The official client, configured by the settings alone: `environment={}` keeps
     TWILIO_EDGE or TWILIO_REGION from rewriting the configured host, and the library builds
     every Messages URL from the domain's base URL at request time, so a regional endpoint or a
     local stand-in only needs it replaced here."""
+    if not account.has_account():
+        raise ValueError("Twilio needs twilio_account_sid and twilio_auth_token")
     client = Client(
-        sid,
-        token,
+        account.twilio_account_sid,
+        account.twilio_auth_token,
         http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
         environment={},
     )
-    client.api.base_url = settings.twilio_base_url.rstrip("/")
+    client.api.base_url = account.twilio_base_url.rstrip("/")
     return client
+
+
+def close_client(client: Client) -> None:
+    """Close the pooled HTTP connections the client keeps to Twilio."""
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
 
 
 class TwilioSMS:
     name = "sms"
 
-    def __init__(self, settings: Settings) -> None:
-        sid, token = settings.twilio_account_sid, settings.twilio_auth_token
-        if not sid or not token:
-            raise ValueError("TwilioSMS needs twilio_account_sid and twilio_auth_token")
-        if not settings.twilio_messaging_service_sid and not settings.twilio_from_number:
+    def __init__(self, settings: Settings, own: SmsSettings) -> None:
+        if not own.has_sender():
             raise ValueError("TwilioSMS needs twilio_from_number or twilio_messaging_service_sid")
-        self._from_number = settings.twilio_from_number
+        self._from_number = own.twilio_from_number
         public_url = (settings.public_url or "").strip().rstrip("/")
         self._status_callback = f"{public_url}{STATUS_CALLBACK_PATH}" if public_url else None
-        self._messaging_service_sid = settings.twilio_messaging_service_sid
-        self._client = twilio_client(settings, sid, token)
+        self._messaging_service_sid = own.twilio_messaging_service_sid
+        self._client = twilio_client(settings, own)
+
+    def close(self) -> None:
+        close_client(self._client)
 
     def send(self, message: Message) -> SendResult:
         phone = (message.recipient.phone or "").strip()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import time
 from typing import Any
 
 from fastapi import APIRouter
 
-from app.settings import Settings
+from app.settings import QuietHours, Settings
 from channels.base import Channel, ChannelSpec, Consent, Option, Refusal
+from channels.settings import read
 from channels.sms import feedback, webhooks
 from channels.sms.adapter import TwilioSMS
 from channels.sms.segments import MAX_SEGMENTS, measure
+from channels.sms.settings import SmsSettings
 
 STATES = frozenset({"opted_in", "opted_out"})
 
@@ -31,19 +34,16 @@ def _refusal(traits: Mapping[str, Any]) -> str | None:
 
 
 def _credentials(settings: Settings) -> bool:
-    return bool(
-        settings.twilio_account_sid
-        and settings.twilio_auth_token
-        and (settings.twilio_from_number or settings.twilio_messaging_service_sid)
-    )
+    own = read(SmsSettings)
+    return own.has_account() and own.has_sender()
 
 
 def _build(settings: Settings) -> Channel:
-    return TwilioSMS(settings)
+    return TwilioSMS(settings, read(SmsSettings))
 
 
 def _account(settings: Settings) -> str | None:
-    return settings.twilio_account_sid if _credentials(settings) else None
+    return read(SmsSettings).twilio_account_sid if _credentials(settings) else None
 
 
 def _max_segments(value: Any) -> int:
@@ -106,5 +106,7 @@ SPEC = ChannelSpec(
     feedback_kinds={"delivered": "delivered"},
     feedback_sources=(feedback.SOURCE,),
     routers=_routers,
+    settings=SmsSettings,
+    quiet_hours=QuietHours(time(21), time(8)),
     position=20,
 )

@@ -19,9 +19,11 @@ from twilio.request_validator import RequestValidator
 
 from app.db import DbSession
 from app.errors import BadInput, Forbidden
-from app.settings import Settings, get_settings
+from app.settings import get_settings
 from app.webhooks.body import raw_body
+from channels.settings import read
 from channels.sms import feedback as twilio
+from channels.sms.settings import SmsSettings, TwilioAccount
 
 router = APIRouter(tags=["webhooks"])
 
@@ -30,11 +32,11 @@ R = TypeVar("R")
 
 
 def verify_twilio(
-    settings: Settings, url: str | None, raw: bytes, signature: str | None
+    account: TwilioAccount, url: str | None, raw: bytes, signature: str | None
 ) -> dict[str, str]:
     """The posted form parameters, once Twilio is proven to have signed this URL and them with
     our auth token; a 403 otherwise."""
-    if not settings.twilio_auth_token:
+    if not account.twilio_auth_token:
         raise Forbidden("Twilio webhooks are refused: TWILIO_AUTH_TOKEN is not set")
     if url is None:
         raise Forbidden(
@@ -46,7 +48,7 @@ def verify_twilio(
         params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:  # Twilio posts UTF-8; nothing else can carry its signature
         params = None
-    if params is None or not RequestValidator(settings.twilio_auth_token).validate(
+    if params is None or not RequestValidator(account.twilio_auth_token).validate(
         url, params, signature
     ):
         raise Forbidden("forged: the Twilio signature does not match this request")
@@ -61,7 +63,7 @@ async def _twilio_params(request: Request) -> dict[str, str]:
     if settings.public_url:
         query = f"?{request.url.query}" if request.url.query else ""
         url = f"{settings.public_url.rstrip('/')}{request.url.path}{query}"
-    return verify_twilio(settings, url, raw, request.headers.get("X-Twilio-Signature"))
+    return verify_twilio(read(TwilioAccount), url, raw, request.headers.get("X-Twilio-Signature"))
 
 
 async def signed_callback(
@@ -89,4 +91,4 @@ async def twilio_status(request: Request, session: DbSession) -> JSONResponse:
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request, session: DbSession) -> Response:
     inbound, _ = await signed_callback(request, session, twilio.parse_inbound, twilio.apply_inbound)
-    return Response(twilio.reply(inbound, get_settings().sms_help_text), media_type="text/xml")
+    return Response(twilio.reply(inbound, read(SmsSettings).sms_help_text), media_type="text/xml")

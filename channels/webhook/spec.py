@@ -64,6 +64,10 @@ SPEC = ChannelSpec(
     # The same webhook-id on a repeat: a Standard Webhooks receiver drops the duplicate.
     resend_when_abandoned=True,
     cost_unit="request",
+    cost=0.0,  # a POST to the shop's own systems: no provider bills it
+    # A receiver down for maintenance gets longer to come back than a provider's blip: as many
+    # attempts as the Standard Webhooks reference schedule (Svix) makes.
+    attempts=8,
     settings=WebhookSettings,
     position=50,
 )

@@ -24,7 +24,7 @@ from app.settings import Settings
 from channels.base import Feedback, Message, Outcome, SendResult
 from channels.sms import adapter as sms
 from channels.whatsapp import content, window
-from channels.whatsapp.settings import PREFIX, WhatsAppSettings, whatsapp_settings
+from channels.whatsapp.settings import PREFIX, WhatsAppSettings
 
 STATUS_CALLBACK_PATH = "/webhooks/whatsapp/status"
 OUTSIDE_WINDOW_CODE = 63016
@@ -41,13 +41,9 @@ class TwilioWhatsApp:
     def __init__(
         self,
         settings: Settings,
-        own: WhatsAppSettings | None = None,
+        own: WhatsAppSettings,
         last_inbound: Callable[[str], datetime | None] = window.last_inbound,
     ) -> None:
-        own = own or whatsapp_settings()
-        sid, token = settings.twilio_account_sid, settings.twilio_auth_token
-        if not sid or not token:
-            raise ValueError("TwilioWhatsApp needs twilio_account_sid and twilio_auth_token")
         if own.whatsapp_messaging_service_sid:
             self._sender = {"messaging_service_sid": own.whatsapp_messaging_service_sid}
         elif own.whatsapp_from:
@@ -59,7 +55,10 @@ class TwilioWhatsApp:
             {"status_callback": f"{public_url}{STATUS_CALLBACK_PATH}"} if public_url else {}
         )
         self._last_inbound = last_inbound
-        self._client = sms.twilio_client(settings, sid, token)
+        self._client = sms.twilio_client(settings, own)
+
+    def close(self) -> None:
+        sms.close_client(self._client)
 
     def send(self, message: Message) -> SendResult:
         phone = (message.recipient.phone or "").strip()

@@ -1,26 +1,24 @@
 """The WhatsApp channel's own settings: which WhatsApp sender Carillon writes from.
 
-The Twilio account (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) and its base URL are Carillon's,
-shared with SMS; the sender is not, because an SMS number is not a WhatsApp sender until it is
+The Twilio account (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) and its base URL are SMS's model,
+extended here; the sender is not shared, because an SMS number is not a WhatsApp sender until it is
 registered with Meta, and SMS going live must not make WhatsApp go live with it.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from channels.sms.settings import TwilioAccount
 
 PREFIX = "whatsapp:"
 _SENDER = re.compile(r"(?:whatsapp:)?(\+[1-9]\d{1,14})")
 _MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")
 
 
-class WhatsAppSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARILLON_", extra="ignore")
-
+class WhatsAppSettings(TwilioAccount):
     # The WhatsApp sender registered on the Twilio account, E.164; kept as `whatsapp:+…`.
     whatsapp_from: str | None = Field(default=None)
     # A Messaging Service with WhatsApp senders in its pool; preferred over `whatsapp_from`.
@@ -57,7 +55,5 @@ class WhatsAppSettings(BaseSettings):
             )
         return value.strip()
 
-
-@lru_cache
-def whatsapp_settings() -> WhatsAppSettings:
-    return WhatsAppSettings()
+    def has_sender(self) -> bool:
+        return bool(self.whatsapp_from or self.whatsapp_messaging_service_sid)

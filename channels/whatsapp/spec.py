@@ -9,9 +9,10 @@ from fastapi import APIRouter
 
 from app.settings import Settings
 from channels.base import Channel, ChannelSpec, Consent
+from channels.settings import read
 from channels.whatsapp import content, feedback, webhooks
 from channels.whatsapp.adapter import TwilioWhatsApp
-from channels.whatsapp.settings import WhatsAppSettings, whatsapp_settings
+from channels.whatsapp.settings import WhatsAppSettings
 
 STATES = frozenset({"opted_in", "opted_out"})
 
@@ -29,20 +30,16 @@ def _refusal(traits: Mapping[str, Any]) -> str | None:
 
 
 def _credentials(settings: Settings) -> bool:
-    own = whatsapp_settings()
-    return bool(
-        settings.twilio_account_sid
-        and settings.twilio_auth_token
-        and (own.whatsapp_from or own.whatsapp_messaging_service_sid)
-    )
+    own = read(WhatsAppSettings)
+    return own.has_account() and own.has_sender()
 
 
 def _build(settings: Settings) -> Channel:
-    return TwilioWhatsApp(settings)
+    return TwilioWhatsApp(settings, read(WhatsAppSettings))
 
 
 def _account(settings: Settings) -> str | None:
-    return settings.twilio_account_sid if _credentials(settings) else None
+    return read(WhatsAppSettings).twilio_account_sid if _credentials(settings) else None
 
 
 def _routers() -> tuple[APIRouter, ...]:

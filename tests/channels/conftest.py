@@ -12,20 +12,12 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
+from channels import registry
+from channels.settings import variables
 from tests.providers.meta import MetaGraphServer
 from tests.providers.sendgrid import SendGridServer
 from tests.providers.twilio import TwilioServer
-
-# Every credential explicitly unset, so nothing leaks in from the environment.
-NO_CREDENTIALS: dict[str, Any] = {
-    "sendgrid_api_key": None,
-    "twilio_account_sid": None,
-    "twilio_auth_token": None,
-    "twilio_from_number": None,
-    "twilio_messaging_service_sid": None,
-    "meta_access_token": None,
-}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,11 +32,26 @@ def clean_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_settings() -> Callable[..., Settings]:
-    def build(**values: Any) -> Settings:
-        return Settings(**{**NO_CREDENTIALS, "provider_timeout_seconds": 5.0, **values})
+def make_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Settings]]:
+    """Settings as a deployment gives them: each field, Carillon's or a channel's, set through
+    its environment variable, and every channel variable not given unset, so the channels read
+    their own settings as they do in production (`channels.settings.read`)."""
+    names = {field: f"CARILLON_{field.upper()}" for field in Settings.model_fields}
+    for model in registry.settings_models():
+        names |= variables(model)
 
-    return build
+    def build(**values: Any) -> Settings:
+        for name in registry.variables():
+            monkeypatch.delenv(name, raising=False)
+        for field, value in {"provider_timeout_seconds": 5.0, **values}.items():
+            if value is not None:
+                monkeypatch.setenv(names[field], str(value))
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield build
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,19 @@ import pytest
 
 from app.profiles.consent import suppression_reason
 from app.profiles.models import CONTACT_TRAITS
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from channels import registry
 from channels.base import Message, Outcome, Recipient
 from channels.dry_run import DryRun
 from channels.email.adapter import SendGridEmail
+from channels.email.settings import SendGridSettings
 from channels.meta_audience.adapter import MetaCustomAudience
+from channels.meta_audience.settings import MetaSettings
 from channels.registry import build_channels, required_content
+from channels.settings import read, variables
 from channels.sms.adapter import TwilioSMS
+from channels.sms.settings import SmsSettings, TwilioAccount
+from channels.whatsapp.settings import WhatsAppSettings
 from tests.channels.third_party import push_channel
 from tests.helpers import REPO
 from tests.providers.meta import MetaGraphServer
@@ -58,11 +63,39 @@ def test_a_third_party_channel_is_found_through_its_entry_point(
     assert "push" not in registry.names()
 
 
-def test_settings_take_credentials_by_field_name(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(**ALL_CREDENTIALS)
-    assert settings.sendgrid_api_key == "SG.key"
-    assert settings.twilio_account_sid == TEST_ACCOUNT_SID
-    assert settings.meta_access_token == "EAAB-token"
+def test_channel_settings_take_credentials_by_field_name() -> None:
+    assert SendGridSettings(**ALL_CREDENTIALS).sendgrid_api_key == "SG.key"
+    assert SmsSettings(**ALL_CREDENTIALS).twilio_account_sid == TEST_ACCOUNT_SID
+    assert MetaSettings(**ALL_CREDENTIALS).meta_access_token == "EAAB-token"
+
+
+@pytest.mark.parametrize("spelling", ["TWILIO_AUTH_TOKEN", "CARILLON_TWILIO_AUTH_TOKEN"])
+def test_sms_and_whatsapp_read_the_one_twilio_account(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings], spelling: str
+) -> None:
+    """Both channels extend one model: the account is declared, and read, once, under
+    Twilio's own variable names (or the CARILLON_ spelling)."""
+    make_settings(twilio_account_sid=TEST_ACCOUNT_SID)
+    monkeypatch.setenv(spelling, TEST_AUTH_TOKEN)
+    assert issubclass(SmsSettings, TwilioAccount) and issubclass(WhatsAppSettings, TwilioAccount)
+    for model in (SmsSettings, WhatsAppSettings):
+        assert (model().twilio_account_sid, model().twilio_auth_token) == (
+            TEST_ACCOUNT_SID,
+            TEST_AUTH_TOKEN,
+        )
+    assert variables(SmsSettings)["twilio_auth_token"] == "TWILIO_AUTH_TOKEN"
+    assert variables(WhatsAppSettings)["twilio_auth_token"] == "TWILIO_AUTH_TOKEN"
+
+
+def test_a_channel_reads_its_settings_again_with_carillons(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    make_settings(sendgrid_from_email="first@example.com")
+    assert read(SendGridSettings) is read(SendGridSettings)
+    monkeypatch.setenv("CARILLON_SENDGRID_FROM_EMAIL", "second@example.com")
+    assert read(SendGridSettings).sendgrid_from_email == "first@example.com"  # read once
+    get_settings.cache_clear()
+    assert read(SendGridSettings).sendgrid_from_email == "second@example.com"
 
 
 def test_without_credentials_every_channel_runs_dry(

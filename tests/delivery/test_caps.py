@@ -70,7 +70,7 @@ def test_caps_setting() -> None:
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("email=1/24", "should be channel=value, e.g. email=1/24h+3/7d,sms=1/24h"),
+        ("email=1/24", "should be channel=value, e.g. email=1/24h+3/7d,meta_audience=1/24h"),
         ("email=0/24h", "should be channel=value"),
         ("email=1/24h+", "should be channel=value"),
         ("email", "should be channel=value"),

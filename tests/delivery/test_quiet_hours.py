@@ -13,11 +13,12 @@ import pytest
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import models
-from app.delivery.checks.quiet_hours import next_allowed
+from app.delivery.checks.quiet_hours import next_allowed, window_of
 from app.ops import story
 from app.settings import QuietHours, Settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker
+from channels import registry
 from tests.delivery.conftest import EMAIL, SMS, journey_yaml, refusal_at_start
 from tests.helpers import (
     Pipeline,
@@ -102,8 +103,14 @@ def test_a_daytime_window_does_not_cross_midnight() -> None:
 
 
 def test_by_default_only_sms_has_quiet_hours() -> None:
+    """Unset, each channel keeps its spec's own window: only SMS declares one."""
+    assert Settings.model_fields["quiet_hours"].default is None
+    unset = Settings(quiet_hours=None)
+    assert {name: window_of(unset, name) for name in registry.names()} == {
+        name: NIGHT if name == "sms" else None for name in registry.names()
+    }
     assert Settings(quiet_hours="sms=21:00-08:00").quiet_hours_by_channel() == {"sms": NIGHT}
-    assert Settings.model_fields["quiet_hours"].default == "sms=21:00-08:00"
+    assert window_of(Settings(quiet_hours="email=22:00-07:00"), "sms") is None  # named: only those
     windows = Settings(quiet_hours="sms=21:00-08:00, email=22:00-07:00").quiet_hours_by_channel()
     assert {channel: str(w) for channel, w in windows.items()} == {
         "sms": "21:00-08:00",
@@ -115,7 +122,7 @@ def test_by_default_only_sms_has_quiet_hours() -> None:
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("sms=9pm-8am", "should be channel=value, e.g. sms=21:00-08:00"),
+        ("sms=9pm-8am", "should be channel=value, e.g. email=21:00-08:00 (local"),
         ("sms=21:00", "should be channel=value"),
         ("sms=21:00-21:00", "start and end differ"),
         ("sms=24:00-08:00", "should be channel=value"),

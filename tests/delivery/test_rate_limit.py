@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -154,23 +153,22 @@ def test_a_429_empties_the_bucket_so_the_next_turn_comes_at_the_lowered_rate(
     wait_is(bench.buckets.take(KEY, 20.0, 1.0).wait_seconds, 0.1)  # 1 token at 10/s
 
 
-def _settings(**values: Any) -> Settings:
-    base: dict[str, Any] = {
-        "rate_limits": "sms=1/s,email=10/m",
-        "rate_limit_max_wait_seconds": 0.1,
-        "twilio_account_sid": "AC1",
-        "twilio_auth_token": "token",
-        "twilio_from_number": "+15005550006",
-        "sendgrid_api_key": None,
-        "meta_access_token": "meta-token",
-    }
-    return Settings(**{**base, **values})
+def _settings(env: pytest.MonkeyPatch, twilio_account: str = "AC1") -> Settings:
+    """Limits on SMS (this Twilio account) and e-mail (no credentials: a dry run, no bucket)."""
+    env.setenv("TWILIO_ACCOUNT_SID", twilio_account)
+    env.setenv("TWILIO_AUTH_TOKEN", "token")
+    env.setenv("TWILIO_FROM_NUMBER", "+15005550006")
+    env.setenv("META_ACCESS_TOKEN", "meta-token")
+    get_settings.cache_clear()  # the channels read theirs again with it
+    return Settings(rate_limits="sms=1/s,email=10/m", rate_limit_max_wait_seconds=0.1)
 
 
-def test_each_provider_account_has_its_own_bucket(manual_clock: ManualClock) -> None:
+def test_each_provider_account_has_its_own_bucket(
+    manual_clock: ManualClock, settings_env: pytest.MonkeyPatch
+) -> None:
     shared = LocalBuckets()
-    first = RateLimiter(_settings(), shared)
-    other_account = RateLimiter(_settings(twilio_account_sid="AC2"), shared)
+    first = RateLimiter(_settings(settings_env), shared)
+    other_account = RateLimiter(_settings(settings_env, "AC2"), shared)
     assert first.acquire("sms") is None
     assert other_account.acquire("sms") is None  # another account: its own token
     put_off = first.acquire("sms")  # the next turn is 1 s away, beyond the 0.1 s bound
@@ -180,8 +178,10 @@ def test_each_provider_account_has_its_own_bucket(manual_clock: ManualClock) -> 
     assert state is not None and (state.limit, state.account) == ("1/s", "AC1")
 
 
-def test_unlimited_or_dry_run_channels_never_wait(manual_clock: ManualClock) -> None:
-    limiter = RateLimiter(_settings(), LocalBuckets())
+def test_unlimited_or_dry_run_channels_never_wait(
+    manual_clock: ManualClock, settings_env: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(_settings(settings_env), LocalBuckets())
     # email is limited, but without a SendGrid key it runs dry: nobody to protect.
     assert [limiter.acquire("email") for _ in range(5)] == [None] * 5
     assert [limiter.acquire("meta_audience") for _ in range(5)] == [None] * 5  # not limited
@@ -189,9 +189,9 @@ def test_unlimited_or_dry_run_channels_never_wait(manual_clock: ManualClock) -> 
 
 
 def test_only_a_429_lowers_the_rate_and_retry_after_says_for_how_long(
-    manual_clock: ManualClock,
+    manual_clock: ManualClock, settings_env: pytest.MonkeyPatch
 ) -> None:
-    limiter = RateLimiter(_settings(), LocalBuckets())
+    limiter = RateLimiter(_settings(settings_env), LocalBuckets())
     limiter.observe("sms", SendResult(Outcome.FAILED, status_code=503, transient=True))
     state = limiter.state("sms")
     assert state is not None and (state.rate_per_second, state.lowered_until) == (ISSUED, None)
@@ -202,9 +202,11 @@ def test_only_a_429_lowers_the_rate_and_retry_after_says_for_how_long(
     assert state.lowered_until == (manual_clock.now() + timedelta(seconds=5)).isoformat()
 
 
-def test_with_redis_unreachable_the_delivery_is_put_off_and_nothing_raises() -> None:
+def test_with_redis_unreachable_the_delivery_is_put_off_and_nothing_raises(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
     down = redis.Redis(port=unused_port(), retry=Retry(NoBackoff(), 0))  # refused at once
-    limiter = RateLimiter(_settings(), RedisBuckets(down))
+    limiter = RateLimiter(_settings(settings_env), RedisBuckets(down))
     put_off = limiter.acquire("sms")
     assert put_off is not None and 0.1 <= put_off <= 0.2  # the bound, jittered
     limiter.observe("sms", SendResult(Outcome.FAILED, status_code=429, transient=True))

@@ -86,12 +86,12 @@ def test_retry_after_is_a_floor_under_the_jitter() -> None:
 
 
 def test_attempts_are_configured_per_channel() -> None:
+    """Named: as configured; else the channel's own (the webhook's 8); else the maximum."""
     settings = Settings(delivery_max_attempts=4, delivery_attempts_per_channel="sms=2, email=9")
-    assert [retries.max_attempts(settings, c) for c in ("sms", "email", "meta_audience")] == [
-        2,
-        9,
-        4,
-    ]
+    channels = ("sms", "email", "meta_audience", "webhook")
+    assert [retries.max_attempts(settings, c) for c in channels] == [2, 9, 4, 8]
+    webhook_named = Settings(delivery_attempts_per_channel="webhook=3")
+    assert retries.max_attempts(webhook_named, "webhook") == 3
 
 
 @pytest.mark.parametrize("value", ["sms", "sms=0", "sms=-2", "sms=three", "=4", "sms=2.5"])

@@ -19,8 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.settings import PROVIDER_CREDENTIAL_VARIABLES, Settings
+from app.settings import Settings
 from channels import registry
+from channels.settings import variables
 from tests.helpers import PRODUCTION
 from tests.processes import CARILLON, REPO, Process, wait_until
 from tests.providers.server import unused_port
@@ -89,17 +90,11 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
     return values
 
 
-def _variable(name: str) -> str:
-    upper = name.upper()
-    return upper if upper in PROVIDER_CREDENTIAL_VARIABLES else f"CARILLON_{upper}"
-
-
 def all_variables() -> set[str]:
-    """Carillon's settings and every installed channel's own (prefix CARILLON_)."""
-    names = {_variable(name) for name in Settings.model_fields}
-    for spec in registry.specs().values():
-        if spec.settings is not None:
-            names |= {f"CARILLON_{name.upper()}" for name in spec.settings.model_fields}
+    """Carillon's settings and every installed channel's own, under the names users set."""
+    names = {f"CARILLON_{name.upper()}" for name in Settings.model_fields}
+    for model in registry.settings_models():
+        names |= set(variables(model).values())
     return names
 
 
@@ -203,13 +198,25 @@ def test_a_production_role_without_a_required_setting_says_which_and_exits(
 def test_a_bad_setting_is_one_line_naming_the_variable(
     environment: dict[str, str], role: str
 ) -> None:
-    env = {**environment, "CARILLON_QUIET_HOURS": "sms=25:00-08:00", "CARILLON_WORKER_THREADS": "x"}
+    """Carillon's own settings and the channels' (e-mail's SendGrid key, the Conversions API's
+    pixel), each bad value on its own line."""
+    env = {
+        **environment,
+        "CARILLON_QUIET_HOURS": "sms=25:00-08:00",
+        "CARILLON_WORKER_THREADS": "x",
+        "CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY": "cut-short",
+        "CARILLON_META_PIXEL_ID": "pixel-1",
+    }
     done = subprocess.run([CARILLON, role], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("carillon: CARILLON_WORKER_THREADS: Input should be a valid integer")
     assert lines[1].startswith("carillon: CARILLON_QUIET_HOURS: 'sms=25:00-08:00' should be")
-    assert len(lines) == 2
+    assert lines[2].startswith(
+        "carillon: CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY is not a readable public key"
+    )
+    assert lines[3].startswith("carillon: CARILLON_META_PIXEL_ID: 'pixel-1' is not a Meta pixel")
+    assert len(lines) == 4
 
 
 def test_the_api_started_without_its_database_says_so_on_readyz(

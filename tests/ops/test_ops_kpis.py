@@ -102,6 +102,8 @@ def test_channel_results_cost_and_conversions(
     meta = channels["meta_audience"]
     assert (meta["sent"], meta["dry_run"]) == (0, 1)
     assert meta["cost_per_message"] is None and meta["cost"] is None  # no cost configured
+    # Not named in the setting: the channel's own price (the Conversions API is free).
+    assert (channels["meta_capi"]["cost_per_message"], channels["meta_capi"]["cost"]) == (0, 0)
     email = channels["email"]
     assert (email["sent"], email["cost"], email["cost_per_conversion"]) == (0, 0.0, None)
 

@@ -6,7 +6,7 @@ they run in production; only the base URL differs. Tests, benchmarks and manual 
 them:
 
     with SendGridServer(api_key="SG.test") as server:
-        settings = Settings(sendgrid_api_key="SG.test", sendgrid_base_url=server.base_url)
+        own = SendGridSettings(sendgrid_api_key="SG.test", sendgrid_base_url=server.base_url)
         ...
         server.requests[0].body["custom_args"]
 

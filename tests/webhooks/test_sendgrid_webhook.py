@@ -13,7 +13,7 @@ from app import clock
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.ops import kpis, story
-from app.settings import Settings
+from channels.email.settings import SendGridSettings
 from tests.helpers import deliveries, traits_of
 from tests.webhooks.conftest import Keys, body_of, history_rows, new_keys, sendgrid_headers
 
@@ -203,9 +203,9 @@ def test_a_pasted_pem_key_works_and_a_broken_key_stops_start() -> None:
         + base64.encodebytes(der).decode()
         + "-----END PUBLIC KEY-----\n"
     )
-    assert Settings(sendgrid_webhook_public_key=pem).sendgrid_webhook_public_key == pem
+    assert SendGridSettings(sendgrid_webhook_public_key=pem).sendgrid_webhook_public_key == pem
     with pytest.raises(ValueError, match="CARILLON_SENDGRID_WEBHOOK_PUBLIC_KEY"):
-        Settings(sendgrid_webhook_public_key=keys.public_base64[:40])
+        SendGridSettings(sendgrid_webhook_public_key=keys.public_base64[:40])
 
 
 def test_deliveries_are_untouched_by_webhooks(

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 from app.delivery.checks.verdicts import Defer, SendContext, Verdict
 from app.journeys import catalog
 from app.profiles.timezone import timezone_of
-from app.settings import QuietHours
+from app.settings import QuietHours, Settings
+from channels import registry
 
 _MINUTE = timedelta(minutes=1)
 
@@ -53,8 +54,17 @@ def _clock_reaches(day: date, wall: time, zone: ZoneInfo, after: datetime) -> da
     return at
 
 
+def window_of(settings: Settings, channel: str) -> QuietHours | None:
+    """CARILLON_QUIET_HOURS when set (a channel it does not name has none), else the
+    channel's own default."""
+    configured = settings.quiet_hours_by_channel()
+    if configured is None:
+        return registry.spec(channel).quiet_hours
+    return configured.get(channel)
+
+
 def check(context: SendContext) -> Verdict:
-    window = context.settings.quiet_hours_by_channel().get(context.delivery.channel)
+    window = window_of(context.settings, context.delivery.channel)
     if window is None:
         return None
     journey = catalog.journey_of_instance(context.session, context.delivery.instance_id)

@@ -12,6 +12,8 @@ from app import unsubscribe
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
 from channels.email.adapter import SendGridEmail
+from channels.email.settings import SendGridSettings
+from channels.settings import read
 from tests.providers.sendgrid import SendGridServer, error_body, sendgrid_error
 from tests.providers.server import unused_port
 
@@ -53,7 +55,8 @@ def channel(
             sendgrid_from_email="shop@example.com",
             secret_key=SECRET,
             public_url="https://shop.example.com",
-        )
+        ),
+        read(SendGridSettings),
     )
 
 
@@ -146,7 +149,8 @@ def test_wrong_api_key_is_a_permanent_failure_with_sendgrids_words(
     sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = SendGridEmail(
-        make_settings(sendgrid_api_key="SG.wrong", sendgrid_base_url=sendgrid_server.base_url)
+        make_settings(sendgrid_api_key="SG.wrong", sendgrid_base_url=sendgrid_server.base_url),
+        read(SendGridSettings),
     )
     result = channel.send(message())
     assert result.outcome is Outcome.FAILED
@@ -236,7 +240,8 @@ def test_connection_refused_is_transient(make_settings: Callable[..., Settings])
     channel = SendGridEmail(
         make_settings(
             sendgrid_api_key="SG.test-key", sendgrid_base_url=f"http://127.0.0.1:{unused_port()}"
-        )
+        ),
+        read(SendGridSettings),
     )
     result = channel.send(message())
     assert result.outcome is Outcome.FAILED
@@ -249,7 +254,8 @@ def test_timeout_is_the_configured_one_and_transient(
     sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = SendGridEmail(
-        make_settings(**sendgrid_server.settings_overrides(), provider_timeout_seconds=0.3)
+        make_settings(**sendgrid_server.settings_overrides(), provider_timeout_seconds=0.3),
+        read(SendGridSettings),
     )
     sendgrid_server.fail_next(202, None, {"X-Message-Id": "late"}, delay_seconds=10)
     started = time.monotonic()

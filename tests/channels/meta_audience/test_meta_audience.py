@@ -16,6 +16,8 @@ from channels.meta_audience.adapter import (
     normalize_email,
     normalize_phone,
 )
+from channels.meta_audience.settings import MetaSettings
+from channels.settings import read
 from tests.helpers import (
     EMAIL_HASH,
     PHONE_HASH,
@@ -55,7 +57,7 @@ def message(
 def channel(
     meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
 ) -> MetaCustomAudience:
-    return MetaCustomAudience(make_settings(**meta_server.settings_overrides()))
+    return MetaCustomAudience(make_settings(**meta_server.settings_overrides()), read(MetaSettings))
 
 
 def payload_of(request: RecordedRequest) -> dict[str, object]:
@@ -261,7 +263,8 @@ def test_invalid_token_is_permanent_with_graphs_code_and_words(
     meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = MetaCustomAudience(
-        make_settings(meta_access_token="EAAB-expired", meta_graph_url=meta_server.base_url)
+        make_settings(meta_access_token="EAAB-expired", meta_graph_url=meta_server.base_url),
+        read(MetaSettings),
     )
     result = channel.send(message())
     assert result.outcome is Outcome.FAILED
@@ -371,7 +374,8 @@ def test_connection_refused_is_transient(make_settings: Callable[..., Settings])
         make_settings(
             meta_access_token=TEST_ACCESS_TOKEN,
             meta_graph_url=f"http://127.0.0.1:{unused_port()}",
-        )
+        ),
+        read(MetaSettings),
     )
     result = channel.send(message())
     assert (result.outcome, result.transient, result.status_code) == (Outcome.FAILED, True, None)
@@ -382,7 +386,8 @@ def test_timeout_is_the_configured_one_and_transient(
     meta_server: MetaGraphServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = MetaCustomAudience(
-        make_settings(**meta_server.settings_overrides(), provider_timeout_seconds=0.3)
+        make_settings(**meta_server.settings_overrides(), provider_timeout_seconds=0.3),
+        read(MetaSettings),
     )
     meta_server.fail_next(200, {"audience_id": TEST_AUDIENCE_ID}, delay_seconds=10)
     result = channel.send(message())

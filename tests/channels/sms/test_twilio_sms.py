@@ -11,7 +11,9 @@ import pytest
 
 from app.settings import Settings
 from channels.base import Message, Outcome, Recipient
+from channels.settings import read
 from channels.sms.adapter import OPTED_OUT, PHONE_INVALID, TwilioSMS
+from channels.sms.settings import SmsSettings
 from tests.providers.server import unused_port
 from tests.providers.twilio import (
     TEST_ACCOUNT_SID,
@@ -37,7 +39,7 @@ def message(phone: str | None = "+33612345678", text: str = TEXT) -> Message:
 
 @pytest.fixture
 def channel(twilio_server: TwilioServer, make_settings: Callable[..., Settings]) -> TwilioSMS:
-    return TwilioSMS(make_settings(**twilio_server.settings_overrides()))
+    return TwilioSMS(make_settings(**twilio_server.settings_overrides()), read(SmsSettings))
 
 
 def test_sent_from_the_number_with_exactly_what_twilio_expects(
@@ -68,7 +70,7 @@ def test_messaging_service_is_preferred_over_the_number(
             "twilio_messaging_service_sid": TEST_MESSAGING_SERVICE_SID,
         }
     )
-    result = TwilioSMS(settings).send(message())
+    result = TwilioSMS(settings, read(SmsSettings)).send(message())
     assert result.outcome is Outcome.SENT, result.error
     assert twilio_server.requests[0].body == {
         "To": "+33612345678",
@@ -82,7 +84,7 @@ def test_wrong_token_is_a_permanent_failure(
     twilio_server: TwilioServer, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(**{**twilio_server.settings_overrides(), "twilio_auth_token": "nope"})
-    result = TwilioSMS(settings).send(message())
+    result = TwilioSMS(settings, read(SmsSettings)).send(message())
     assert result.outcome is Outcome.FAILED
     assert (result.status_code, result.transient) == (401, False)
     assert result.error == "20003: Authenticate"
@@ -139,7 +141,7 @@ def test_every_message_asks_for_status_callbacks_when_the_public_url_is_set(
     settings = make_settings(
         **twilio_server.settings_overrides(), public_url="https://carillon.example.com/"
     )
-    result = TwilioSMS(settings).send(message())
+    result = TwilioSMS(settings, read(SmsSettings)).send(message())
     assert result.outcome is Outcome.SENT, result.error
     assert result.feedback == ()
     assert twilio_server.requests[0].body == {
@@ -201,7 +203,7 @@ def test_connection_refused_is_transient(make_settings: Callable[..., Settings])
         twilio_from_number=TEST_FROM_NUMBER,
         twilio_base_url=f"http://127.0.0.1:{unused_port()}",
     )
-    result = TwilioSMS(settings).send(message())
+    result = TwilioSMS(settings, read(SmsSettings)).send(message())
     assert (result.outcome, result.transient, result.status_code) == (Outcome.FAILED, True, None)
     assert "unreachable" in (result.error or "")
 
@@ -210,7 +212,8 @@ def test_timeout_is_the_configured_one_and_transient(
     twilio_server: TwilioServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = TwilioSMS(
-        make_settings(**twilio_server.settings_overrides(), provider_timeout_seconds=0.3)
+        make_settings(**twilio_server.settings_overrides(), provider_timeout_seconds=0.3),
+        read(SmsSettings),
     )
     twilio_server.fail_next(201, {"sid": "SM" + "0" * 32}, delay_seconds=10)
     started = time.monotonic()

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from app.delivery import service
 from app.main import create_app
 from app.settings import get_settings
-from channels.whatsapp.settings import whatsapp_settings
 from tests.channels.whatsapp.twilio_whatsapp import TEST_WHATSAPP_FROM, TwilioWhatsAppServer
 from tests.helpers import clean_state as clean_state  # the database fixtures
 from tests.helpers import schema as schema
@@ -52,14 +51,12 @@ def whatsapp_env(
             else:
                 settings_env.setenv(name, value)
         get_settings.cache_clear()
-        whatsapp_settings.cache_clear()
         service.channels.cache_clear()
 
     configure()
     yield configure
     settings_env.undo()
     get_settings.cache_clear()
-    whatsapp_settings.cache_clear()
     service.channels.cache_clear()
 
 

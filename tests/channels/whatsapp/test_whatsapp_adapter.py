@@ -56,17 +56,14 @@ def at_t0(manual_clock: ManualClock) -> ManualClock:
 @pytest.fixture
 def make_channel(twilio: TwilioWhatsAppServer, at_t0: ManualClock) -> Callable[..., TwilioWhatsApp]:
     def build(**own: str | None) -> TwilioWhatsApp:
-        settings = Settings(
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from_number=None,
-            twilio_messaging_service_sid=None,
-            twilio_base_url=twilio.base_url,
-            public_url=own.pop("public_url", None),
-            provider_timeout_seconds=5.0,
-        )
+        settings = Settings(public_url=own.pop("public_url", None), provider_timeout_seconds=5.0)
+        account = {
+            "twilio_account_sid": twilio.account_sid,
+            "twilio_auth_token": twilio.auth_token,
+            "twilio_base_url": twilio.base_url,
+        }
         sender = {"whatsapp_from": TEST_WHATSAPP_FROM, "whatsapp_messaging_service_sid": None}
-        return TwilioWhatsApp(settings, WhatsAppSettings(**{**sender, **own}), WROTE.get)
+        return TwilioWhatsApp(settings, WhatsAppSettings(**{**account, **sender, **own}), WROTE.get)
 
     return build
 
@@ -212,14 +209,13 @@ def test_refusals_fail_for_good_and_say_what_they_learnt(
 
 
 def test_twilio_unreachable_is_retried(make_channel: Callable[..., TwilioWhatsApp]) -> None:
-    settings = Settings(
+    own = WhatsAppSettings(
         twilio_account_sid="AC" + "0" * 32,
         twilio_auth_token="token",
         twilio_base_url=f"http://127.0.0.1:{unused_port()}",
-        provider_timeout_seconds=2.0,
+        whatsapp_from=TEST_WHATSAPP_FROM,
     )
-    own = WhatsAppSettings(whatsapp_from=TEST_WHATSAPP_FROM)
-    channel = TwilioWhatsApp(settings, own, WROTE.get)
+    channel = TwilioWhatsApp(Settings(provider_timeout_seconds=2.0), own, WROTE.get)
     result = channel.send(message(TEMPLATE))
     assert (result.outcome, result.transient) == (Outcome.FAILED, True)
     assert result.error == "Twilio unreachable: ConnectionError"
@@ -231,13 +227,13 @@ def test_the_stand_in_holds_the_adapter_to_whatsapp_rules(
     """The stand-in refuses what Twilio refuses, so the tests above could fail: an SMS sender
     writing to a WhatsApp address, and variables that are not a JSON object."""
     sms_sender = TwilioWhatsApp(
-        Settings(
+        Settings(),
+        WhatsAppSettings.model_construct(
             twilio_account_sid=twilio.account_sid,
             twilio_auth_token=twilio.auth_token,
             twilio_base_url=twilio.base_url,
-        ),
-        WhatsAppSettings.model_construct(
-            whatsapp_from="+15005550006", whatsapp_messaging_service_sid=None
+            whatsapp_from="+15005550006",
+            whatsapp_messaging_service_sid=None,
         ),
         WROTE.get,
     )
