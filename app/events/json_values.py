@@ -120,9 +120,9 @@ def checked_size(value: Any, prefix: str = "") -> int:
 
 def _deeper_than(text: str, depth: int) -> bool:
     """Whether the JSON `text` may nest more than `depth` containers; strings are left out."""
-    brackets = _BRACKETS.findall(_STRINGS.sub("", text))
-    if len(brackets) // 2 <= depth:  # each container has two: this few cannot nest deeper
+    if text.count("{") + text.count("[") <= depth:  # containers, and brackets in strings
         return False
+    brackets = _BRACKETS.findall(_STRINGS.sub("", text))
     level = 0
     for bracket in brackets:
         level += 1 if bracket in "[{" else -1
