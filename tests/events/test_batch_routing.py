@@ -12,19 +12,15 @@ from app.db import session_scope
 from app.delivery.models import Delivery
 from app.events import routing
 from app.events.models import Event
-from app.events.schemas import SegmentEvent
-from app.events.service import store
 from app.journeys import catalog
-from tests.conftest import REPO, T0
+from tests.helpers import SHIPPED, T0, ingest
 
 SUBSCRIBED = {"type": "track", "event": "Newsletter Subscribed"}
 
 
 def stored(*raw: dict[str, Any]) -> list[int]:
-    """The events stored as one `/v1/batch` stores them: one call, ids in batch order."""
-    stamped = [{"timestamp": T0.isoformat(), **r} for r in raw]
-    with session_scope() as session:
-        return store(session, [SegmentEvent.model_validate(r) for r in stamped], "default")
+    """Stored in one call, as one `/v1/batch` request: ids in batch order."""
+    return ingest(*[{"timestamp": T0.isoformat(), **r} for r in raw])
 
 
 def viewers(count: int) -> list[dict[str, Any]]:
@@ -37,7 +33,7 @@ def processed() -> int:
 
 
 def test_a_person_s_identify_is_applied_before_the_track_that_follows_it() -> None:
-    catalog.sync_directory(REPO / "journeys")
+    catalog.sync_directory(SHIPPED)
     traits = {"first_name": "Alice", "phone": "+33612345678", "sms_opt_in": True}
     # The welcome SMS is rendered while the track is routed, so its text shows whether the
     # identify before it was applied first; the other people's events fill more than a batch.
