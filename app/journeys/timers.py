@@ -73,6 +73,8 @@ def _due(timer: Timer, instance: JourneyInstance) -> bool:
 
 def _fire(session: Session, rows: Claimed) -> None:
     due = [(timer, instance) for timer, instance in rows if _due(timer, instance)]
+    if not due:  # the scheduler's usual poll: nothing to read
+        return
     instances = [instance for _, instance in due]
     triggers = _triggers(session, instances)
     people = _people(session, instances)
