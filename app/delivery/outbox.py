@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -50,12 +51,19 @@ def plan(
     channel: str,
     content: dict[str, Any],
 ) -> Delivery:
+    """Add the message to the outbox. It is queued once its row is written (`_queue_planned`),
+    so a batch of trips planning many messages writes them in one multi-row INSERT."""
     delivery = _row(instance, step_path, channel, content, models.PENDING)
     session.add(delivery)
-    session.flush()
-    enqueue(session, send_delivery(channel), delivery.id)
-    _log_planned(delivery)
     return delivery
+
+
+@event.listens_for(Session, "pending_to_persistent")
+def _queue_planned(session: Session, instance: object) -> None:
+    # Registered inside a savepoint, the enqueue is dropped with it if it rolls back.
+    if isinstance(instance, Delivery) and instance.status == models.PENDING:
+        enqueue(session, send_delivery(instance.channel), instance.id)
+        _log_planned(instance)
 
 
 def _log_planned(delivery: Delivery) -> None:

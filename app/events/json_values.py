@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ _MAX_INT_DIGITS = 20
 _FLOAT_INT_EDGE = float(2**63)
 _PLAIN_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-$@")
 _MAX_SHOWN_KEY = 64
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 class InvalidEvent(ValueError):
@@ -96,6 +99,38 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
+def checked_size(value: Any, prefix: str = "") -> int:
+    """Bytes of the compact UTF-8 JSON form of `value` (what Segment's size limits count), or
+    InvalidEvent naming the first field that cannot be stored as it is.
+
+    The JSON text, made by the json module's C encoder, clears the common value at once: no
+    unstorable number (it cannot be encoded), no lone surrogate (it cannot be UTF-8), no NUL
+    (it would show as an escape), and too few brackets to be nested too deep. Only a value it
+    does not clear is walked in Python, to name the culprit or find there is none."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        check(value, prefix)  # names the culprit
+        raise  # a value json refuses and the walk accepts would be a bug of this module
+    if "\\u0000" in text or _deeper_than(text, MAX_DEPTH + 1):
+        check(value, prefix)
+    return size
+
+
+def _deeper_than(text: str, depth: int) -> bool:
+    """Whether the JSON `text` may nest more than `depth` containers; strings are left out."""
+    if text.count("{") + text.count("[") <= depth:  # containers, and brackets in strings
+        return False
+    brackets = _BRACKETS.findall(_STRINGS.sub("", text))
+    level = 0
+    for bracket in brackets:
+        level += 1 if bracket in "[{" else -1
+        if level > depth:
+            return True
+    return False
+
+
 def check(value: Any, prefix: str = "") -> None:
     """Raise InvalidEvent naming the first field that cannot be stored as it is."""
     stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, ())]
@@ -118,9 +153,3 @@ def check(value: Any, prefix: str = "") -> None:
                 raise InvalidEvent(f"{path(prefix, loc)}: {problem}")
         elif isinstance(item, Unrepresentable):
             raise InvalidEvent(f"{path(prefix, loc)}: {item.reason}")
-
-
-def utf8_size(value: Any) -> int:
-    """Bytes of the compact UTF-8 JSON form: what Segment's size limits count. Only for a
-    value `check` accepted (a lone surrogate has no UTF-8 form)."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

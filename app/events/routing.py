@@ -1,7 +1,10 @@
 """Stage 2: resolve each stored event to a profile and run the journeys it concerns.
 
-Each event is processed in its own transaction and marked processed in it, so a redelivered
-job, a crash half-way through a batch or a sweep finds only what is still to do.
+Events are routed a batch to a transaction and marked processed in it, so a redelivered job, a
+crash half-way through a batch or a sweep finds only what is still to do. A batch claims its
+events with `SKIP LOCKED` (a busy row is another worker's) and locks the people they concern
+up front, in one fixed order, so two workers' batches cannot deadlock; within a batch the
+events run in arrival order, which keeps each person's events in order.
 
 An event whose routing raises is retried (the broker, then the sweeper) but not forever: each
 failure is counted on the row with its reason, and after `MAX_ATTEMPTS` the event is marked
@@ -13,9 +16,11 @@ fail good events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import is_postgres, session_scope
@@ -30,31 +35,48 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 # Errors of the connection, not of the event (the database restarting, a dropped socket).
 TRANSIENT = (OperationalError, InterfaceError)
+# Events per transaction. Nothing a batch plans is queued before it commits, so its first
+# event waits for its last: slices this size pay the begin, claim, locks and commit once for
+# many events while keeping that wait (and the locks held) to a few tens of milliseconds.
+BATCH_SIZE = 25
+
+
+def _claim(session: Session, event_ids: Sequence[int]) -> list[Event]:
+    stmt = (
+        select(Event)
+        .where(Event.id.in_(event_ids), Event.processed_at.is_(None), Event.failed_at.is_(None))
+        .order_by(Event.id)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def _route(session: Session, event: Event) -> None:
+    logs.bind(message_id=event.message_id)
+    profile = profiles.apply_event(session, event)
+    event.profile_id = profile.id
+    logs.bind(profile_id=profile.id)
+    if event.type == "track":
+        runtime.on_event(session, event, view(session, profile))
+    event.processed_at = clock.now()
+
+
+def _route_batch(event_ids: Sequence[int]) -> None:
+    """Route the events still to do among `event_ids` in one transaction: all or none.
+    Events done already, or being routed by another worker right now, are left alone."""
+    with session_scope() as session:
+        events = _claim(session, event_ids)
+        profiles.lock_people(session, events)
+        for event in events:
+            with logs.scope():  # the ids bound by _route stay on this event's log lines
+                _route(session, event)
+    for event in events:  # once committed: a rolled-back batch routed nothing
+        log.info("event %s routed (%s %s)", event.id, event.type, event.name or "")
 
 
 def process_one(event_id: int) -> None:
-    with logs.scope():  # the ids bound below stay on this event's log lines
-        _process_one(event_id)
-
-
-def _process_one(event_id: int) -> None:
-    with session_scope() as session:
-        stmt = select(Event).where(
-            Event.id == event_id, Event.processed_at.is_(None), Event.failed_at.is_(None)
-        )
-        if is_postgres(session):
-            stmt = stmt.with_for_update(skip_locked=True)
-        event = session.scalars(stmt).first()
-        if event is None:
-            return  # done already, or another worker has it right now
-        logs.bind(message_id=event.message_id)
-        profile = profiles.apply_event(session, event)
-        event.profile_id = profile.id
-        logs.bind(profile_id=profile.id)
-        if event.type == "track":
-            runtime.on_event(session, event, view(session, profile))
-        event.processed_at = clock.now()
-    log.info("event %s routed (%s %s)", event_id, event.type, event.name or "")
+    _route_batch([event_id])
 
 
 def record_failure(event_id: int, error: Exception) -> bool:
@@ -78,9 +100,8 @@ def record_failure(event_id: int, error: Exception) -> bool:
     return False
 
 
-def process_many(event_ids: list[int]) -> None:
-    """In order: a batch from one SDK usually holds one person's events in sequence. A poison
-    event does not hold up the others: each is routed in its own transaction."""
+def _route_each(event_ids: Sequence[int]) -> list[int]:
+    """One transaction per event, in order; returns the ids to retry."""
     retry = []
     for event_id in event_ids:
         try:
@@ -89,6 +110,24 @@ def process_many(event_ids: list[int]) -> None:
             log.exception("event %s could not be processed", event_id)
             if isinstance(exc, TRANSIENT) or record_failure(event_id, exc):
                 retry.append(event_id)
+    return retry
+
+
+def process_many(event_ids: list[int]) -> None:
+    """In order (a batch from one SDK usually holds one person's events in sequence),
+    `BATCH_SIZE` to a transaction. A poison event does not hold up the others: a batch that
+    raises is rolled back and routed again one event per transaction, so only the culprit
+    fails, is counted and is retried."""
+    retry = []
+    for start in range(0, len(event_ids), BATCH_SIZE):
+        batch = event_ids[start : start + BATCH_SIZE]
+        try:
+            _route_batch(batch)
+        except Exception as exc:
+            log.warning(
+                "%d events failed as a batch (%s); routing them one by one", len(batch), exc
+            )
+            retry += _route_each(batch)
     if retry:
         # Raising lets the broker retry the failed ones; the rest are marked done already.
         raise RuntimeError(f"events not processed: {retry}")

@@ -6,15 +6,17 @@ lost; a resent `messageId` hits the unique key and is acknowledged without a sec
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import dialect_insert
+from app.db import dialect_insert, is_postgres
 from app.events import json_values
 from app.events.event_time import TooEarly, event_time
 from app.events.jobs import PROCESS_EVENTS
@@ -31,13 +33,12 @@ def parse_event(
     endpoint implies (`/v1/track`); a batch's events say theirs."""
     if not isinstance(raw, dict):
         raise InvalidEvent(f"{prefix or 'body'}: an event must be a JSON object")
-    json_values.check(raw, prefix)
     if kind is not None:
         given = raw.setdefault("type", kind)
         if given != kind:
             where = json_values.path(prefix, ["type"])
             raise InvalidEvent(f"{where}: /v1/{kind} takes {kind!r} events, not {given!r:.64}")
-    size = json_values.utf8_size(raw)
+    size = json_values.checked_size(raw, prefix)
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent(
             f"{prefix or 'body'}: event is {size} bytes; the limit is {MAX_EVENT_BYTES} (32 KB)"
@@ -88,6 +89,33 @@ def _row(event: SegmentEvent, source: str, received_at: datetime) -> dict[str, A
     }
 
 
+# PostgreSQL: the whole batch as one JSON array in one statement whose text never changes. A
+# multi-row `INSERT … VALUES` is new text for every batch size, which the driver parses anew,
+# and array parameters are escaped element by element in Python; one JSON document is
+# encoded by the json module's C encoder and parsed by the server. Rows keep the order of the
+# array, so ids follow the order of the batch.
+_INSERT_JSON = text(
+    """INSERT INTO events (source, message_id, type, name, user_id, anonymous_id, "timestamp",
+                    received_at, payload, enqueued_at)
+SELECT :source, r.message_id, r.type, r.name, r.user_id, r.anonymous_id, r.timestamp,
+       :received_at, r.payload, :received_at
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(message_id text, type text, name text,
+     user_id text, anonymous_id text, "timestamp" timestamptz, payload jsonb)
+ON CONFLICT (source, message_id) DO NOTHING
+RETURNING id"""
+)
+_IN_JSON = ("message_id", "type", "name", "user_id", "anonymous_id", "payload")
+
+
+def _as_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(
+        [
+            {**{key: row[key] for key in _IN_JSON}, "timestamp": row["timestamp"].isoformat()}
+            for row in rows
+        ]
+    )
+
+
 def store(
     session: Session,
     events: list[SegmentEvent],
@@ -101,14 +129,18 @@ def store(
         if not event.message_id:  # Segment assigns one when the client did not
             event.message_id = f"carillon-{uuid.uuid4()}"
     rows = [_row(e, source, received_at) for e in events]
-    # One cached statement with many parameter sets: SQLAlchemy batches it into multi-row
-    # INSERTs ("insertmanyvalues") without compiling a new statement per batch size.
-    stmt = (
-        dialect_insert(session)(Event)
-        .on_conflict_do_nothing(index_elements=[Event.source, Event.message_id])
-        .returning(Event.id)
-    )
-    ids = list(session.connection().execute(stmt, rows).scalars())
+    if is_postgres(session):
+        params = {"source": source, "received_at": received_at, "rows": _as_json(rows)}
+        ids = list(session.execute(_INSERT_JSON, params).scalars())
+    else:
+        # One cached statement with many parameter sets: SQLAlchemy batches it into multi-row
+        # INSERTs ("insertmanyvalues") without compiling a new statement per batch size.
+        stmt = (
+            dialect_insert(session)(Event)
+            .on_conflict_do_nothing(index_elements=[Event.source, Event.message_id])
+            .returning(Event.id)
+        )
+        ids = list(session.connection().execute(stmt, rows).scalars())
     if ids:
         enqueue(session, PROCESS_EVENTS, ids)
     return ids

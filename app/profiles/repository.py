@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from app.db import dialect_insert, is_postgres
 from app.profiles.models import Identity, Profile, Trait
 
+_LOCK_ALL = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
 
 def lock_identities(session: Session, keys: Iterable[tuple[str, str]]) -> None:
     """Serialize work on one person across workers: a transaction-scoped advisory lock per
@@ -20,9 +22,9 @@ def lock_identities(session: Session, keys: Iterable[tuple[str, str]]) -> None:
     writer at a time.)"""
     if not is_postgres(session):
         return
-    for kind, value in sorted(set(keys)):
-        key = zlib.crc32(f"{kind}:{value}".encode()) - 2**31
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    locks = sorted({zlib.crc32(f"{kind}:{value}".encode()) - 2**31 for kind, value in keys})
+    if locks:  # one round trip; unnest yields the sorted array in order
+        session.execute(_LOCK_ALL, {"keys": locks})
 
 
 def find_identities(session: Session, keys: Sequence[tuple[str, str]]) -> list[Identity]:
@@ -32,13 +34,27 @@ def find_identities(session: Session, keys: Sequence[tuple[str, str]]) -> list[I
     return list(session.scalars(stmt))
 
 
-def identities_of(session: Session, profile_id: str) -> list[Identity]:
-    return list(session.scalars(select(Identity).where(Identity.profile_id == profile_id)))
+def identities_of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, list[Identity]]:
+    """Each profile's identities, in one query for the lot."""
+    found: dict[str, list[Identity]] = {profile_id: [] for profile_id in profile_ids}
+    for identity in session.scalars(select(Identity).where(Identity.profile_id.in_(profile_ids))):
+        found[identity.profile_id].append(identity)
+    return found
+
+
+def traits_of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each profile's traits by name, in one query for the lot."""
+    found: dict[str, dict[str, Any]] = {profile_id: {} for profile_id in profile_ids}
+    stmt = select(Trait.profile_id, Trait.name, Trait.value).where(
+        Trait.profile_id.in_(profile_ids)
+    )
+    for profile_id, name, value in session.execute(stmt):
+        found[profile_id][name] = value
+    return found
 
 
 def traits_of(session: Session, profile_id: str) -> dict[str, Any]:
-    rows = session.execute(select(Trait.name, Trait.value).where(Trait.profile_id == profile_id))
-    return {name: value for name, value in rows}
+    return traits_of_people(session, [profile_id])[profile_id]
 
 
 def trait_timestamp(session: Session, profile_id: str, name: str) -> datetime | None:

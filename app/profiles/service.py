@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -113,15 +114,26 @@ def _claim_contacts(session: Session, profile_id: str, traits: dict[str, Any]) -
             _attach(session, profile_id, kind, value)
 
 
-def apply_event(session: Session, event: Event) -> Profile:
-    """Resolve `event` to its profile, creating or merging profiles, and apply its traits."""
-    payload = event.payload
-    previous_id = payload.get("previousId") if event.type == "alias" else None
-    lock_keys = [(USER_ID, event.user_id), (ANONYMOUS_ID, event.anonymous_id)]
-    if previous_id:
-        lock_keys += [(USER_ID, previous_id), (ANONYMOUS_ID, previous_id)]
-    repo.lock_identities(session, [(k, v) for k, v in lock_keys if v])
+def _previous_id(event: Event) -> str | None:
+    return event.payload.get("previousId") if event.type == "alias" else None
 
+
+def lock_people(session: Session, events: Iterable[Event]) -> None:
+    """Lock every identity `events` name, all at once: what `apply_event` needs held."""
+    keys = []
+    for event in events:
+        keys += [(USER_ID, event.user_id), (ANONYMOUS_ID, event.anonymous_id)]
+        previous_id = _previous_id(event)
+        if previous_id:
+            keys += [(USER_ID, previous_id), (ANONYMOUS_ID, previous_id)]
+    repo.lock_identities(session, [(k, v) for k, v in keys if v])
+
+
+def apply_event(session: Session, event: Event) -> Profile:
+    """Resolve `event` to its profile, creating or merging profiles, and apply its traits.
+    The caller holds `lock_people` for it."""
+    payload = event.payload
+    previous_id = _previous_id(event)
     if previous_id and event.user_id:
         profile = _alias(session, event.user_id, previous_id)
     else:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from app.db import session_scope
 from app.journeys import catalog
+from app.journeys.models import JourneyInstance, JourneyVersion
 from app.journeys.timers import fire_due
 from tests.helpers import SHIPPED, alice, at, cart, deliveries, instances, order, send, timers
 
@@ -36,6 +38,37 @@ def test_cart_reminder_is_sent_one_hour_later(manual_clock, pipeline) -> None:
     assert "42.5 €" in delivery.content["text"]
     assert "https://shop.example/cart/1" in delivery.content["html"]
     assert instances()[0].status == "completed"
+
+
+def test_a_broken_trip_does_not_hold_up_the_timers_fired_with_it(manual_clock, pipeline) -> None:
+    catalog.sync_directory(SHIPPED)
+    bob = {**alice(), "userId": "bob", "traits": {"email": "bob@example.com"}}
+    send(pipeline, alice(), cart(42.5), bob, cart(50, user="bob"))
+    broken_id, fine_id = (i.id for i in instances())
+    with session_scope() as session:  # a version row that no longer parses, as if corrupted
+        broken = session.get_one(JourneyInstance, broken_id)
+        version = session.get_one(JourneyVersion, broken.journey_version_id)
+        garbled = JourneyVersion(
+            journey_id=version.journey_id,
+            version=version.version + 1,
+            checksum="garbled",
+            file=version.file,
+            source="steps: [",
+            loaded_at=version.loaded_at,
+        )
+        session.add(garbled)
+        session.flush()
+        broken.journey_version_id = garbled.id
+
+    manual_clock.advance(timedelta(hours=1))
+    assert fire_due(100) == 2  # one batch: the failure is isolated within it
+    pipeline.drain()
+    by_instance = {t.instance_id: t for t in timers()}
+    assert by_instance[broken_id].status == "error"
+    assert by_instance[broken_id].error
+    assert by_instance[fine_id].status == "fired"
+    [delivery] = deliveries()
+    assert (delivery.instance_id, delivery.status) == (fine_id, "dry_run")
 
 
 def test_order_completed_cancels_the_pending_reminder(manual_clock, pipeline) -> None:
