@@ -24,6 +24,7 @@ _CODES = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
+    410: "gone",
     413: "payload_too_large",
     429: "too_many_requests",
     503: "unavailable",
