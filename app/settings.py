@@ -182,16 +182,6 @@ class Settings(BaseSettings):
         """Cost of one sent message per channel; channels not listed have no known cost."""
         return parse_costs(self.cost_per_message)
 
-    @model_validator(mode="after")
-    def _read_keys_are_private(self) -> Self:
-        shared = set(self.read_key_names()) & set(self.write_key_sources())
-        if shared:
-            raise ValueError(
-                "CARILLON_READ_KEYS: a read key is also a write key; write keys are public "
-                "(they ship inside web pages and apps), so a read key must be a secret of its own"
-            )
-        return self
-
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the name of its source."""
         return named_keys(self.write_keys, "default")
@@ -202,8 +192,15 @@ class Settings(BaseSettings):
 
     @field_validator("read_keys")
     @classmethod
-    def _read_keys_parse(cls, value: str) -> str:
+    def _read_keys_parse(cls, value: str, info: ValidationInfo) -> str:
+        write_keys = named_keys(str(info.data.get("write_keys", "")), "default")
         for key in named_keys(value, None):
+            if key in write_keys:
+                raise ValueError(
+                    "CARILLON_READ_KEYS: a read key is also a write key; write keys are public "
+                    "(they ship inside web pages and apps), so a read key must be a secret of "
+                    "its own"
+                )
             if len(key) < MIN_READ_KEY_LENGTH:
                 raise ValueError(
                     f"CARILLON_READ_KEYS: a key of {len(key)} characters is too short to guard "

@@ -92,8 +92,7 @@ def erase(session: Session, profile: Profile) -> tuple[Erasure, dict[str, int]]:
         lifecycle.plan_audience_removals(session, trip, every=True) for trip in trips
     )
     if profile.erased_at is None:
-        profile.erased_at = now
-    profile.updated_at = now
+        profile.erased_at = profile.updated_at = now
     done |= _scrub(session, who, now)
     log.info("profile %s erased: %s", profile.id, done)
     return Erasure(profile.id, profile.erased_at), done

@@ -23,7 +23,8 @@ from tests.profiles.conftest import (
 
 
 @pytest.mark.parametrize(
-    "person_id", [USER, f"user:{USER}", f"anonymous:{ANONYMOUS}", f"email:{EMAIL}", f"phone:{PHONE}"]
+    "person_id",
+    [USER, f"user:{USER}", f"anonymous:{ANONYMOUS}", f"email:{EMAIL}", f"phone:{PHONE}"],
 )
 def test_a_person_is_found_by_any_identity(
     client: TestClient, pipeline: Pipeline, person_id: str
