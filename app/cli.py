@@ -561,10 +561,10 @@ def profiles_show(
     ] = 20,
 ) -> None:
     """Show a person as JSON: traits, consent per channel, identities, latest history."""
-    from app.profiles import requests
+    from app.profiles import records, requests
 
     shown = _person_request(requests.show, person_id, limit)
-    typer.echo(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+    typer.echo(records.to_json(shown, indent=2))
 
 
 @profiles_app.command("export")
@@ -572,10 +572,10 @@ def profiles_export(person_id: PersonId) -> None:
     """Print every row Carillon holds about a person, as one JSON document (an access request).
 
     The export is recorded in the audit trail (profile_audit)."""
-    from app.profiles import requests
+    from app.profiles import records, requests
 
     document = _person_request(requests.export, person_id, _cli_actor())
-    typer.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+    typer.echo(records.to_json(document, indent=2))
 
 
 @profiles_app.command("erase")

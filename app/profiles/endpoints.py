@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import Rejected
-from app.profiles import person, requests
+from app.profiles import person, records, requests
 from app.profiles.access import Caller, admin, caller
 from app.profiles.references import ACCEPTED
 
@@ -48,18 +49,16 @@ async def _answer(fn: Callable[..., T], *args: Any) -> T:
         raise Rejected(410, str(exc)) from None
 
 
-@router.get("/{person_id}")
-async def show(
-    person_id: PersonId,
-    who: Annotated[Caller, Depends(caller)],
-    limit: Limit = person.DEFAULT_LIMIT,
-) -> dict[str, Any]:
+@router.get("/{person_id}", dependencies=[Depends(caller)])
+async def show(person_id: PersonId, limit: Limit = person.DEFAULT_LIMIT) -> dict[str, Any]:
     return await _answer(requests.show, person_id, limit)
 
 
-@router.get("/{person_id}/export")
-async def export(person_id: PersonId, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
-    return await _answer(requests.export, person_id, who.name)
+@router.get("/{person_id}/export", response_class=Response)
+async def export(person_id: PersonId, who: Annotated[Caller, Depends(caller)]) -> Response:
+    document = await _answer(requests.export, person_id, who.name)
+    body = await run_in_threadpool(records.to_json, document)
+    return Response(body, media_type="application/json")
 
 
 @router.delete("/{person_id}")

@@ -8,6 +8,7 @@ new table cannot silently escape an access or erasure request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -99,23 +100,33 @@ NOT_PERSONAL = {
 }
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime | date) else value
+def _plain(value: object) -> str:
+    """What `json.dumps` cannot write itself: the times (timezone-aware, ISO 8601)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(document: dict[str, Any], indent: int | None = None) -> str:
+    """One pass of the standard encoder: FastAPI's generic one walks every value first, and
+    took longer than the queries on a person with 10,000 events."""
+    return json.dumps(document, default=_plain, ensure_ascii=False, indent=indent)
 
 
 def export(session: Session, profile: Profile) -> dict[str, Any]:
-    """One JSON document: every row of every table that holds something about the person,
-    all columns, oldest first."""
+    """Every row of every table that holds something about the person, all columns, in key
+    order (oldest first), as one document for `to_json`."""
     who = person(session, profile)
     tables: dict[str, list[dict[str, Any]]] = {}
     for name, where in HOLDINGS.items():
         table = Base.metadata.tables[name]
         order = list(table.primary_key.columns)
-        rows = session.execute(select(table).where(where(who)).order_by(*order)).mappings()
-        tables[table.name] = [{k: _plain(v) for k, v in row.items()} for row in rows]
+        result = session.execute(select(table).where(where(who)).order_by(*order))
+        keys = list(result.keys())
+        tables[name] = [dict(zip(keys, row, strict=True)) for row in result]
     return {
         "profile_id": profile.id,
-        "exported_at": clock.now().isoformat(),
+        "exported_at": clock.now(),
         "identities": [{"kind": kind, "value": value} for kind, value in who.identities],
         "tables": tables,
     }
