@@ -22,7 +22,6 @@ from app.db import is_postgres, session_scope
 from app.events.models import Event
 from app.journeys import runtime
 from app.ops import instruments, logs
-from app.profiles import erased
 from app.profiles import service as profiles
 from app.profiles.view import view
 
@@ -49,27 +48,20 @@ def _process_one(event_id: int) -> None:
         if event is None:
             return  # done already, or another worker has it right now
         logs.bind(message_id=event.message_id)
-        if erased.is_erased(session, _keys(event)):
+        profile = profiles.apply_event(session, event)
+        if profile is None:
             # Stored just before its person was erased: it must not bring them back.
             event.payload, event.user_id, event.anonymous_id = {}, None, None
             event.message_id = f"erased:{event.id}"
             event.processed_at = clock.now()
             instruments.count_dropped_erased("routing")
             return
-        profile = profiles.apply_event(session, event)
         event.profile_id = profile.id
         logs.bind(profile_id=profile.id)
         if event.type == "track":
             runtime.on_event(session, event, view(session, profile))
         event.processed_at = clock.now()
     log.info("event %s routed (%s %s)", event_id, event.type, event.name or "")
-
-
-def _keys(event: Event) -> list[tuple[str, str]]:
-    payload = event.payload
-    traits = payload.get("traits") if event.type == "identify" else None
-    previous = payload.get("previousId") if event.type == "alias" else None
-    return erased.event_keys(event.user_id, event.anonymous_id, traits, previous)
 
 
 def record_failure(event_id: int, error: Exception) -> bool:

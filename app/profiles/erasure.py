@@ -44,6 +44,7 @@ from app.events.models import Event
 from app.journeys import lifecycle
 from app.journeys.models import JourneyInstance
 from app.profiles import erased, records
+from app.profiles import repository as repo
 from app.profiles.models import CONTACT_TRAITS, Identity, Profile, Trait
 from app.webhooks.models import InboundMessage
 
@@ -75,7 +76,10 @@ def _removal_in_flight() -> ColumnElement[bool]:
 def erase(session: Session, profile: Profile) -> tuple[Erasure, dict[str, int]]:
     """Erase the person; returns the answer and what this call did (for the audit row)."""
     now = clock.now()
-    who = records.person(session, profile)
+    # The locks routing takes per identity: an event of this person being routed now either
+    # commits first (and is scrubbed below) or waits and then finds the identities erased.
+    repo.lock_identities(session, records.person(session, profile).identities)
+    who = records.person(session, profile)  # as of now that the locks are held
     erased.remember(session, who.identities, profile.id, now)
     done = {"identities_hashed": len(who.identities)}
     live = lifecycle.live_instances(session, profile.id)
@@ -116,11 +120,20 @@ def _scrub(session: Session, who: records.Person, now: datetime) -> dict[str, in
         "traits_deleted": _count(session.execute(delete(Trait).where(Trait.profile_id.in_(ids)))),
     }
     holding = records.HOLDINGS
-    events = holding[Event.__tablename__](who)
+    # An event being routed right now is skipped (it waits on the identity locks held here,
+    # then finds its person erased and scrubs itself): waiting for it would deadlock.
+    unscrubbed = (
+        select(Event.id)
+        .where(
+            holding[Event.__tablename__](who),
+            or_(Event.user_id.is_not(None), Event.anonymous_id.is_not(None)),
+        )
+        .with_for_update(skip_locked=True)
+    )
     done["events_scrubbed"] = _count(
         session.execute(
             update(Event)
-            .where(events, or_(Event.user_id.is_not(None), Event.anonymous_id.is_not(None)))
+            .where(Event.id.in_(unscrubbed))
             .values(
                 payload={},
                 user_id=None,

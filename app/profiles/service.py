@@ -18,6 +18,7 @@ from app import clock
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import lifecycle
+from app.profiles import erased
 from app.profiles import repository as repo
 from app.profiles.models import ANONYMOUS_ID, CONTACT_TRAITS, USER_ID, Identity, Profile
 
@@ -113,21 +114,27 @@ def _claim_contacts(session: Session, profile_id: str, traits: dict[str, Any]) -
             _attach(session, profile_id, kind, value)
 
 
-def apply_event(session: Session, event: Event) -> Profile:
-    """Resolve `event` to its profile, creating or merging profiles, and apply its traits."""
+def apply_event(session: Session, event: Event) -> Profile | None:
+    """Resolve `event` to its profile, creating or merging profiles, and apply its traits;
+    None when the event names an erased person (ingest drops those, but this one was stored
+    while the erasure committed)."""
     payload = event.payload
     previous_id = payload.get("previousId") if event.type == "alias" else None
     lock_keys = [(USER_ID, event.user_id), (ANONYMOUS_ID, event.anonymous_id)]
     if previous_id:
         lock_keys += [(USER_ID, previous_id), (ANONYMOUS_ID, previous_id)]
     repo.lock_identities(session, [(k, v) for k, v in lock_keys if v])
+    traits = payload.get("traits") if event.type == "identify" else None
+    # Under the locks an erasure also takes: once it has committed, its hashes are seen here.
+    keys = erased.event_keys(event.user_id, event.anonymous_id, traits, previous_id)
+    if erased.is_erased(session, keys):
+        return None
 
     if previous_id and event.user_id:
         profile = _alias(session, event.user_id, previous_id)
     else:
         profile = _resolve(session, event.user_id, event.anonymous_id)
 
-    traits = payload.get("traits") if event.type == "identify" else None
     if traits:
         repo.upsert_traits(session, profile.id, traits, event.timestamp, event.message_id)
         _claim_contacts(session, profile.id, traits)
