@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
-    case,
     cast,
     delete,
     exists,
@@ -52,7 +51,7 @@ log = logging.getLogger(__name__)
 
 REASON = "the person's data was erased"
 # What a scrubbed delivery's note says instead of the provider's words (which may quote the
-# address).
+# address); it also marks the row as scrubbed.
 NOTE = "erased with the person's data"
 
 
@@ -149,8 +148,12 @@ def _scrub(session: Session, who: records.Person, now: datetime) -> dict[str, in
     done["messages_scrubbed"] = _count(
         session.execute(
             update(Delivery)
-            .where(holding[Delivery.__tablename__](who), ~_removal_in_flight())
-            .values(content={}, error=case((Delivery.error.is_(None), None), else_=NOTE))
+            .where(
+                holding[Delivery.__tablename__](who),
+                ~_removal_in_flight(),
+                or_(Delivery.error.is_(None), Delivery.error != NOTE),
+            )
+            .values(content={}, error=NOTE)
             .execution_options(synchronize_session=False)
         )
     )

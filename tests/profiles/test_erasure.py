@@ -121,6 +121,8 @@ def test_erasing_twice_answers_the_same_and_deletes_nothing_more(
         assert rows[1].detail["identities_deleted"] == 0
         assert rows[1].detail["traits_deleted"] == 0
         assert rows[1].detail["events_scrubbed"] == 0
+        assert rows[1].detail["messages_scrubbed"] == 0
+        assert rows[0].detail["messages_scrubbed"] == 2  # the welcome SMS, the audience join
     assert all(ADMIN not in row for row in audit)  # the token is named, never stored
 
 
