@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.journeys import catalog
 from app.main import create_app
-from tests.conftest import REPO, Pipeline
-from tests.helpers import basic, identify, track
+from tests.helpers import REPO, Pipeline, basic, identify, track
 
 ADMIN = "profiles-admin-token-0123456789"
 READ_KEY = "crm-read-key-0123456789abcdef"

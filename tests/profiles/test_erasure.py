@@ -17,8 +17,7 @@ from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
 from app.ops import metrics
 from app.profiles.models import Profile, ProfileAudit
-from tests.conftest import Pipeline
-from tests.helpers import event_count, identify, track
+from tests.helpers import Pipeline, event_count, identify, track
 from tests.profiles.conftest import (
     ADMIN,
     ANONYMOUS,

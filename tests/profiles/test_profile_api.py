@@ -8,8 +8,7 @@ import base64
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Pipeline
-from tests.helpers import WRITE_KEY, basic
+from tests.helpers import WRITE_KEY, Pipeline, basic
 from tests.profiles.conftest import (
     ADMIN,
     ANONYMOUS,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.db import session_scope
 from app.profiles.models import ProfileAudit
-from tests.conftest import Pipeline
+from tests.helpers import Pipeline
 from tests.profiles.conftest import EMAIL, USER, shopper
 
 runner = CliRunner()

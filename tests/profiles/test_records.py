@@ -9,8 +9,7 @@ from app.db import get_engine, session_scope
 from app.models import Base
 from app.profiles import records
 from app.profiles.models import ProfileAudit
-from tests.conftest import Pipeline
-from tests.helpers import track
+from tests.helpers import Pipeline, track
 from tests.profiles.conftest import ADMIN, EMAIL, PHONE, READ_KEY, USER, bearer, post, shopper
 
 
