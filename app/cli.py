@@ -6,9 +6,10 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pydantic_core import ErrorDetails
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help=(
@@ -35,6 +38,15 @@ deliveries_app = typer.Typer(help="Look into deliveries.", no_args_is_help=True)
 app.add_typer(deliveries_app, name="deliveries")
 templates_app = typer.Typer(help="Look at messages before they go out.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
+profiles_app = typer.Typer(
+    help="A person's data: show it, export it, erase it (GDPR access and erasure requests).",
+    no_args_is_help=True,
+)
+app.add_typer(profiles_app, name="profiles")
+PersonId = Annotated[
+    str,
+    typer.Argument(help="A userId, or user:<id>, anonymous:<id>, email:<address>, phone:<E.164>."),
+]
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
@@ -534,6 +546,74 @@ def deliveries_replay(
         typer.echo(f"{delivery_id}\t{said}")
     if failed:
         raise typer.Exit(1)
+
+
+def _person_request(fn: Callable[..., T], *args: object) -> T:
+    """Run a profile request; a bad id exits 2, an unknown or erased person 1, with why."""
+    from app.profiles import requests
+
+    try:
+        return fn(*args)
+    except requests.InvalidReference as exc:
+        typer.echo(f"carillon: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (requests.UnknownPerson, requests.Erased) as exc:
+        typer.echo(f"carillon: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _cli_actor() -> str:
+    """How the audit trail names a command-line request: the account that ran it."""
+    import getpass
+
+    try:
+        return f"command line ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "command line"
+
+
+@profiles_app.command("show")
+def profiles_show(
+    person_id: PersonId,
+    limit: Annotated[
+        int, typer.Option(min=1, max=200, help="Latest events, deliveries and trips to show.")
+    ] = 20,
+) -> None:
+    """Show a person as JSON: traits, consent per channel, identities, latest history."""
+    from app.profiles import records, requests
+
+    shown = _person_request(requests.show, person_id, limit)
+    typer.echo(records.to_json(shown, indent=2))
+
+
+@profiles_app.command("export")
+def profiles_export(person_id: PersonId) -> None:
+    """Print every row Carillon holds about a person, as one JSON document (an access request).
+
+    The export is recorded in the audit trail (profile_audit)."""
+    from app.profiles import records, requests
+
+    document = _person_request(requests.export, person_id, _cli_actor())
+    typer.echo(records.to_json(document, indent=2))
+
+
+@profiles_app.command("erase")
+def profiles_erase(
+    person_id: PersonId,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person (an erasure request): traits, identities, event payloads and messages.
+
+    Live trips end, pending messages are cancelled, audience removals are planned, and a keyed hash of each identity is kept so later events about them are dropped. Erasing again changes nothing more. Recorded in the audit trail.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    from app.profiles import requests
+
+    if not yes and not typer.confirm(
+        f"Erase everything about {person_id!r}? This cannot be undone"
+    ):
+        raise typer.Exit(1)
+    answer = _person_request(requests.erase, person_id, _cli_actor())
+    typer.echo(json.dumps(answer.as_dict(), default=str))
 
 
 @templates_app.command("preview")

@@ -61,6 +61,10 @@ class NotFound(CarillonError, status=404, code="not_found"):
     """The thing the request names does not exist."""
 
 
+class Gone(CarillonError, status=410, code="gone"):
+    """The thing the request names existed and was removed for good (an erased person)."""
+
+
 class Conflict(CarillonError, status=409, code="conflict"):
     """The request is valid but the thing it names is in a state that refuses it."""
 

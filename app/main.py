@@ -15,6 +15,7 @@ from app.errors import CarillonError, answer
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
 from app.ops.install import install as install_ops
+from app.profiles.endpoints import router as profiles_router
 from app.settings import get_settings
 from app.webhooks.endpoints import router as webhooks_router
 
@@ -50,6 +51,8 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan, redirect_slashes=False)
     app.add_exception_handler(CarillonError, answer)
     app.include_router(events_router)
+    # People's data: show, export, erase (admin token or a read key).
+    app.include_router(profiles_router)
     # Provider feedback (SendGrid, Twilio) and the unsubscribe link.
     app.include_router(webhooks_router)
     # /healthz, /readyz, /metrics, /ops/* (queue state, dashboard) and the request-id middleware.

@@ -6,19 +6,21 @@ from app.db import Base, get_engine
 from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
-from app.profiles.models import Identity, Profile, Trait
+from app.profiles.models import ErasedIdentity, Identity, Profile, ProfileAudit, Trait
 from app.webhooks.models import InboundMessage
 
 __all__ = [
     "Base",
     "Delivery",
     "DeliveryEvent",
+    "ErasedIdentity",
     "Event",
     "Identity",
     "InboundMessage",
     "JourneyInstance",
     "JourneyVersion",
     "Profile",
+    "ProfileAudit",
     "Timer",
     "Trait",
     "reset_all",

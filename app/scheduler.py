@@ -1,4 +1,5 @@
-"""Periodic jobs: fire due journey timers, sweep lost queue messages.
+"""Periodic jobs: fire due journey timers, sweep lost queue messages, finish erasures whose
+audience removals are settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 """
@@ -15,7 +16,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app import sweeper
+from app.db import session_scope
 from app.journeys import timers
+from app.profiles import erasure
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ def sweep(older_than: timedelta | None = None) -> None:
     )
     sweeper.sweep_events(age)
     sweeper.sweep_deliveries(age)
+    with session_scope() as session:
+        finished = erasure.finish_pending(session)
+    if finished:
+        log.info("finished %d erasures (audience removals settled)", finished)
 
 
 def build(*, blocking: bool) -> BaseScheduler:

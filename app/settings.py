@@ -8,6 +8,7 @@ these settings stay at the bottom of the import graph.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     # Comma-separated write keys; `name=key` labels the source. Production must set its own.
     write_keys: str = "dev"
     admin_token: str | None = None
+    # Keys that may read people's data (`GET /v1/profiles/…`, export) but not erase it: for a
+    # support tool or a CRM sync. `name=key` names the key in the audit trail. Never a write
+    # key: write keys ship inside web pages and apps.
+    read_keys: str = ""
     # For `wait: {until: "09:00"}` when a profile has no valid `timezone` trait (IANA name).
     default_timezone: str = "UTC"
 
@@ -140,14 +145,49 @@ class Settings(BaseSettings):
 
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the name of its source."""
-        sources: dict[str, str] = {}
-        for item in self.write_keys.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, key = item.partition("=")
-            sources[key if sep else name] = name if sep else "default"
-        return sources
+        return named_keys(self.write_keys, "default")
+
+    def read_key_names(self) -> dict[str, str]:
+        """Map each read key to the name the audit trail gives it (unnamed: a digest prefix)."""
+        return named_keys(self.read_keys, None)
+
+    @field_validator("read_keys")
+    @classmethod
+    def _read_keys_parse(cls, value: str, info: ValidationInfo) -> str:
+        write_keys = named_keys(str(info.data.get("write_keys", "")), "default")
+        for key in named_keys(value, None):
+            if key in write_keys:
+                raise ValueError(
+                    "CARILLON_READ_KEYS: a read key is also a write key; write keys are public "
+                    "(they ship inside web pages and apps), so a read key must be a secret of "
+                    "its own"
+                )
+            if len(key) < MIN_READ_KEY_LENGTH:
+                raise ValueError(
+                    f"CARILLON_READ_KEYS: a key of {len(key)} characters is too short to guard "
+                    f"people's data; use {MIN_READ_KEY_LENGTH} or more (`name=key`, "
+                    "comma-separated)"
+                )
+        return value
+
+
+# A read key opens every person's data: long enough that guessing is not an option.
+MIN_READ_KEY_LENGTH = 16
+
+
+def named_keys(text: str, default: str | None) -> dict[str, str]:
+    """`key1,name=key2` → {key: name}; an unnamed key is named `default`, or when that is None
+    by the first 12 hex digits of its SHA-256 (so logs and audit rows never hold the key)."""
+    keys: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, key = item.partition("=")
+        if not sep:
+            key, name = name, default or f"sha256:{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+        keys[key.strip()] = name.strip()
+    return keys
 
 
 def parse_per_channel(

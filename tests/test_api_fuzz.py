@@ -31,9 +31,9 @@ schema.config.seed = 20261202
 
 
 def _credentials(path: str) -> dict[str, str]:
-    if path.startswith("/v1/"):
+    if path.startswith("/v1/") and not path.startswith("/v1/profiles/"):
         return basic()
-    if path.startswith("/ops/") or path == "/metrics":
+    if path.startswith(("/ops/", "/v1/profiles/")) or path == "/metrics":
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     return {}
 

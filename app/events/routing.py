@@ -26,7 +26,7 @@ from app import clock
 from app.db import is_postgres, session_scope
 from app.events.models import Event
 from app.journeys import runtime
-from app.ops import logs
+from app.ops import instruments, logs
 from app.profiles import service as profiles
 from app.profiles.view import view
 
@@ -55,6 +55,13 @@ def _claim(session: Session, event_ids: Sequence[int]) -> list[Event]:
 def _route(session: Session, event: Event) -> None:
     logs.bind(message_id=event.message_id)
     profile = profiles.apply_event(session, event)
+    if profile is None:
+        # Stored just before its person was erased: it must not bring them back.
+        event.payload, event.user_id, event.anonymous_id = {}, None, None
+        event.message_id = f"erased:{event.id}"
+        event.processed_at = clock.now()
+        instruments.count_dropped_erased("routing")
+        return
     event.profile_id = profile.id
     logs.bind(profile_id=profile.id)
     if event.type == "track":

@@ -23,6 +23,8 @@ from app.events.jobs import PROCESS_EVENTS
 from app.events.json_values import InvalidEvent
 from app.events.models import Event
 from app.events.schemas import MAX_EVENT_BYTES, SegmentEvent, stored_string_problem
+from app.ops import instruments
+from app.profiles import erased
 from app.queue import enqueue
 
 
@@ -116,18 +118,40 @@ def _as_json(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def _keys(event: SegmentEvent) -> list[tuple[str, str]]:
+    traits = event.traits if event.type == "identify" else None
+    previous = event.previous_id if event.type == "alias" else None
+    return erased.event_keys(event.user_id, event.anonymous_id, traits, previous)
+
+
+def _not_erased(session: Session, events: list[SegmentEvent]) -> list[SegmentEvent]:
+    """The events that name nobody who asked to be erased: the others are acknowledged like
+    any event and dropped, so the shop's SDK does not resend them and nothing is stored."""
+    digests = [{erased.digest(kind, value) for kind, value in _keys(e)} for e in events]
+    gone = erased.erased_among(session, set().union(*digests))
+    if not gone:
+        return events
+    kept = [e for e, mine in zip(events, digests, strict=True) if not gone & mine]
+    instruments.count_dropped_erased("ingest", len(events) - len(kept))
+    return kept
+
+
 def store(
     session: Session,
     events: list[SegmentEvent],
     source: str,
     received_at: datetime | None = None,
 ) -> list[int]:
-    """Insert the events a source sent, skipping messageIds already stored; return new ids.
-    `received_at` is the one `parse_event` judged the times by (default: now)."""
+    """Insert the events a source sent, skipping messageIds already stored and events about
+    erased people; return new ids. `received_at` is the one `parse_event` judged the times by
+    (default: now)."""
     received_at = received_at or clock.now()
     for event in events:
         if not event.message_id:  # Segment assigns one when the client did not
             event.message_id = f"carillon-{uuid.uuid4()}"
+    events = _not_erased(session, events)
+    if not events:
+        return []
     rows = [_row(e, source, received_at) for e in events]
     if is_postgres(session):
         params = {"source": source, "received_at": received_at, "rows": _as_json(rows)}

@@ -129,13 +129,17 @@ def exit_instance(
     log.info("instance %s of %s exited: %s", instance.id, instance.journey_id, reason)
 
 
-def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
-    """For each audience this trip added the person to with `remove_on_exit`, plan the
-    removal: an outbox row like any message, so it is retried, swept and recorded the same
-    way. Planned at most once per step (a removal row already there is left alone)."""
+def plan_audience_removals(
+    session: Session, instance: JourneyInstance, *, every: bool = False
+) -> int:
+    """For each audience this trip added the person to with `remove_on_exit` (with `every`:
+    whatever the step says, as an erasure needs), plan the removal: an outbox row like any
+    message, so it is retried, swept and recorded the same way. Planned at most once per step
+    (a removal row already there is left alone). Returns how many were planned."""
     rows = list(session.scalars(select(Delivery).where(Delivery.instance_id == instance.id)))
     planned = {row.step_path for row in rows}
     journey = catalog.journey_of_version(session, instance.journey_version_id)
+    count = 0
     for row in rows:
         removal = f"{row.step_path}{REMOVAL_SUFFIX}"
         undo = registry.spec(row.channel).undo
@@ -147,8 +151,10 @@ def plan_audience_removals(session: Session, instance: JourneyInstance) -> None:
         ):
             continue
         step = journey.step(row.step_path)
-        if isinstance(step, SendStep) and step.remove_on_exit:
+        if every or (isinstance(step, SendStep) and step.remove_on_exit):
             outbox.plan(session, instance, removal, row.channel, undo(row.content))
+            count += 1
+    return count
 
 
 def record_conversion(instance: JourneyInstance, event: Event) -> None:

@@ -19,12 +19,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.db import DbSession
 from app.errors import CarillonError, TooManyRequests, Unavailable
 from app.ops import auth, table
 from app.ops.api import summary
 from app.ops.recent import recent_deliveries
+from app.profiles import requests
 
 router = APIRouter(prefix="/ops", tags=["ops"], include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -106,6 +108,26 @@ async def dashboard_slash() -> Response:
     # A relative redirect: the one Starlette makes for a trailing slash is absolute and built
     # from the Host header, which a client chooses.
     return RedirectResponse("/ops", status_code=307)
+
+
+@router.get("/person", response_class=HTMLResponse)
+async def person_page(request: Request, id: str = "") -> Response:  # noqa: A002 (the form field)
+    """The search box's answer: one person's traits, consent, identities and history."""
+    refused = _signed_in(request)
+    if refused is not None:
+        return refused
+    context: dict[str, Any] = {"asked": id, "person": None, "error": None}
+    status = 200
+    try:
+        context["person"] = await run_in_threadpool(requests.show, id)
+    except requests.InvalidReference as exc:
+        context["error"], status = str(exc), 400
+    except requests.UnknownPerson as exc:
+        context["error"], status = str(exc), 404
+    except requests.Erased as exc:
+        context["error"], status = str(exc), 410
+    context["form_token"] = auth.form_token(request)
+    return templates.TemplateResponse(request, "person.html", context, status_code=status)
 
 
 @router.get("/panels", response_class=HTMLResponse)

@@ -46,6 +46,12 @@ PROVIDER_SECONDS = Histogram(
     ["channel", "outcome"],
     buckets=LATENCY_BUCKETS,
 )
+EVENTS_DROPPED_ERASED = Counter(
+    "carillon_events_dropped_erased_total",
+    "Events acknowledged and dropped because they name an erased person (stage: ingest, or "
+    "routing for one stored just before the erasure).",
+    ["stage"],
+)
 JOB_RETRIES = Counter(
     "carillon_job_retries_total",
     "Queue jobs that raised and were re-enqueued with back-off.",
@@ -61,6 +67,11 @@ JOBS_DEAD_LETTERED = Counter(
 def count_ingested(source: str, types: list[str]) -> None:
     for kind in types:
         EVENTS_INGESTED.labels(kind, source).inc()
+
+
+def count_dropped_erased(stage: str, count: int = 1) -> None:
+    if count:
+        EVENTS_DROPPED_ERASED.labels(stage).inc(count)
 
 
 def timed_send(channel: Channel, message: Message) -> SendResult:

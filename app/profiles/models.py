@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime
+from app.db import Base, BigId, JSONType, UTCDateTime
 
 
 class Profile(Base):
@@ -19,6 +19,9 @@ class Profile(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # A profile merged into another keeps pointing at the survivor, for audit and late lookups.
     merged_into: Mapped[str | None] = mapped_column(String(36))
+    # Set by an erasure request (app/profiles/erasure.py): the row stays, holding nothing about
+    # the person, so the trips and deliveries that point at it keep their counts.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Identity kinds: the ids an event carries, and the identify traits that double as identities
@@ -50,3 +53,31 @@ class Trait(Base):
     value: Mapped[Any] = mapped_column(JSONType)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     message_id: Mapped[str] = mapped_column(String(255))
+
+
+class ErasedIdentity(Base):
+    """What is kept of an erased person's identity: a keyed hash (HMAC-SHA256 with
+    CARILLON_SECRET_KEY) of `kind:value`, so a later event that names it is recognised and
+    dropped, while the value itself cannot be read back or guessed without the key."""
+
+    __tablename__ = "erased_identities"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProfileAudit(Base):
+    """Who exported or erased whose data, when, and what it covered (GDPR article 30 records).
+    `actor` names the credential ("admin token", "read key crm", "command line"), never the
+    credential itself; the id asked for is not kept either, since it may be an e-mail address."""
+
+    __tablename__ = "profile_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(16))  # export | erase
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    note: Mapped[str | None] = mapped_column(Text)

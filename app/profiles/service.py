@@ -19,6 +19,7 @@ from app import clock
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import lifecycle
+from app.profiles import erased
 from app.profiles import repository as repo
 from app.profiles.models import ANONYMOUS_ID, CONTACT_TRAITS, USER_ID, Identity, Profile
 
@@ -129,17 +130,22 @@ def lock_people(session: Session, events: Iterable[Event]) -> None:
     repo.lock_identities(session, [(k, v) for k, v in keys if v])
 
 
-def apply_event(session: Session, event: Event) -> Profile:
-    """Resolve `event` to its profile, creating or merging profiles, and apply its traits.
-    The caller holds `lock_people` for it."""
+def apply_event(session: Session, event: Event) -> Profile | None:
+    """Resolve `event` to its profile, creating or merging profiles, and apply its traits;
+    None when the event names an erased person (ingest drops those, but this one was stored
+    while the erasure committed). The caller holds `lock_people` for it."""
     payload = event.payload
     previous_id = _previous_id(event)
+    traits = payload.get("traits") if event.type == "identify" else None
+    # Under the locks an erasure also takes: once it has committed, its hashes are seen here.
+    keys = erased.event_keys(event.user_id, event.anonymous_id, traits, previous_id)
+    if erased.is_erased(session, keys):
+        return None
     if previous_id and event.user_id:
         profile = _alias(session, event.user_id, previous_id)
     else:
         profile = _resolve(session, event.user_id, event.anonymous_id)
 
-    traits = payload.get("traits") if event.type == "identify" else None
     if traits:
         repo.upsert_traits(session, profile.id, traits, event.timestamp, event.message_id)
         _claim_contacts(session, profile.id, traits)

@@ -127,6 +127,43 @@ def test_dashboard_shows_queues_filling_and_draining_and_replays_a_dead_letter(
     assert (ARTIFACTS / "ops-dashboard.png").stat().st_size > 10_000
 
 
+def test_the_search_box_finds_a_person_and_shows_their_page(
+    carillon_url: str, browser: Browser, pipeline: Pipeline
+) -> None:
+    catalog.sync_directory(REPO / "journeys")
+    body = {"batch": newsletter_signup("ada", "+33611111111")}
+    assert httpx.post(f"{carillon_url}/v1/batch", json=body, auth=("test-key", "")).is_success
+    pipeline.drain()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{carillon_url}/ops/person?id=ada")
+    expect(page).to_have_url(f"{carillon_url}/ops/login")  # a person's page needs the token
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+
+    page.fill("#person-search", "phone:+33611111111")
+    page.press("#person-search", "Enter")
+    expect(page).to_have_url(re.compile(r"/ops/person\?id=phone%3A%2B33611111111$"))
+    expect(page.locator('#identities tr[data-kind="user_id"]')).to_contain_text("ada")
+    expect(page.locator('#traits tr[data-trait="first_name"]')).to_contain_text('"Ada"')
+    sms = page.locator('#consent tr[data-channel="sms"] td[data-field="allowed"]')
+    expect(sms).to_have_text("yes")
+    email = page.locator('#consent tr[data-channel="email"] td[data-field="allowed"]')
+    expect(email).to_have_text("yes")
+    expect(page.locator("#events tr[data-event]")).to_have_count(2)
+    delivery = page.locator("#deliveries tr[data-delivery]")
+    expect(delivery).to_contain_text("newsletter-welcome")
+    expect(delivery.locator('td[data-field="status"]')).to_have_text("dry_run")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ops-person.png"), full_page=True)
+
+    page.fill("#person-search", "email:nobody@example.org")
+    page.press("#person-search", "Enter")
+    expect(page.locator("#person-error")).to_contain_text("nobody is known as")
+    page.fill("#person-search", "email:")
+    page.press("#person-search", "Enter")
+    expect(page.locator("#person-error")).to_contain_text("names nobody")
+
+
 def test_a_newcomer_sees_what_the_journeys_did_after_make_run(
     browser: Browser, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ def test_names_follow_prometheus_conventions(client: TestClient, admin: str) -> 
     ours = {f.name: f for f in families if f.name.startswith("carillon_")}
     expected = {
         "carillon_events_ingested": "counter",
+        "carillon_events_dropped_erased": "counter",
         "carillon_ingest_duration_seconds": "histogram",
         "carillon_provider_request_duration_seconds": "histogram",
         "carillon_job_retries": "counter",
