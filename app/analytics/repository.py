@@ -78,13 +78,14 @@ def split_counts(session: Session, journey_id: str | None = None) -> list[SplitC
             .group_by(JourneyInstance.journey_version_id, JourneyInstance.arm)
         )
     }
-    versions = dict(
-        session.execute(
+    versions = {
+        version_id: number
+        for version_id, number in session.execute(
             select(JourneyVersion.id, JourneyVersion.version).where(
                 JourneyVersion.id.in_(version_ids)
             )
-        ).tuples()
-    )
+        )
+    }
     return [
         SplitCounts(
             journey_id=journey.id,

@@ -6,6 +6,8 @@ POST /ops/dead-letters/{id}/replay        put one back in the outbox (idempotent
 GET  /ops/deliveries/{id}                 a delivery's story
 GET  /ops/journeys                        people per journey step
 GET  /ops/channels                        per channel results, cost, conversions
+GET  /ops/experiments?min_per_arm=500      every split's A/B test results (app/analytics/)
+GET  /ops/experiments/{journey_id}        one journey's (404: not loaded, or no split)
 GET  /ops/summary                         all of the above at once (the dashboard polls it)
 GET  /metrics                             Prometheus exposition
 """
@@ -18,6 +20,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.analytics import experiments, report
+from app.analytics.repository import UnknownExperiment
 from app.db import session_scope
 from app.ops import dead_letters, kpis, metrics, queues, story
 from app.ops.auth import require_admin
@@ -28,6 +32,10 @@ metrics_router = APIRouter(tags=["ops"], dependencies=[Depends(require_admin)])
 Limit = Annotated[int, Query(ge=1, le=500, description="How many, newest first.")]
 # Delivery ids are BIGINT: a larger number is no delivery, and the database would refuse it.
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A delivery's id.")]
+JourneyId = Annotated[str, Path(min_length=1, max_length=100, description="A journey's id.")]
+MinPerArm = Annotated[
+    int, Query(ge=1, le=10**9, description="People every arm needs before a winner is called.")
+]
 
 
 def summary(limit: int = 50) -> dict[str, Any]:
@@ -36,11 +44,13 @@ def summary(limit: int = 50) -> dict[str, Any]:
         dead = [d.as_dict() for d in dead_letters.listing(session, limit)]
         journeys = kpis.as_dicts(kpis.journeys(session))
         channels = kpis.as_dicts(kpis.channels(session))
+        tests = report.as_dicts(report.results(session))
     return {
         "queues": snapshot.as_dict(),
         "dead_letters": dead,
         "journeys": journeys,
         "channels": channels,
+        "experiments": tests,
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 
@@ -99,6 +109,27 @@ async def get_journeys() -> list[dict[str, Any]]:
 @router.get("/channels")
 async def get_channels() -> list[dict[str, Any]]:
     return await run_in_threadpool(_channels)
+
+
+def _experiments(journey_id: str | None, min_per_arm: int) -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return report.as_dicts(report.results(session, journey_id, min_per_arm))
+
+
+@router.get("/experiments")
+async def get_experiments(min_per_arm: MinPerArm = experiments.MIN_PER_ARM) -> list[dict[str, Any]]:
+    return await run_in_threadpool(_experiments, None, min_per_arm)
+
+
+@router.get("/experiments/{journey_id}")
+async def get_experiment(
+    journey_id: JourneyId, min_per_arm: MinPerArm = experiments.MIN_PER_ARM
+) -> dict[str, Any]:
+    try:
+        [found] = await run_in_threadpool(_experiments, journey_id, min_per_arm)
+    except UnknownExperiment as exc:
+        raise HTTPException(404, str(exc)) from None
+    return found
 
 
 @router.get("/summary")

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from app.analytics import report
 from app.ops import auth, table
 from app.ops.api import summary
 from app.ops.recent import recent_deliveries
@@ -43,6 +44,9 @@ templates.env.filters["age"] = table.age
 templates.env.filters["bucket"] = table.bucket
 templates.env.filters["rate"] = _fmt_rate
 templates.env.filters["money"] = _fmt_money
+for _name in ("percent", "change", "points", "p_value"):
+    # Filters, and functions for the template's interval macro.
+    templates.env.filters[_name] = templates.env.globals[_name] = getattr(report, _name)
 
 
 def _secure(request: Request) -> bool:
