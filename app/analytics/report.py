@@ -105,12 +105,13 @@ def percent(value: float | None) -> str:
 
 def change(value: float | None) -> str:
     """A relative lift: +12.5 %."""
-    return "n/a" if value is None else f"{value:+.1%}"
+    return "n/a" if value is None else f"{round(value * 100, 1) + 0.0:+.1f}%"
 
 
 def points(value: float | None) -> str:
     """A difference of two rates in percentage points: +2.1 pts."""
-    return "n/a" if value is None else f"{value * 100:+.1f} pts"
+    # + 0.0 turns a rounded -0.0 into 0.0: "+0.0 pts", not "-0.0 pts".
+    return "n/a" if value is None else f"{round(value * 100, 1) + 0.0:+.1f} pts"
 
 
 def span(interval: Interval | None, fmt: Callable[[float], str]) -> str:
