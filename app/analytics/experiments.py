@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from app.analytics import proportions
+from app.analytics import means, proportions
 from app.analytics.proportions import Interval
 
 ALPHA = 0.05  # significance threshold of the verdict
@@ -32,6 +33,8 @@ class ArmCounts:
     recipients: int  # trips that reached the split and were put in this arm
     conversions: int  # of those, trips that reached the journey's goal
     holdout: bool = False
+    revenue: float = 0.0  # the goal's value summed over those conversions
+    revenue_squares: float = 0.0  # each trip's value squared, summed: its spread
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ class ArmResult:
     # Against a holdout control: the conversions this arm's messages added, lift × recipients.
     incremental_conversions: float | None = None
     incremental_interval: Interval | None = None
+    revenue: float = 0.0
+    revenue_per_person: float | None = None
+    # Against a holdout control: the revenue the arm's messages added, with its interval.
+    incremental_revenue: float | None = None
+    incremental_revenue_interval: Interval | None = None
     # People this arm needs to detect its observed lift (the control: the largest lift) at
     # 80 % power, never fewer than the minimum per arm; None while no lift is observed.
     needed: int | None = None
@@ -94,6 +102,8 @@ def _compare(
         conversions=arm.conversions,
         rate=rate,
         rate_interval=proportions.wilson(arm.conversions, arm.recipients, CONFIDENCE),
+        revenue=arm.revenue,
+        revenue_per_person=arm.revenue / arm.recipients if arm.recipients else None,
     )
     if arm is control:
         return own, None
@@ -121,9 +131,27 @@ def _compare(
         relative_lift_interval=relative_interval,
         incremental_conversions=lift * arm.recipients if by_holdout and lift is not None else None,
         incremental_interval=_scaled(lift_interval, arm.recipients) if by_holdout else None,
+        **(_incremental_revenue(arm, control) if control.holdout else {}),
         needed=None if base_needed is None else max(min_per_arm, math.ceil(base_needed * share)),
     )
     return row, base_needed
+
+
+def _incremental_revenue(arm: ArmCounts, holdout: ArmCounts) -> dict[str, Any]:
+    """The revenue the arm's messages added over what its people would have spent anyway (the
+    holdout's revenue per person), with its interval."""
+    if not (arm.recipients and holdout.recipients):
+        return {}
+    per_person = means.difference_interval(_amounts(arm), _amounts(holdout), CONFIDENCE)
+    added = arm.revenue / arm.recipients - holdout.revenue / holdout.recipients
+    return {
+        "incremental_revenue": added * arm.recipients,
+        "incremental_revenue_interval": _scaled(per_person, arm.recipients),
+    }
+
+
+def _amounts(arm: ArmCounts) -> means.Amounts:
+    return means.Amounts(arm.recipients, arm.revenue, arm.revenue_squares)
 
 
 def _about(n: int) -> str:

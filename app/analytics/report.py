@@ -28,6 +28,7 @@ class ExperimentReport:
     version: int
     step: str
     goal: str | None
+    currency: str | None  # of the revenue figures; None when the goal has no value
     experiment: Experiment
 
 
@@ -42,7 +43,13 @@ def results(
             experiment = replace(experiment, verdict=NO_GOAL)
         reports.append(
             ExperimentReport(
-                split.journey_id, split.name, split.version, split.step, split.goal, experiment
+                split.journey_id,
+                split.name,
+                split.version,
+                split.step,
+                split.goal,
+                split.currency,
+                experiment,
             )
         )
     return reports
@@ -68,7 +75,9 @@ CSV_HEADER = [
     "journey_id", "version", "split_step", "arm", "weight", "holdout", "control",
     "recipients", "conversions", "rate", "rate_low", "rate_high",
     "lift", "lift_low", "lift_high", "relative_lift", "relative_lift_low", "relative_lift_high",
-    "incremental_conversions", "incremental_low", "incremental_high", "needed",
+    "incremental_conversions", "incremental_low", "incremental_high",
+    "currency", "revenue", "revenue_per_person",
+    "incremental_revenue", "incremental_revenue_low", "incremental_revenue_high", "needed",
     "test", "p_value", "significant", "sample_ratio_p_value", "sample_ratio_mismatch",
     "min_per_arm", "more_needed_per_arm", "verdict",
 ]  # fmt: skip
@@ -89,6 +98,9 @@ def as_csv(reports: list[ExperimentReport]) -> str:
                     _number(arm.lift), *_bounds(arm.lift_interval),
                     _number(arm.relative_lift), *_bounds(arm.relative_lift_interval),
                     _number(arm.incremental_conversions), *_bounds(arm.incremental_interval),
+                    report.currency or "", _number(arm.revenue),
+                    _number(arm.revenue_per_person), _number(arm.incremental_revenue),
+                    *_bounds(arm.incremental_revenue_interval),
                     "" if arm.needed is None else arm.needed,
                     e.test, _number(e.p_value), e.significant,
                     _number(e.sample_ratio_p_value), e.sample_ratio_mismatch,
@@ -120,6 +132,19 @@ def span(interval: Interval | None, fmt: Callable[[float], str]) -> str:
 
 TABLE_HEADER = ("ARM", "WEIGHT", "PEOPLE", "CONVERTED", "RATE (95 % CI)", "LIFT (95 % CI)",
                 "RELATIVE (95 % CI)", "NEEDED")  # fmt: skip
+REVENUE_HEADER = ("REVENUE", "ADDED BY THE MESSAGES (95 % CI)")
+
+
+def amount(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _revenue_cells(arm: ArmResult, currency: str) -> tuple[str, ...]:
+    added = ""
+    if arm.incremental_revenue is not None:
+        signed = f"{arm.incremental_revenue:+,.2f}"
+        added = f"{signed} {span(arm.incremental_revenue_interval, amount)}".strip()
+    return f"{amount(arm.revenue)} {currency}", added or "-"
 
 
 def _cells(arm: ArmResult) -> tuple[str, ...]:
@@ -151,8 +176,12 @@ def as_table(reports: list[ExperimentReport]) -> str:
     blocks = []
     for report in reports:
         e = report.experiment
-        rows = [TABLE_HEADER, *(_cells(arm) for arm in e.arms)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
+        currency = report.currency
+        rows = [
+            TABLE_HEADER + (REVENUE_HEADER if currency else ()),
+            *(_cells(arm) + (_revenue_cells(arm, currency) if currency else ()) for arm in e.arms),
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [
             f"{report.name} ({report.journey_id} v{report.version}, split at step {report.step}, "
             f"goal: {report.goal or 'none'})",

@@ -30,6 +30,7 @@ class SplitCounts:
     version: int
     step: str  # the split's path in the journey
     goal: str | None  # the goal's event; None when the journey has none (nothing converts)
+    currency: str | None  # the goal value's currency; None when the goal has no value
     arms: tuple[ArmCounts, ...]
 
 
@@ -38,8 +39,9 @@ def _split(journey: Journey) -> SplitStep | None:
     return next((s for s in journey.all_steps() if isinstance(s, SplitStep)), None)
 
 
-def _arm(arm: SplitArm, trips: int, converted: int) -> ArmCounts:
-    return ArmCounts(arm.name, arm.weight, trips, converted, arm.holdout)
+def _arm(arm: SplitArm, counts: tuple[int, int, float, float]) -> ArmCounts:
+    trips, converted, revenue, squares = counts
+    return ArmCounts(arm.name, arm.weight, trips, converted, arm.holdout, revenue, squares)
 
 
 def split_counts(session: Session, journey_id: str | None = None) -> list[SplitCounts]:
@@ -62,14 +64,17 @@ def split_counts(session: Session, journey_id: str | None = None) -> list[SplitC
             else f"no journey {journey_id!r} is loaded (see `carillon journeys list`)"
         )
     version_ids = [version_id for version_id, _journey, _split in splits]
-    counted: dict[tuple[int, str | None], tuple[int, int]] = {
-        (version_id, arm): (trips, converted)
-        for version_id, arm, trips, converted in session.execute(
+    revenue = JourneyInstance.revenue
+    counted: dict[tuple[int, str | None], tuple[int, int, float, float]] = {
+        (version_id, arm): (trips, converted, float(total or 0), float(squares or 0))
+        for version_id, arm, trips, converted, total, squares in session.execute(
             select(
                 JourneyInstance.journey_version_id,
                 JourneyInstance.arm,
                 func.count(),
                 func.count(JourneyInstance.converted_at),
+                func.sum(revenue),
+                func.sum(revenue * revenue),
             )
             .where(
                 JourneyInstance.journey_version_id.in_(version_ids),
@@ -93,8 +98,10 @@ def split_counts(session: Session, journey_id: str | None = None) -> list[SplitC
             version=versions[version_id],
             step=split.path,
             goal=journey.goal.event if journey.goal else None,
+            currency=journey.goal.currency if journey.goal else None,
             arms=tuple(
-                _arm(arm, *counted.get((version_id, arm.name), (0, 0))) for arm in split.arms
+                _arm(arm, counted.get((version_id, arm.name), (0, 0, 0.0, 0.0)))
+                for arm in split.arms
             ),
         )
         for version_id, journey, split in splits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -65,5 +66,6 @@ SPEC = ChannelSpec(
     feedback_kinds={"delivered": "delivered", "opened": "open", "clicked": "click"},
     feedback_sources=(feedback.SOURCE,),
     routers=_routers,
+    attribution_window=timedelta(days=5),
     position=10,
 )

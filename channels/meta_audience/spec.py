@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from app.settings import Settings
@@ -60,5 +61,6 @@ SPEC = ChannelSpec(
     # Adding someone already in an audience changes nothing at Meta: a repeat is harmless.
     resend_when_abandoned=True,
     cost_unit="person",
+    attribution_window=timedelta(days=7),  # an ad is seen days after the person joins
     position=30,
 )

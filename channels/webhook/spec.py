@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from app.settings import Settings
@@ -64,6 +65,7 @@ SPEC = ChannelSpec(
     # The same webhook-id on a repeat: a Standard Webhooks receiver drops the duplicate.
     resend_when_abandoned=True,
     cost_unit="request",
+    attribution_window=timedelta(0),  # a call to another system, not a message to the person
     settings=WebhookSettings,
     position=50,
 )

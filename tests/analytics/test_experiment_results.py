@@ -59,6 +59,9 @@ def test_counts_per_arm_are_the_trips_and_their_goals(ab_test: Path) -> None:
     ]
     by_arm = stored()
     assert {a.name: (a.recipients, a.conversions) for a in split.arms if a.recipients} == by_arm
+    # Every order is 30 EUR (the goal's value: event.properties.total).
+    assert split.currency == "EUR"
+    assert [a.revenue for a in split.arms] == [30.0 * a.conversions for a in split.arms]
     assert sum(a.recipients for a in split.arms) == len(PEOPLE)
     assert sum(a.conversions for a in split.arms) == len(BUYERS)
 
@@ -82,6 +85,7 @@ def test_report_in_each_format(ab_test: Path) -> None:
         "Cart win-back with an A/B test (cart-winback v1, split at step 1, goal: Order Completed)"
     )
     assert lines[1].split()[:2] == ["ARM", "WEIGHT"]
+    assert "REVENUE" in lines[1] and " EUR" in lines[2]
     assert [line.split()[0] for line in lines[2:5]] == ["A", "B", "holdout"]
     assert "(control)" in lines[4]
     smallest = min(people for people, _converted in stored().values())
@@ -108,13 +112,16 @@ def test_report_in_each_format(ab_test: Path) -> None:
     assert {row["journey_id"] for row in rows} == {"cart-winback"}
     assert {row["min_per_arm"] for row in rows} == {"3"}
     assert rows[2]["control"] == "True" and rows[2]["lift"] == ""
+    assert {row["currency"] for row in rows} == {"EUR"}
+    assert [float(row["revenue"]) for row in rows] == [30.0 * int(r["conversions"]) for r in rows]
     assert float(rows[0]["lift"]) == pytest.approx(
         float(rows[0]["rate"]) - float(rows[2]["rate"]), abs=1e-5
     )
 
 
 def test_a_journey_without_a_goal_says_so(tmp_path: Path, manual_clock: ManualClock) -> None:
-    text = AB_TEST.read_text().replace("goal:\n  event: Order Completed\n  within: 7d\n", "")
+    text = AB_TEST.read_text()
+    text = text[: text.index("goal:")] + text[text.index("re_entry:") :]
     (tmp_path / "no_goal.yaml").write_text(text)
     catalog.sync_directory(tmp_path)
     answer = CliRunner().invoke(app, ["report", "experiments", "--format", "json"])

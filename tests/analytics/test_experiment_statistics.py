@@ -18,8 +18,9 @@ from statsmodels.stats.proportion import (
     proportion_effectsize,
     proportions_ztest,
 )
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from app.analytics import proportions
+from app.analytics import means, proportions
 from app.analytics.experiments import ArmCounts, analyse
 
 TOLERANCE = 1e-6
@@ -148,6 +149,28 @@ def test_sample_needed_for_80_percent_power(rate: float, base: float, ratio: flo
     assert close(power.power(h, n, 0.05, ratio), 0.8)
 
 
+@pytest.mark.parametrize(
+    ("arm_orders", "arm_people", "base_orders", "base_people"),
+    [
+        ([30.0, 45.5, 120.0], 50, [30.0], 20),
+        ([19.99] * 40, 400, [19.99] * 30, 400),
+        ([5.0, 500.0], 3, [], 10),  # nobody in the holdout bought
+    ],
+)
+def test_revenue_added_per_person_against_a_holdout(
+    arm_orders: list[float], arm_people: int, base_orders: list[float], base_people: int
+) -> None:
+    """Each person's revenue: their order, or zero."""
+    arm = np.array(arm_orders + [0.0] * (arm_people - len(arm_orders)))
+    base = np.array(base_orders + [0.0] * (base_people - len(base_orders)))
+    low, high = CompareMeans(DescrStatsW(arm), DescrStatsW(base)).zconfint_diff(usevar="unequal")
+    interval = means.difference_interval(
+        means.Amounts(arm_people, float(arm.sum()), float((arm**2).sum())),
+        means.Amounts(base_people, float(base.sum()), float((base**2).sum())),
+    )
+    assert interval is not None and close(interval.low, low) and close(interval.high, high)
+
+
 def test_no_sample_detects_a_lift_of_zero() -> None:
     assert proportions.sample_size(0.1, 0.1) is None
 
@@ -187,14 +210,26 @@ def test_nothing_is_called_below_the_minimum_per_arm() -> None:
     )
 
 
-def test_a_holdout_is_the_control_and_shows_incremental_conversions() -> None:
-    e = analyse(arms(("A", 45, 4500, 450), ("B", 45, 4400, 520), ("holdout", 10, 1000, 80)))
+def test_a_holdout_is_the_control_and_shows_incremental_conversions_and_revenue() -> None:
+    e = analyse(
+        [
+            ArmCounts("A", 45, 4500, 450, False, 450 * 30.0, 450 * 900.0),
+            ArmCounts("B", 45, 4400, 520, False, 520 * 30.0, 520 * 900.0),
+            ArmCounts("holdout", 10, 1000, 80, True, 80 * 30.0, 80 * 900.0),
+        ]
+    )
     assert e.test == "chi-squared" and e.control == "holdout"
     assert e.verdict == "the arms differ (p < 0.001): B converts best"
     a = e.arms[0]
     assert a.incremental_conversions is not None and math.isclose(a.incremental_conversions, 90)
     assert a.lift_interval is not None and a.incremental_interval is not None
     assert math.isclose(a.incremental_interval.low, a.lift_interval.low * 4500)
+    # Every order is 30: the revenue added is the conversions added, times 30.
+    assert a.revenue == 13_500 and a.revenue_per_person == 3
+    assert a.incremental_revenue is not None and math.isclose(a.incremental_revenue, 90 * 30)
+    assert a.incremental_revenue_interval is not None
+    assert a.incremental_revenue_interval.low < 2700 < a.incremental_revenue_interval.high
+    assert e.arms[2].incremental_revenue is None  # the holdout itself
     # The 45 % arms need 4.5 times the holdout's people for the same comparison.
     assert e.arms[2].needed is not None and a.needed is not None
     assert a.needed == pytest.approx(e.arms[2].needed * 4.5, abs=5)

@@ -161,6 +161,8 @@ def test_the_experiments_panel_shows_each_arm_with_its_interval_and_a_verdict(
         # Each arm's rate drawn as a dot on its 95 % interval.
         expect(row.locator("svg.interval circle")).to_have_count(1)
     assert sum(arms.values()) == 30
+    revenue = table.locator('td[data-field="revenue"]')  # every order is 30 EUR
+    assert sum(float(text.replace(",", "")) for text in revenue.all_inner_texts()) == 6 * 30
     expect(table.locator('tr[data-arm="holdout"]')).to_contain_text("control")
     verdict = page.locator('#experiments [data-verdict="cart-winback"]')
     early = "too early to call: every arm needs at least 500 people"
