@@ -8,10 +8,13 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+
+from app.analytics.experiments import MIN_PER_ARM
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +50,8 @@ PersonId = Annotated[
     str,
     typer.Argument(help="A userId, or user:<id>, anonymous:<id>, email:<address>, phone:<E.164>."),
 ]
+report_app = typer.Typer(help="Campaign results, as the marketer reads them.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
@@ -652,6 +657,41 @@ def templates_preview(
     typer.echo(preview.format_preview(found, send, rendered))
     if any(item.error for item in rendered):
         raise typer.Exit(1)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@report_app.command("experiments")
+def report_experiments(
+    journey: Annotated[
+        str | None, typer.Argument(help="A journey id (default: every journey with a split).")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="table, csv (one row per arm) or json.")
+    ] = ReportFormat.table,
+    min_per_arm: Annotated[
+        int, typer.Option(min=1, help="People every arm needs before a winner is called.")
+    ] = MIN_PER_ARM,
+) -> None:
+    """A/B test results: per arm the people, conversions (the journey's goal) and rate with its 95 % interval, the lift against the control, the p-value, a sample-ratio check and a verdict in words.
+
+    Exit 2 for a journey that is not loaded or has no split. How to read it: docs/analytics.md.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    from app.analytics import report
+    from app.analytics.repository import UnknownExperiment
+    from app.db import session_scope
+
+    try:
+        with session_scope() as session:
+            found = report.results(session, journey, min_per_arm)
+    except UnknownExperiment as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.render(found, fmt.value), nl=fmt is not ReportFormat.csv)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
     # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
+    # How long after a message a goal's revenue is still credited to it, per channel,
+    # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
+    attribution_windows: str = ""
     # Send-time policy (docs/delivery.md). Quiet hours per channel in the person's timezone,
     # `channel=21:00-08:00,…`; a channel not named has none, empty: none at all; unset: each
     # channel's own default (`ChannelSpec.quiet_hours`).
@@ -112,6 +115,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cost_per_message",
+        "attribution_windows",
         "delivery_attempts_per_channel",
         "quiet_hours",
         "frequency_caps",
@@ -124,6 +128,7 @@ class Settings(BaseSettings):
             return value
         parsers: dict[str, Callable[[str], object]] = {
             "cost_per_message": parse_costs,
+            "attribution_windows": parse_attribution_windows,
             "delivery_attempts_per_channel": parse_attempts,
             "quiet_hours": parse_quiet_hours,
             "frequency_caps": parse_frequency_caps,
@@ -138,6 +143,9 @@ class Settings(BaseSettings):
 
     def caps_by_channel(self) -> dict[str, tuple[Cap, ...]]:
         return parse_frequency_caps(self.frequency_caps)
+
+    def attribution_windows_by_channel(self) -> dict[str, timedelta]:
+        return parse_attribution_windows(self.attribution_windows)
 
     def message_costs(self) -> dict[str, float]:
         """Cost of one sent message per channel; channels not listed have no known cost."""
@@ -226,6 +234,12 @@ def _attempts(raw: str) -> int:
 
 def parse_costs(text: str) -> dict[str, float]:
     return parse_per_channel(text, "CARILLON_COST_PER_MESSAGE", example("0.001", "0"), _amount)
+
+
+def parse_attribution_windows(text: str) -> dict[str, timedelta]:
+    variable = "CARILLON_ATTRIBUTION_WINDOWS"
+    example = "email=5d,sms=1d,meta_audience=7d (durations: 12h, 5d)"
+    return known_channels(parse_per_channel(text, variable, example, parse_duration), variable)
 
 
 def parse_attempts(text: str) -> dict[str, int]:

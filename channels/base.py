@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -166,6 +167,10 @@ class ChannelSpec:
     content_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     resend_when_abandoned: bool = False
     cost_unit: str = "message"
+    # How long after a message a conversion's revenue is credited to it (last touch), unless
+    # CARILLON_ATTRIBUTION_WINDOWS says otherwise: a person acts on an e-mail days later, on
+    # an SMS the same day.
+    attribution_window: timedelta = timedelta(days=1)
     feedback_kinds: Mapping[str, str] = field(default_factory=dict)
     feedback_sources: tuple[str, ...] = ()
     routers: Callable[[], tuple[APIRouter, ...]] = lambda: ()

@@ -11,8 +11,9 @@ import gzip
 import hashlib
 import hmac
 import json
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from app.events.schemas import SegmentEvent
 from app.events.service import store
 from app.journeys import catalog
 from app.journeys.models import JourneyInstance, Timer
+from app.journeys.timers import fire_due
 from app.migrate import upgrade
 from app.models import reset_all
 from app.ops import throttle
@@ -88,6 +90,21 @@ def identify(
     return {"type": "identify", "userId": user, "traits": traits, "timestamp": timestamp, **extra}
 
 
+def run_ab_test(
+    directory: Path, manual: clock.ManualClock, people: Iterable[str], buyers: Iterable[str]
+) -> None:
+    """Load the documented A/B test, put `people` through its split (the split waits for
+    10:00: run on the suite's 09:00 manual clock) and have `buyers` reach its goal."""
+    shutil.copy(AB_TEST, directory / AB_TEST.name)
+    catalog.sync_directory(directory)
+    at = manual.now().isoformat()
+    route(*(track(user, "Cart Abandoned", {"total": 30}, at) for user in people))
+    manual.advance(timedelta(hours=1))
+    fire_due(500)
+    at = manual.now().isoformat()
+    route(*(track(user, "Order Completed", {"total": 30}, at) for user in buyers))
+
+
 class _Server(uvicorn.Server):
     """uvicorn with an event set once it listens (or once it gave up trying)."""
 
@@ -129,6 +146,8 @@ def serving(app: Any) -> Iterator[str]:
 # need the database back after their conftest turned it off.
 
 SHIPPED = REPO / "journeys"
+# The documented A/B test: two e-mails against a 10 % holdout, goal `Order Completed`.
+AB_TEST = REPO / "docs" / "examples" / "cart_winback.yaml"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 # The suite runs on PostgreSQL + Redis (the production roles) or on the embedded default.
 PRODUCTION = get_settings().redis_url is not None and not get_settings().is_sqlite

@@ -81,7 +81,8 @@ class ConditionEvalError(Exception):
 
 
 class Condition:
-    """A compiled CEL expression that must evaluate to a bool."""
+    """A compiled CEL expression: a condition (`evaluate`, a bool) or an amount (`number`, a
+    goal's value), checked and limited the same way."""
 
     def __init__(self, source: str, program: celpy.Runner) -> None:
         self.source = source
@@ -90,7 +91,7 @@ class Condition:
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"
 
-    def evaluate(self, activation: dict[str, Any]) -> bool:
+    def _result(self, activation: dict[str, Any]) -> Any:
         """Evaluate against JSON-like data, e.g. `{"event": {...}, "profile": {...}}`."""
         missing = [name for name in VARIABLES if name not in activation]
         if missing:
@@ -110,12 +111,24 @@ class Condition:
             raise ConditionEvalError(f"{type(exc).__name__}: {exc}") from exc
         if isinstance(result, CELEvalError):
             raise ConditionEvalError(_eval_message(result))
+        return result
+
+    def evaluate(self, activation: dict[str, Any]) -> bool:
+        result = self._result(activation)
         if not isinstance(result, celtypes.BoolType | bool):
             raise ConditionEvalError(
                 f"a condition must be true or false, but this one gave {_type_name(result)} "
                 f"{result!s}"
             )
         return bool(result)
+
+    def number(self, activation: dict[str, Any]) -> float:
+        result = self._result(activation)
+        if isinstance(result, celtypes.BoolType | bool) or not isinstance(result, int | float):
+            raise ConditionEvalError(
+                f"a value must be a number, but this one gave {_type_name(result)} {result!s}"
+            )
+        return float(result)
 
 
 def compile_condition(source: str) -> Condition:

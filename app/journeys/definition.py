@@ -48,11 +48,14 @@ class ReEntry:
 class Goal:
     """What counts as a conversion: `event` (if `when` holds) within `within` of entry.
 
-    Without `within`, only while the trip is still running."""
+    Without `within`, only while the trip is still running. `value` (CEL, a number) is the
+    conversion's revenue in `currency` (ISO 4217), credited to the trip's last message."""
 
     event: str
     when: Condition | None
     within: timedelta | None
+    value: Condition | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

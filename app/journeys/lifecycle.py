@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from app import clock
+from app.analytics import attribution
 from app.db import is_postgres
 from app.delivery import models as delivery
 from app.delivery import outbox
@@ -16,6 +19,7 @@ from app.delivery import state as delivery_state
 from app.delivery.models import Delivery
 from app.events.models import Event
 from app.journeys import catalog
+from app.journeys.conditions import ConditionEvalError
 from app.journeys.definition import Journey, SendStep
 from app.journeys.models import ACTIVE, JourneyInstance, Timer
 from channels import registry
@@ -28,6 +32,7 @@ CONVERTED = "converted"
 # The step path of the delivery that takes a person out of an audience a `send` step with
 # `remove_on_exit` put them in: `<send step path>/remove`, unique per trip like any delivery.
 REMOVAL_SUFFIX = "/remove"
+MAX_REVENUE = 1e14  # journey_instances.revenue is NUMERIC(18, 4)
 # Audience additions that went, or may have gone, out: those are the ones to undo.
 _ADDED = (delivery.SENT, delivery.DRY_RUN, delivery.SENDING)
 
@@ -157,12 +162,15 @@ def plan_audience_removals(
     return count
 
 
-def record_conversion(instance: JourneyInstance, event: Event) -> None:
-    """The goal is reached. A trip already over (a late conversion) undoes its audience
-    additions here; a live one does when `convert` ends it."""
+def record_conversion(
+    session: Session, instance: JourneyInstance, event: Event, variables: dict[str, Any]
+) -> None:
+    """The goal is reached: when, what it was worth, and which message earned it. A trip already
+    over (a late conversion) undoes its audience additions here; a live one does when `convert`
+    ends it."""
     instance.converted_at = event.timestamp
-    session = object_session(instance)
-    if instance.status != ACTIVE and session is not None:
+    _credit_revenue(session, instance, event, variables)
+    if instance.status != ACTIVE:
         plan_audience_removals(session, instance)
     log.info(
         "instance %s of %s converted (arm %s) on %s",
@@ -173,9 +181,30 @@ def record_conversion(instance: JourneyInstance, event: Event) -> None:
     )
 
 
-def convert(session: Session, instance: JourneyInstance, event: Event) -> None:
+def _credit_revenue(
+    session: Session, instance: JourneyInstance, event: Event, variables: dict[str, Any]
+) -> None:
+    goal = catalog.journey_of_version(session, instance.journey_version_id).goal
+    if goal is None or goal.value is None:
+        return
+    try:
+        value = goal.value.number(variables)
+        if not (math.isfinite(value) and abs(value) < MAX_REVENUE):
+            raise ConditionEvalError(f"{value} is out of range")
+    except ConditionEvalError as exc:
+        # The conversion still counts; ops see why its amount is missing.
+        log.warning("instance %s: conversion without revenue: goal value: %s", instance.id, exc)
+        return
+    touch = attribution.last_touch(session, instance.id, event.timestamp)
+    instance.revenue, instance.currency = value, goal.currency
+    instance.attributed_delivery_id = touch.id if touch is not None else None
+
+
+def convert(
+    session: Session, instance: JourneyInstance, event: Event, variables: dict[str, Any]
+) -> None:
     """The goal is reached: record it and end the trip, nothing more to send."""
-    record_conversion(instance, event)
+    record_conversion(session, instance, event, variables)
     exit_instance(session, instance, f"goal: {event.name}", CONVERTED)
 
 

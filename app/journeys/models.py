@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, UTCDateTime
@@ -58,6 +68,12 @@ class JourneyInstance(Base):
     arm: Mapped[str | None] = mapped_column(String(50))
     # Set once, when the journey's goal event arrives within its window.
     converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The conversion's value (the goal's `value`, in its `currency`), and the message credited
+    # with it: the trip's last one sent within its channel's attribution window. No foreign key:
+    # deliveries already point at trips, and a cycle would order neither table first.
+    revenue: Mapped[float | None] = mapped_column(Numeric(18, 4, asdecimal=False))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    attributed_delivery_id: Mapped[int | None] = mapped_column(BigId)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

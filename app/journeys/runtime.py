@@ -112,7 +112,7 @@ def _on_live_trip(
     if _exits(journey, event, variables):
         lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")
     elif _reached_goal(journey, instance, event, variables):
-        lifecycle.convert(session, instance, event)
+        lifecycle.convert(session, instance, event, variables)
     else:
         step = journey.step(instance.cursor)
         if (
@@ -151,7 +151,7 @@ def _late_conversions(
             and journey.goal.within is not None
             and _reached_goal(journey, instance, event, variables)
         ):
-            lifecycle.record_conversion(instance, event)
+            lifecycle.record_conversion(session, instance, event, variables)
 
 
 def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:

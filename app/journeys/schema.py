@@ -173,6 +173,16 @@ def _goal() -> dict[str, Any]:
             "How long after entering a conversion still counts, e.g. 7d. Without it, only "
             "while the trip is running."
         ),
+        value={
+            "$ref": "#/$defs/condition",
+            "description": "The conversion's revenue: a CEL expression giving a number, e.g. "
+            "event.properties.total. Credited to the trip's last message within its channel's "
+            "attribution window. Needs currency.",
+        },
+        currency=_text(
+            "The currency of value, an ISO 4217 code such as EUR. Needs value.",
+            pattern="^[A-Z]{3}$",
+        ),
     )
 
 

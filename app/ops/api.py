@@ -6,6 +6,8 @@ POST /ops/dead-letters/{id}/replay        put one back in the outbox (idempotent
 GET  /ops/deliveries/{id}                 a delivery's story
 GET  /ops/journeys                        people per journey step
 GET  /ops/channels                        per channel results, cost, conversions
+GET  /ops/experiments?min_per_arm=500      every split's A/B test results (app/analytics/)
+GET  /ops/experiments/{journey_id}        one journey's (404: not loaded, or no split)
 GET  /ops/summary                         all of the above at once (the dashboard polls it)
 GET  /metrics                             Prometheus exposition
 """
@@ -18,7 +20,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.analytics import experiments, report
+from app.analytics.repository import UnknownExperiment
 from app.db import DbSession
+from app.errors import NotFound
 from app.ops import dead_letters, kpis, metrics, queues, story
 from app.ops.auth import require_admin
 
@@ -28,6 +33,10 @@ metrics_router = APIRouter(tags=["ops"], dependencies=[Depends(require_admin)])
 Limit = Annotated[int, Query(ge=1, le=500, description="How many, newest first.")]
 # Delivery ids are BIGINT: a larger number is no delivery, and the database would refuse it.
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A delivery's id.")]
+JourneyId = Annotated[str, Path(min_length=1, max_length=100, description="A journey's id.")]
+MinPerArm = Annotated[
+    int, Query(ge=1, le=10**9, description="People every arm needs before a winner is called.")
+]
 
 # The routes are plain functions: FastAPI runs them on its thread pool, off the event loop.
 
@@ -38,6 +47,7 @@ def summary(session: Session, limit: int = 50) -> dict[str, Any]:
         "dead_letters": [d.as_dict() for d in dead_letters.listing(session, limit)],
         "journeys": kpis.as_dicts(kpis.journeys(session)),
         "channels": kpis.as_dicts(kpis.channels(session)),
+        "experiments": report.as_dicts(report.results(session)),
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 
@@ -71,6 +81,24 @@ def get_journeys(session: DbSession) -> list[dict[str, Any]]:
 @router.get("/channels")
 def get_channels(session: DbSession) -> list[dict[str, Any]]:
     return kpis.as_dicts(kpis.channels(session))
+
+
+@router.get("/experiments")
+def get_experiments(
+    session: DbSession, min_per_arm: MinPerArm = experiments.MIN_PER_ARM
+) -> list[dict[str, Any]]:
+    return report.as_dicts(report.results(session, None, min_per_arm))
+
+
+@router.get("/experiments/{journey_id}")
+def get_experiment(
+    session: DbSession, journey_id: JourneyId, min_per_arm: MinPerArm = experiments.MIN_PER_ARM
+) -> dict[str, Any]:
+    try:
+        [found] = report.as_dicts(report.results(session, journey_id, min_per_arm))
+    except UnknownExperiment as exc:
+        raise NotFound(str(exc)) from None
+    return found
 
 
 @router.get("/summary")

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.analytics import report
 from app.db import DbSession
 from app.errors import CarillonError, TooManyRequests, Unavailable
 from app.ops import auth, table
@@ -39,6 +40,10 @@ def _fmt_rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _fmt_revenue(per_currency: Mapping[str, float]) -> str:
+    return ", ".join(f"{v:,.2f} {c}" for c, v in sorted(per_currency.items())) or "–"
+
+
 def _fmt_money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.4f}"
 
@@ -47,6 +52,10 @@ templates.env.filters["age"] = table.age
 templates.env.filters["bucket"] = table.bucket
 templates.env.filters["rate"] = _fmt_rate
 templates.env.filters["money"] = _fmt_money
+templates.env.filters["revenue"] = _fmt_revenue
+for _name in ("percent", "change", "points", "p_value", "amount"):
+    # Filters, and functions for the template's interval macro.
+    templates.env.filters[_name] = templates.env.globals[_name] = getattr(report, _name)
 
 
 def _secure(request: Request) -> bool:

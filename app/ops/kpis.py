@@ -15,7 +15,7 @@ CARILLON_COST_PER_MESSAGE times the messages really sent (a dry run costs nothin
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import distinct, func, select
@@ -48,6 +48,8 @@ class StepCounts:
     exited: int = 0
     completed: int = 0
     converted: int = 0
+    # Goal revenue credited to this step's message (last touch), per currency.
+    revenue: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +57,23 @@ class JourneyCounts:
     journey_id: str
     name: str
     steps: list[StepCounts]
+    # Every conversion's revenue, credited to a message or not (a holdout's), per currency.
+    revenue: dict[str, float] = field(default_factory=dict)
+
+
+def _revenue(
+    session: Session, *keys: Any, credited: bool = True
+) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Goal revenue per currency, summed by `keys`: only what was credited to a message (keys
+    of the credited delivery), or every conversion's (keys of the trip)."""
+    stmt = select(*keys, JourneyInstance.currency, func.sum(JourneyInstance.revenue))
+    if credited:
+        stmt = stmt.join(Delivery, JourneyInstance.attributed_delivery_id == Delivery.id)
+    stmt = stmt.where(JourneyInstance.revenue.is_not(None))
+    found: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
+    for *key, currency, total in session.execute(stmt.group_by(*keys, JourneyInstance.currency)):
+        found[tuple(key)][currency] = float(total)
+    return found
 
 
 def _kind(step: Step) -> str:
@@ -113,6 +132,8 @@ def journeys(session: Session) -> list[JourneyCounts]:
             .group_by(JourneyInstance.journey_id, Timer.step_path)
         )
     }
+    per_step = _revenue(session, Delivery.journey_id, Delivery.step_path)
+    per_journey = _revenue(session, JourneyInstance.journey_id, credited=False)
     result = []
     for _version, journey in current:
         rows = []
@@ -137,8 +158,11 @@ def journeys(session: Session) -> list[JourneyCounts]:
             counts.sent = sends.get((journey.id, step.path, delivery.SENT), 0)
             counts.dry_run = sends.get((journey.id, step.path, delivery.DRY_RUN), 0)
             counts.entered = max(counts.entered, planned, waits.get((journey.id, step.path), 0))
+            counts.revenue = per_step.get((journey.id, step.path), {})
             rows.append(counts)
-        result.append(JourneyCounts(journey.id, journey.name, rows))
+        result.append(
+            JourneyCounts(journey.id, journey.name, rows, per_journey.get((journey.id,), {}))
+        )
     return result
 
 
@@ -189,6 +213,7 @@ class ChannelKpis:
     cost_per_message: float | None
     cost: float | None
     cost_per_conversion: float | None
+    revenue: dict[str, float]  # goal revenue credited to the channel's messages, per currency
 
 
 def _rate(part: int | None, whole: int) -> float | None:
@@ -218,6 +243,7 @@ def channels(session: Session) -> list[ChannelKpis]:
     }
     costs = get_settings().message_costs()
     engaged = engagement(session)
+    revenue = _revenue(session, Delivery.channel)
     result = []
     for channel in registry.names():
         sent = counts.get((channel, delivery.SENT), 0)
@@ -246,6 +272,7 @@ def channels(session: Session) -> list[ChannelKpis]:
                 cost_per_message=unit,
                 cost=cost,
                 cost_per_conversion=None if cost is None or not converted else cost / converted,
+                revenue=revenue.get((channel,), {}),
             )
         )
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -68,5 +69,6 @@ SPEC = ChannelSpec(
     feedback_sources=(feedback.SOURCE,),
     routers=_routers,
     settings=SendGridSettings,
+    attribution_window=timedelta(days=5),
     position=10,
 )

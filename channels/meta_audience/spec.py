@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from app.settings import Settings
@@ -63,5 +64,6 @@ SPEC = ChannelSpec(
     resend_when_abandoned=True,
     cost_unit="person",
     settings=MetaSettings,
+    attribution_window=timedelta(days=7),  # an ad is seen days after the person joins
     position=30,
 )

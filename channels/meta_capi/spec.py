@@ -3,6 +3,8 @@ this channel."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from app.settings import Settings
 from channels.base import Channel, ChannelSpec
 from channels.meta_audience.spec import ADS
@@ -40,6 +42,8 @@ SPEC = ChannelSpec(
     build=_build,
     rate_limit_account=AUDIENCES.rate_limit_account,
     finish=content.finish,
+    # It reports a conversion to Meta; it does not bring one about.
+    attribution_window=timedelta(0),
     content_schema={
         content.EVENT_NAME: _template(
             "A standard event (Purchase, Lead, CompleteRegistration, AddToCart, Subscribe, …) "

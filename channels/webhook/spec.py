@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from app.settings import Settings
@@ -68,6 +69,7 @@ SPEC = ChannelSpec(
     # A receiver down for maintenance gets longer to come back than a provider's blip: as many
     # attempts as the Standard Webhooks reference schedule (Svix) makes.
     attempts=8,
+    attribution_window=timedelta(0),  # a call to another system, not a message to the person
     settings=WebhookSettings,
     position=50,
 )

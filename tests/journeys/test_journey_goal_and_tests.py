@@ -67,6 +67,30 @@ def test_goal_mistakes() -> None:
     ]
 
 
+def test_goal_value_and_currency() -> None:
+    goal = parse(
+        "goal:\n  event: Order Completed\n  value: event.properties.total\n  currency: EUR\n"
+    ).goal
+    assert goal is not None and goal.currency == "EUR" and goal.value is not None
+    order = {"event": {"properties": {"total": 42.5}}, "profile": {}}
+    assert goal.value.number(order) == 42.5
+
+
+def test_goal_value_mistakes() -> None:
+    assert found("goal:\n  event: Order Completed\n  value: event.properties.total\n") == [
+        ((8, 3), "goal has a value but no currency")
+    ]
+    assert found("goal:\n  event: Order Completed\n  currency: EUR\n") == [
+        ((8, 3), "goal has a currency but no value")
+    ]
+    assert found(
+        "goal:\n  event: Order Completed\n  value: event.properties.total +\n  currency: euro\n"
+    ) == [
+        ((8, 33), "goal.value: condition ends too early"),
+        ((9, 13), "goal.currency must be an ISO 4217 code such as EUR or USD, not 'euro'"),
+    ]
+
+
 def test_a_goal_that_exit_when_always_pre_empts() -> None:
     [issue] = issues_of("exit_when: {event: Order Completed}\ngoal: {event: Order Completed}\n")
     assert (issue.line, issue.column) == (7, 1)

@@ -18,11 +18,21 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.journeys import catalog
 from app.main import create_app
-from tests.helpers import REPO, TOKEN, Pipeline, newsletter_signup, serving
+from tests.helpers import (
+    REPO,
+    TOKEN,
+    Pipeline,
+    newsletter_signup,
+    route,
+    run_ab_test,
+    serving,
+    track,
+)
 from tests.processes import Process, wait_until
 from tests.providers.server import unused_port
 from tests.providers.twilio import TwilioServer, twilio_error
@@ -162,6 +172,52 @@ def test_the_search_box_finds_a_person_and_shows_their_page(
     page.fill("#person-search", "email:")
     page.press("#person-search", "Enter")
     expect(page.locator("#person-error")).to_contain_text("names nobody")
+
+
+def log_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/ops/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{url}/ops")
+
+
+def test_the_experiments_panel_shows_each_arm_with_its_interval_and_a_verdict(
+    carillon_url: str, browser: Browser, manual_clock: ManualClock, tmp_path: Path
+) -> None:
+    people = [f"p{i:02}" for i in range(30)]
+    run_ab_test(tmp_path, manual_clock, people, people[:6])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    log_in(page, carillon_url)
+
+    table = page.locator('#experiments table[data-experiment="cart-winback"]')
+    expect(table.locator("tr[data-arm]")).to_have_count(3)
+    arms = {}
+    for name in ("A", "B", "holdout"):
+        row = table.locator(f'tr[data-arm="{name}"]')
+        arms[name] = int(row.locator('td[data-field="recipients"]').inner_text())
+        # Each arm's rate drawn as a dot on its 95 % interval.
+        expect(row.locator("svg.interval circle")).to_have_count(1)
+    assert sum(arms.values()) == 30
+    revenue = table.locator('td[data-field="revenue"]')  # every order is 30 EUR
+    assert sum(float(text.replace(",", "")) for text in revenue.all_inner_texts()) == 6 * 30
+    expect(table.locator('tr[data-arm="holdout"]')).to_contain_text("control")
+    verdict = page.locator('#experiments [data-verdict="cart-winback"]')
+    early = "too early to call: every arm needs at least 500 people"
+    expect(verdict).to_contain_text(f"{early} (the smallest has {min(arms.values())})")
+
+    # Live: more people buy, the panel follows without a reload.
+    converted = table.locator('tr[data-arm] td[data-field="conversions"]')
+    before = sum(int(text) for text in converted.all_inner_texts())
+    assert before == 6
+    route(*(track(p, "Order Completed", {}, manual_clock.now().isoformat()) for p in people[6:12]))
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#experiments td[data-field="conversions"]')]
+              .reduce((sum, cell) => sum + Number(cell.textContent), 0) === 12""",
+        timeout=WAIT_MS,
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#experiments").screenshot(path=str(ARTIFACTS / "ops-experiments.png"))
+    assert (ARTIFACTS / "ops-experiments.png").stat().st_size > 5_000
 
 
 def test_a_newcomer_sees_what_the_journeys_did_after_make_run(

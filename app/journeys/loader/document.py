@@ -11,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages
@@ -260,11 +261,35 @@ def _caps(c: _Checker, f: _Field) -> Mapping[str, tuple[Cap, ...]] | None:
     return MappingProxyType(parsed)
 
 
+_VALUE_HINT = "e.g. value: event.properties.total, currency: EUR"
+
+
 def _goal(c: _Checker, f: _Field) -> Goal | None:
     example = "e.g. goal: {event: Order Completed, within: 7d}"
-    rule = _event_rule(c, f, "goal", ("within",), example)
-    within_field = c.field(f.value, "within") if isinstance(f.value, dict) else None
+    rule = _event_rule(c, f, "goal", ("within", "value", "currency"), example)
+    fields = f.value if isinstance(f.value, dict) else {}
+    within_field = c.field(fields, "within")
     within = c.duration(within_field, "goal.within") if within_field else None
-    if rule is None or (within_field is not None and within is None):
+    value_field, currency_field = c.field(fields, "value"), c.field(fields, "currency")
+    value = (
+        c.compiled(value_field, "goal.value", compile_condition, _VALUE_HINT)
+        if value_field
+        else None
+    )
+    currency = _currency(c, currency_field) if currency_field else None
+    if value_field is not None and currency_field is None:
+        c.error(value_field.key, "goal has a value but no currency", _VALUE_HINT)
+    if currency_field is not None and value_field is None:
+        c.error(currency_field.key, "goal has a currency but no value", _VALUE_HINT)
+    broken = (within_field and within is None) or (value_field and value is None)
+    if rule is None or broken or (currency_field is not None and currency is None):
         return None
-    return Goal(rule[0], rule[1], within)
+    return Goal(rule[0], rule[1], within, value, currency)
+
+
+def _currency(c: _Checker, f: _Field) -> str | None:
+    text = c.text(f, "goal.currency", _VALUE_HINT)
+    if text is not None and (len(text) != 3 or not text.isascii() or not text.isupper()):
+        c.error(f.at, f"goal.currency must be an ISO 4217 code such as EUR or USD, not {text!r}")
+        return None
+    return text

@@ -1,0 +1,1 @@
+"""What campaigns achieved: experiment results and the figures behind them."""
