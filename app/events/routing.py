@@ -66,6 +66,9 @@ def _route(session: Session, event: Event) -> None:
     logs.bind(profile_id=profile.id)
     if event.type == "track":
         runtime.on_event(session, event, view(session, profile))
+        # The deliveries it planned are written (and logged) while this event's ids are bound,
+        # so one grep of a messageId still finds them.
+        session.flush()
     event.processed_at = clock.now()
 
 
@@ -79,7 +82,9 @@ def _route_batch(event_ids: Sequence[int]) -> None:
             with logs.scope():  # the ids bound by _route stay on this event's log lines
                 _route(session, event)
     for event in events:  # once committed: a rolled-back batch routed nothing
-        log.info("event %s routed (%s %s)", event.id, event.type, event.name or "")
+        with logs.scope():  # the line carries the event's ids, as the ones written inside did
+            logs.bind(message_id=event.message_id, profile_id=event.profile_id)
+            log.info("event %s routed (%s %s)", event.id, event.type, event.name or "")
 
 
 def process_one(event_id: int) -> None:

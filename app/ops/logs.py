@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 FIELDS = ("request_id", "message_id", "profile_id", "instance_id", "delivery_id")
 
@@ -108,10 +108,24 @@ def formatter(kind: str) -> logging.Formatter:
     raise ValueError(f"CARILLON_LOG_FORMAT must be json or text, not {kind!r}")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, as logging's own last-resort
+    handler does: a command run inside another program that swaps stderr for a while (a test
+    runner, a CLI runner) must not keep writing to a stream that program has since closed."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """The stream is always the current stderr."""
+
+
 def configure(default_format: str) -> None:
     """Root logging for a Carillon command: CARILLON_LOG_LEVEL, CARILLON_LOG_FORMAT (json|text,
     `default_format` when unset), one line per record on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter(os.environ.get("CARILLON_LOG_FORMAT", default_format)))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -197,18 +197,19 @@ def test_exhausted_retries_are_a_dead_letter_listed_and_replayed_once(
 
     pipeline.worker.pause()
     replayed = runner.invoke(cli, ["deliveries", "replay", "--id", str(dead.id)])
-    assert (replayed.exit_code, replayed.output) == (0, f"{dead.id}\treplayed\n")
+    # What the command prints (stdout); its log lines go to stderr.
+    assert (replayed.exit_code, replayed.stdout) == (0, f"{dead.id}\treplayed\n")
     again = runner.invoke(cli, ["deliveries", "replay", "--all"])  # nothing dead any more
-    assert (again.exit_code, again.output) == (0, "")
+    assert (again.exit_code, again.stdout) == (0, "")
     twice = runner.invoke(cli, ["deliveries", "replay", "--id", str(dead.id)])
-    assert (twice.exit_code, twice.output) == (0, f"{dead.id}\talready pending\n")
+    assert (twice.exit_code, twice.stdout) == (0, f"{dead.id}\talready pending\n")
     pipeline.worker.resume()
     pipeline.drain()
 
     sent = only_delivery()
     assert (sent.status, sent.attempts) == (models.SENT, 1)  # a fresh budget after replay
     assert len(sms.requests) == 3  # one more call for three replay requests
-    assert runner.invoke(cli, ["deliveries", "dead"]).output == "No dead letters.\n"
+    assert runner.invoke(cli, ["deliveries", "dead"]).stdout == "No dead letters.\n"
 
 
 def test_replay_needs_ids_or_all() -> None:
