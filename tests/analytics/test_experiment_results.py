@@ -97,7 +97,7 @@ def test_report_in_each_format(ab_test: Path) -> None:
 
     as_json = runner.invoke(app, ["report", "experiments", "cart-winback", "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
-    [found] = json.loads(as_json.output)
+    [found] = json.loads(as_json.stdout)
     experiment = found["experiment"]
     assert experiment["control"] == "holdout" and experiment["test"] == "chi-squared"
     arms = {a["name"]: a for a in experiment["arms"]}
@@ -128,7 +128,7 @@ def test_a_journey_without_a_goal_says_so(tmp_path: Path, manual_clock: ManualCl
     catalog.sync_directory(tmp_path)
     answer = CliRunner().invoke(app, ["report", "experiments", "--format", "json"])
     assert answer.exit_code == 0, answer.output
-    [found] = json.loads(answer.output)
+    [found] = json.loads(answer.stdout)
     assert found["goal"] is None
     assert found["experiment"]["verdict"].startswith("no goal: add `goal:` to the journey")
 
@@ -140,7 +140,7 @@ def test_no_split_loaded_is_said_in_words(tmp_path: Path) -> None:
     assert answer.exit_code == 0
     assert answer.output.strip() == "No journey with a split is loaded."
     as_json = CliRunner().invoke(app, ["report", "experiments", "--format", "json"])
-    assert json.loads(as_json.output) == []
+    assert json.loads(as_json.stdout) == []
 
 
 @pytest.mark.parametrize(

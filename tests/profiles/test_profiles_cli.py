@@ -24,12 +24,12 @@ def test_show_export_and_erase_from_the_command_line(
     shopper(client, pipeline)
     shown = runner.invoke(app, ["profiles", "show", f"email:{EMAIL}", "--limit", "1"])
     assert shown.exit_code == 0, shown.output
-    person = json.loads(shown.output)
+    person = json.loads(shown.stdout)
     assert person["traits"]["first_name"] == "Ada" and len(person["events"]) == 1
 
     exported = runner.invoke(app, ["profiles", "export", USER])
     assert exported.exit_code == 0, exported.output
-    assert len(json.loads(exported.output)["tables"]["events"]) == 5
+    assert len(json.loads(exported.stdout)["tables"]["events"]) == 5
 
     refused = runner.invoke(app, ["profiles", "erase", USER], input="n\n")
     assert refused.exit_code == 1
@@ -37,9 +37,9 @@ def test_show_export_and_erase_from_the_command_line(
 
     erased = runner.invoke(app, ["profiles", "erase", USER, "--yes"])
     assert erased.exit_code == 0, erased.output
-    assert json.loads(erased.output)["status"] == "erased"
+    assert json.loads(erased.stdout)["status"] == "erased"
     again = runner.invoke(app, ["profiles", "erase", f"email:{EMAIL}", "--yes"])
-    assert again.exit_code == 0 and again.output == erased.output
+    assert again.exit_code == 0 and again.stdout == erased.stdout
 
     gone = runner.invoke(app, ["profiles", "show", USER])
     assert gone.exit_code == 1 and "erased at" in gone.output
