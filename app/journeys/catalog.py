@@ -25,6 +25,7 @@ from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
 log = logging.getLogger(__name__)
 
 _parsed: dict[int, Journey] = {}
+_CURRENT = "carillon.current_journeys"  # session.info key
 
 
 def forget_parsed() -> None:
@@ -53,10 +54,16 @@ def journey_of_instance(session: Session, instance_id: int) -> Journey:
 
 
 def current_journeys(session: Session) -> list[tuple[int, Journey]]:
-    ids = session.scalars(
-        select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
-    )
-    return [(version_id, journey_of_version(session, version_id)) for version_id in ids]
+    """Read once per session: a routing batch asks for every event it routes, and a
+    version that becomes current meanwhile is for the next batch."""
+    current: list[tuple[int, Journey]] | None = session.info.get(_CURRENT)
+    if current is None:
+        ids = session.scalars(
+            select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
+        )
+        current = [(version_id, journey_of_version(session, version_id)) for version_id in ids]
+        session.info[_CURRENT] = current
+    return current
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:
     """Record a new version for every journey whose text changed; retire vanished journeys.
 
     Returns the versions created."""
+    session.info.pop(_CURRENT, None)
     if is_postgres(session):
         # Several processes may start at once; one syncs at a time.
         session.execute(text("SELECT pg_advisory_xact_lock(7401)"))
