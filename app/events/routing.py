@@ -52,9 +52,9 @@ def _claim(session: Session, event_ids: Sequence[int]) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def _route(session: Session, event: Event) -> None:
+def _route(session: Session, event: Event, erased_digests: set[str]) -> None:
     logs.bind(message_id=event.message_id)
-    profile = profiles.apply_event(session, event)
+    profile = profiles.apply_event(session, event, erased_digests)
     if profile is None:
         # Stored just before its person was erased: it must not bring them back.
         event.payload, event.user_id, event.anonymous_id = {}, None, None
@@ -77,10 +77,10 @@ def _route_batch(event_ids: Sequence[int]) -> None:
     Events done already, or being routed by another worker right now, are left alone."""
     with session_scope() as session:
         events = _claim(session, event_ids)
-        profiles.lock_people(session, events)
+        erased_digests = profiles.lock_people(session, events)
         for event in events:
             with logs.scope():  # the ids bound by _route stay on this event's log lines
-                _route(session, event)
+                _route(session, event, erased_digests)
     for event in events:  # once committed: a rolled-back batch routed nothing
         with logs.scope():  # the line carries the event's ids, as the ones written inside did
             logs.bind(message_id=event.message_id, profile_id=event.profile_id)
