@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # support tool or a CRM sync. `name=key` names the key in the audit trail. Never a write
     # key: write keys ship inside web pages and apps.
     read_keys: str = ""
+    # Server-side keys that may send transactional messages (`POST /v1/messages`) and nothing
+    # else: for a shop's backend. `name=key` names the key in logs. Never a write or read key.
+    send_keys: str = ""
     # For `wait: {until: "09:00"}` when a profile has no valid `timezone` trait (IANA name).
     default_timezone: str = "UTC"
 
@@ -159,6 +162,10 @@ class Settings(BaseSettings):
         """Map each read key to the name the audit trail gives it (unnamed: a digest prefix)."""
         return named_keys(self.read_keys, None)
 
+    def send_key_names(self) -> dict[str, str]:
+        """Map each send key to the name logs give it (unnamed: a digest prefix)."""
+        return named_keys(self.send_keys, None)
+
     @field_validator("read_keys")
     @classmethod
     def _read_keys_parse(cls, value: str, info: ValidationInfo) -> str:
@@ -175,6 +182,27 @@ class Settings(BaseSettings):
                     f"CARILLON_READ_KEYS: a key of {len(key)} characters is too short to guard "
                     f"people's data; use {MIN_READ_KEY_LENGTH} or more (`name=key`, "
                     "comma-separated)"
+                )
+        return value
+
+    @field_validator("send_keys")
+    @classmethod
+    def _send_keys_parse(cls, value: str, info: ValidationInfo) -> str:
+        """A send key reaches anybody's inbox: a secret of its own, long enough not to guess."""
+        others = {
+            **named_keys(str(info.data.get("write_keys", "")), "default"),
+            **named_keys(str(info.data.get("read_keys", "")), None),
+        }
+        for key in named_keys(value, None):
+            if key in others:
+                raise ValueError(
+                    "CARILLON_SEND_KEYS: a send key is also a write or read key; a send key "
+                    "stays on the shop's servers and must be a secret of its own"
+                )
+            if len(key) < MIN_READ_KEY_LENGTH:
+                raise ValueError(
+                    f"CARILLON_SEND_KEYS: a key of {len(key)} characters is too short; use "
+                    f"{MIN_READ_KEY_LENGTH} or more (`name=key`, comma-separated)"
                 )
         return value
 

@@ -82,6 +82,41 @@ def _log_planned(delivery: Delivery) -> None:
     )
 
 
+def plan_transactional(
+    session: Session,
+    profile_id: str,
+    source: tuple[str, str],
+    channel: str,
+    content: dict[str, Any],
+    idempotency: tuple[str, str] | None = None,
+) -> Delivery:
+    """Add a transactional send (`POST /v1/messages`) to the outbox: no trip, the same row,
+    queue and send-time checks as a journey's message. `source` is (journey_id, step_path):
+    the journey whose named message it is and `message:<name>`, or the inline marker;
+    `idempotency` is (hashed key, request digest)."""
+    now = clock.now()
+    key, digest = idempotency or (None, None)
+    delivery = Delivery(
+        instance_id=None,
+        step_path=source[1],
+        journey_id=source[0],
+        profile_id=profile_id,
+        channel=channel,
+        arm=None,
+        content=content,
+        status=models.PENDING,
+        attempts=0,
+        created_at=now,
+        enqueued_at=now,
+        updated_at=now,
+        idempotency_key=key,
+        request_digest=digest,
+    )
+    session.add(delivery)
+    session.flush()  # the id is the answer; a reused idempotency key fails here
+    return delivery
+
+
 def plan_failed(
     session: Session, instance: JourneyInstance, step_path: str, channel: str, error: str
 ) -> Delivery:

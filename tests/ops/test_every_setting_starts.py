@@ -43,6 +43,7 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_WRITE_KEYS": "test-key,shop=shop-key",
         "CARILLON_ADMIN_TOKEN": "ops-token-0123456789",
         "CARILLON_READ_KEYS": "crm=crm-read-key-0123456789,support-read-key-0123456789",
+        "CARILLON_SEND_KEYS": "shop=shop-send-key-0123456789,billing-send-key-0123456789",
         "CARILLON_DEFAULT_TIMEZONE": "Europe/Paris",
         "CARILLON_WORKER_THREADS": "2",
         "CARILLON_SCHEDULER_INTERVAL_SECONDS": "0.5",
