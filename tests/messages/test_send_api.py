@@ -5,6 +5,7 @@ clear refusal (nothing queued) for every bad request."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +365,21 @@ def test_a_body_over_32_kb_is_refused(client: TestClient) -> None:
     answer = post(client, big)
     assert answer.status_code in (400, 413)
     assert deliveries() == []
+
+
+def test_requests_racing_with_one_key_make_one_delivery(client: TestClient) -> None:
+    known("alice")
+    answers: list[Any] = []
+
+    def one() -> None:
+        racer = TestClient(client.app)
+        answers.append(post(racer, receipt("alice"), **{"Idempotency-Key": "race"}))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answer.status_code for answer in answers] == [202] * 6
+    assert len({answer.json()["deliveryId"] for answer in answers}) == 1
+    assert len(deliveries()) == 1
