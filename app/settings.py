@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
     # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
+    # The currency of those prices (ISO 4217): ROI compares them with goal revenue, which must
+    # be counted in the same currency.
+    cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # How long after a message a goal's revenue is still credited to it, per channel,
     # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
     attribution_windows: str = ""

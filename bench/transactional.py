@@ -54,7 +54,8 @@ def _identify(index: int) -> dict[str, Any]:
 
 def _identified(database_url: str) -> int:
     with psycopg.connect(plain_url(database_url)) as conn:
-        row = conn.execute("SELECT count(*) FROM profile_identities WHERE kind = 'phone'").fetchone()
+        query = "SELECT count(*) FROM profile_identities WHERE kind = 'phone'"
+        row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
 
 

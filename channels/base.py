@@ -195,6 +195,9 @@ class ChannelSpec:
     # CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL (None: CARILLON_DELIVERY_MAX_ATTEMPTS).
     quiet_hours: QuietHours | None = None
     cost: float | None = None
+    # How many `cost_unit`s a rendered message is billed as (an SMS's segments, as Twilio
+    # counts them); None: one per message.
+    units: Callable[[Mapping[str, Any]], int] | None = None
     attempts: int | None = None
     # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
     unsubscribe_link: bool = False

@@ -69,6 +69,9 @@ class Delivery(Base):
     # A transactional send's `Idempotency-Key`, hashed with the send key's name (the raw key
     # is the caller's and is not kept), and a hash of the request it came with: the same key
     # with the same request is the same delivery, with another request a mistake.
+    # What the provider bills this message as, in its channel's `cost_unit` (an SMS's
+    # segments), measured on the rendered content; None (older rows): one.
+    units: Mapped[int | None] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     request_digest: Mapped[str | None] = mapped_column(String(64))
 

@@ -14,8 +14,15 @@ from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
 from app.queue import enqueue
+from channels import registry
 
 log = logging.getLogger(__name__)
+
+
+def units(channel: str, content: dict[str, Any]) -> int:
+    """What the provider will bill the rendered message as (an SMS's segments), for its cost."""
+    measure = registry.spec(channel).units
+    return measure(content) if measure is not None and content else 1
 
 
 def _row(
@@ -38,6 +45,7 @@ def _row(
         status=status,
         attempts=0,
         error=error,
+        units=units(channel, content) if status == models.PENDING else None,
         created_at=now,
         enqueued_at=now,
         updated_at=now,
@@ -106,6 +114,7 @@ def plan_transactional(
         content=content,
         status=models.PENDING,
         attempts=0,
+        units=units(channel, content),
         created_at=now,
         enqueued_at=now,
         updated_at=now,

@@ -1,4 +1,4 @@
-"""transactional sends: deliveries without a trip, and their idempotency keys
+"""transactional sends: deliveries without a trip, their idempotency keys; billed units
 
 Revision ID: 0009
 Revises: 0008
@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         batch.alter_column("instance_id", existing_type=sa.BigInteger(), nullable=True)
+        batch.add_column(sa.Column("units", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("idempotency_key", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("request_digest", sa.String(length=64), nullable=True))
         batch.create_unique_constraint("uq_deliveries_idempotency_key", ["idempotency_key"])
@@ -34,4 +35,5 @@ def downgrade() -> None:
         batch.drop_constraint("uq_deliveries_idempotency_key", type_="unique")
         batch.drop_column("request_digest")
         batch.drop_column("idempotency_key")
+        batch.drop_column("units")
         batch.alter_column("instance_id", existing_type=sa.BigInteger(), nullable=False)
