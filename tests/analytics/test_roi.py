@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -22,10 +24,13 @@ from app.clock import ManualClock
 from app.db import session_scope
 from app.journeys import catalog
 from app.journeys.timers import fire_due
+from app.main import create_app
 from app.settings import get_settings
 from tests.helpers import (
     AB_TEST,
+    TOKEN,
     Providers,
+    bearer,
     configure,
     deliver,
     deliveries,
@@ -174,6 +179,27 @@ def test_the_reports_print_as_table_csv_and_json(
     assert as_json.exit_code == 0, as_json.output
     found = {row["channel"]: row for row in json.loads(as_json.stdout)}
     assert found["sms"]["units"] == 2 and found["sms"]["revenue"] == 42.5
+
+
+def test_metrics_show_the_same_figures(
+    providers: Providers, priced: ManualClock, tmp_path: Path, settings_env: pytest.MonkeyPatch
+) -> None:
+    winback(tmp_path, priced)
+    configure(settings_env, admin_token=TOKEN)
+    answer = TestClient(create_app()).get("/metrics", headers=bearer())
+    assert answer.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+    sms = (("channel", "sms"), ("currency", "EUR"))
+    assert samples[("carillon_channel_billed_units", (("channel", "sms"),))] == 2
+    assert samples[("carillon_channel_cost", sms)] == pytest.approx(0.14)
+    assert samples[("carillon_channel_revenue", sms)] == 42.5
+    assert samples[("carillon_channel_roi", (("channel", "sms"),))] == pytest.approx(
+        (42.5 - 0.14) / 0.14
+    )
 
 
 def test_revenue_in_another_currency_than_the_costs_is_refused(
