@@ -16,7 +16,7 @@ from datetime import time, timedelta
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Literal, Self, TypeVar
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # The currency of those prices (ISO 4217): ROI compares them with goal revenue, which must
     # be counted in the same currency.
     cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # Spend per channel and period, in that currency: `sms=50EUR/day,email=10EUR/week`; a
+    # marketing message that would go over it waits for the next period (`on_budget: wait`) or
+    # is dropped (`skip`).
+    budgets: str = ""
+    on_budget: Literal["wait", "skip"] = "wait"
     # How long after a message a goal's revenue is still credited to it, per channel,
     # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
     attribution_windows: str = ""
@@ -142,6 +147,15 @@ class Settings(BaseSettings):
         }
         parsers[str(info.field_name)](value)
         return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_parse(cls, value: str, info: ValidationInfo) -> str:
+        parse_budgets(value, str(info.data.get("cost_currency", "EUR")))
+        return value
+
+    def budgets_by_channel(self) -> dict[str, Budget]:
+        return parse_budgets(self.budgets, self.cost_currency)
 
     def quiet_hours_by_channel(self) -> dict[str, QuietHours] | None:
         """None when CARILLON_QUIET_HOURS is unset: each channel keeps its own default."""
@@ -398,3 +412,54 @@ def parse_rate_limits(text: str) -> dict[str, Limit]:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# A budget's periods, each starting at 00:00 UTC (a week on Monday).
+BUDGET_PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+_BUDGET = re.compile(r"^(?P<amount>[0-9]+(?:\.[0-9]+)?)\s*(?P<currency>[A-Z]{3})$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `amount` (in the cost currency) spent on a channel per `period`."""
+
+    amount: float
+    currency: str
+    period: str
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}{self.currency}/{self.period}"
+
+
+def parse_budgets(text: str, currency: str) -> dict[str, Budget]:
+    """`channel=50EUR/day` items: an amount, the cost currency, a period."""
+    names = channel_names()
+    found: dict[str, Budget] = {}
+    hint = f"e.g. sms=50{currency}/day,email=10{currency}/week (periods: hour, day, week)"
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        channel, _, rest = (part.strip() for part in item.partition("="))
+        money, slash, period = (part.strip() for part in rest.partition("/"))
+        matched = _BUDGET.match(money)
+        problem = None
+        if channel not in names:
+            problem = f"unknown channel {channel!r} (one of: {', '.join(names)})"
+        elif channel in found:
+            problem = f"{channel} has two budgets"
+        elif not slash or not period:
+            problem = "a budget without a period: say per what it is spent"
+        elif period not in BUDGET_PERIODS:
+            problem = f"unknown period {period!r}"
+        elif matched is None or float(matched["amount"]) <= 0:
+            problem = "the amount must be a number above zero followed by a currency code"
+        elif matched["currency"] != currency:
+            problem = (
+                f"the budget is in {matched['currency']} but costs are counted in {currency} "
+                "(CARILLON_COST_CURRENCY)"
+            )
+        if problem is not None or matched is None:
+            raise ValueError(f"CARILLON_BUDGETS: {item!r}: {problem}; {hint}")
+        found[channel] = Budget(float(matched["amount"]), matched["currency"], period)
+    return found
