@@ -694,5 +694,44 @@ def report_experiments(
     typer.echo(report.render(found, fmt.value), nl=fmt is not ReportFormat.csv)
 
 
+def _report_roi(by: str, fmt: ReportFormat) -> None:
+    from app.analytics import roi
+    from app.db import session_scope
+    from app.settings import get_settings
+
+    try:
+        with session_scope() as session:
+            rows = (roi.channels if by == "channels" else roi.journeys)(session, get_settings())
+    except roi.CurrencyMismatch as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(roi.render(rows, fmt.value, by), nl=fmt is not ReportFormat.csv)
+
+
+_FORMAT_HELP = "table, csv (one row each) or json."
+
+
+@report_app.command("channels")
+def report_channels(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help=_FORMAT_HELP)] = ReportFormat.table,
+) -> None:
+    """Per channel: messages sent, billed units (SMS segments), cost, the goal revenue credited to its messages, and ROI = (revenue - cost) / cost.
+
+    Prices: CARILLON_COST_PER_MESSAGE (else the channel's own), in CARILLON_COST_CURRENCY. Exit 2 when revenue is in another currency. How to read it: docs/campaigns.md.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _report_roi("channels", fmt)
+
+
+@report_app.command("journeys")
+def report_journeys(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help=_FORMAT_HELP)] = ReportFormat.table,
+) -> None:
+    """Per journey (all arms), then per arm of its split: messages sent, billed units, cost, credited revenue and ROI.
+
+    Transactional sends with inline content show as journey (api). Exit 2 when revenue is in another currency than CARILLON_COST_CURRENCY. How to read it: docs/campaigns.md.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _report_roi("journeys", fmt)
+
+
 def main() -> None:
     app()

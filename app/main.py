@@ -14,6 +14,7 @@ from app.embedded import Embedded
 from app.errors import CarillonError, answer
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
+from app.messages.endpoints import router as messages_router
 from app.ops.install import install as install_ops
 from app.profiles.endpoints import router as profiles_router
 from app.settings import get_settings
@@ -51,6 +52,8 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan, redirect_slashes=False)
     app.add_exception_handler(CarillonError, answer)
     app.include_router(events_router)
+    # Transactional sends from a shop's backend (a send key).
+    app.include_router(messages_router)
     # People's data: show, export, erase (admin token or a read key).
     app.include_router(profiles_router)
     # Provider feedback (SendGrid, Twilio) and the unsubscribe link.

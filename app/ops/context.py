@@ -22,8 +22,9 @@ def _delivery_ids(delivery_id: int) -> dict[str, Any]:
         with session_scope() as session:
             row = session.execute(
                 select(Delivery.instance_id, Delivery.profile_id, Event.message_id)
-                .join(JourneyInstance, JourneyInstance.id == Delivery.instance_id)
-                .join(Event, Event.id == JourneyInstance.trigger_event_id)
+                # Outer joins: a transactional send has no trip and no event.
+                .outerjoin(JourneyInstance, JourneyInstance.id == Delivery.instance_id)
+                .outerjoin(Event, Event.id == JourneyInstance.trigger_event_id)
                 .where(Delivery.id == delivery_id)
             ).first()
     except SQLAlchemyError:  # the job itself will meet (and report) the same error
