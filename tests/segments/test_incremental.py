@@ -152,3 +152,31 @@ def test_concurrent_events_for_one_person_lose_no_update(
     assert errors == []
     assert computed()["carts_30d"] == 20
     assert computed()["cart_value_max_30d"] == 29
+
+
+def test_leaving_a_segment_starts_an_exit_journey_when_the_window_passes(
+    manual_clock: clock.ManualClock, shipped: None, tmp_path: Path
+) -> None:
+    journeys(
+        tmp_path,
+        "id: comeback\nname: Comeback\ntrigger: {segment: frequent-abandoners, on: exit}\n"
+        "steps:\n  - send: {channel: email, subject: Hi, html: '<p>Hi</p>', text: Hi}\n",
+    )
+    route(person_at(), cart(30, minutes=0), cart(50, minutes=0))
+    assert instances() == []
+    manual_clock.advance(timedelta(days=30))
+    assert expire_due(100) == 1
+    [trip] = instances()
+    assert trip.journey_id == "comeback"
+
+
+def test_a_merge_brings_the_anonymous_history_s_traits_along(
+    manual_clock: clock.ManualClock, shipped: None
+) -> None:
+    anonymous = {"anonymousId": "device-1"}
+    route({**cart(30, minutes=0), **anonymous, "userId": None})
+    route(person_at(), {**order(minutes=1), "properties": {"total": 20}})
+    route({"type": "identify", "userId": "alice", **anonymous, "traits": {}})
+    seen = profile_of("user_id", "alice")
+    assert seen["computed"]["carts_30d"] == 1
+    assert seen["computed"]["orders_total"] == 1
