@@ -17,6 +17,7 @@ from app.journeys import catalog
 from app.messages.endpoints import router as messages_router
 from app.ops.install import install as install_ops
 from app.profiles.endpoints import router as profiles_router
+from app.segments import catalog as segment_files
 from app.settings import get_settings
 from app.webhooks.endpoints import router as webhooks_router
 
@@ -33,6 +34,7 @@ def create_app(*, embedded: bool = False) -> FastAPI:
             migrate.upgrade()
         try:
             catalog.sync_directory(get_settings().journeys_dir)
+            segment_files.sync_directory(get_settings().segments_dir)
         except (OperationalError, InterfaceError) as exc:
             # Up without its database, the API answers /readyz 503 with the reason (and
             # /healthz 200) instead of exiting in a restart loop; the scheduler and

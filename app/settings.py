@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Unset: the in-process queue of the embedded default.
     redis_url: str | None = None
     journeys_dir: Path = Path("./journeys")
+    # Computed traits, segments and lifecycle stages (docs/segments.md).
+    segments_dir: Path = Path("./segments")
     # Comma-separated write keys; `name=key` labels the source. Production must set its own.
     write_keys: str = "dev"
     admin_token: str | None = None

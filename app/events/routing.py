@@ -29,6 +29,8 @@ from app.journeys import runtime
 from app.ops import instruments, logs
 from app.profiles import service as profiles
 from app.profiles.view import view
+from app.segments import evaluation as segments
+from app.segments import expiry
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,13 @@ def _route(session: Session, event: Event, erased_digests: set[str]) -> None:
         return
     event.profile_id = profile.id
     logs.bind(profile_id=profile.id)
-    if event.type == "track":
-        runtime.on_event(session, event, view(session, profile))
+    # Computed traits and memberships first, so the journeys below read them as they are now.
+    flips = segments.on_event(session, profile, event)
+    if event.type == "track" or flips:
+        seen = view(session, profile)
+        if event.type == "track":
+            runtime.on_event(session, event, seen)
+        expiry.start_journeys(session, profile, flips, event)
         # The deliveries it planned are written (and logged) while this event's ids are bound,
         # so one grep of a messageId still finds them.
         session.flush()

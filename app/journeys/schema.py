@@ -64,9 +64,13 @@ def journey_schema() -> dict[str, Any]:
                 "finish. Default: true.",
                 "type": "boolean",
             },
-            "trigger": _event_rule(
-                "Who enters: people who send this event, if `when` holds for it."
-            ),
+            "trigger": {
+                "description": "Who enters: on an event, or on entering or leaving a segment.",
+                "anyOf": [
+                    _event_rule("Who enters: people who send this event, if `when` holds for it."),
+                    _segment_rule(),
+                ],
+            },
             "exit_when": _event_rule(
                 "Who leaves early: a person on the journey who sends this event (if `when` "
                 "holds) leaves at once; pending waits and unsent messages are cancelled."
@@ -161,6 +165,26 @@ def _event_rule(description: str, **more: Any) -> dict[str, Any]:
         **more,
     }
     return _object(description, properties, ["event"])
+
+
+def _segment_rule() -> dict[str, Any]:
+    """`trigger: {segment: <id>, on: enter|exit}` (app/journeys/loader/segment_trigger.py)."""
+    properties = {
+        "segment": _text(
+            "A segment or lifecycle stage id (segments/): people enter the journey when they "
+            "enter it (on: enter) or leave it (on: exit).",
+            pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        ),
+        "on": {"description": "enter (default) or exit.", "enum": ["enter", "exit"]},
+        "when": {
+            "$ref": "#/$defs/condition",
+            "description": "Optional CEL condition on the profile (and the event that flipped "
+            "the membership).",
+        },
+    }
+    return _object(
+        "Who enters: people whose membership of a segment changes.", properties, ["segment"]
+    )
 
 
 def _goal() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from app.journeys import lifecycle
 from app.profiles import erased
 from app.profiles import repository as repo
 from app.profiles.models import ANONYMOUS_ID, CONTACT_TRAITS, USER_ID, Identity, Profile
+from app.segments import evaluation as segments
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def merge(session: Session, source_id: str, target_id: str) -> None:
     repo.repoint(session, Event.profile_id, source_id, target_id)
     repo.repoint(session, Delivery.profile_id, source_id, target_id)
     repo.move_traits(session, source_id, target_id)
+    segments.merge(session, source_id, target_id)
     source = session.get(Profile, source_id)
     if source is not None:
         source.merged_into = target_id

@@ -1,0 +1,149 @@
+"""Which segment files the system runs.
+
+Like journeys: the processes that read the directory (`serve`, `api`, `scheduler`, `carillon
+segments reload`) record each changed file as a new version in `segment_versions`; workers
+only read the table, so a reload reaches every worker without a restart. A file with a problem
+keeps its last good version. Parsed definitions are cached per process by the set of current
+version ids: a version's text never changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.db import is_postgres, session_scope
+from app.segments.definition import Definitions, SegmentDefinition
+from app.segments.loader import load_path, parse_segment
+from app.segments.models import SegmentVersion
+from app.yamlfiles import Issue
+
+log = logging.getLogger(__name__)
+
+_parsed: dict[int, SegmentDefinition] = {}
+_together: dict[tuple[int, ...], Definitions] = {}
+_lock = threading.Lock()
+
+
+def forget_parsed() -> None:
+    """Drop the caches: needed only when the table itself is emptied (tests), since ids may
+    then be reused."""
+    with _lock:
+        _parsed.clear()
+        _together.clear()
+
+
+def current(session: Session) -> Definitions:
+    """Every current segment file, compiled: one small query, then the cache."""
+    rows = session.execute(
+        select(SegmentVersion.id, SegmentVersion.source, SegmentVersion.file)
+        .where(SegmentVersion.is_current)
+        .order_by(SegmentVersion.id)
+    ).all()
+    key = tuple(row.id for row in rows)
+    with _lock:
+        found = _together.get(key)
+    if found is not None:
+        return found
+    files = []
+    for row in rows:
+        definition = _parsed.get(row.id)
+        if definition is None:
+            definition = parse_segment(row.source, row.file)
+            with _lock:
+                _parsed[row.id] = definition
+        files.append(definition)
+    together = Definitions.of(files)
+    with _lock:
+        _together[key] = together
+    return together
+
+
+def sync(session: Session, files: list[SegmentDefinition]) -> list[SegmentVersion]:
+    """Record a new version of every file whose text changed; retire vanished ones. Returns
+    the versions created."""
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(7402)"))  # one syncing process
+    created = []
+    for definition in files:
+        latest = session.scalars(
+            select(SegmentVersion)
+            .where(SegmentVersion.segment_id == definition.id)
+            .order_by(SegmentVersion.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.checksum == definition.checksum:
+            latest.is_current = True
+            continue
+        session.execute(
+            update(SegmentVersion)
+            .where(SegmentVersion.segment_id == definition.id)
+            .values(is_current=False)
+        )
+        version = SegmentVersion(
+            segment_id=definition.id,
+            version=(latest.version + 1) if latest else 1,
+            checksum=definition.checksum,
+            file=definition.file,
+            source=definition.source,
+            loaded_at=clock.now(),
+            is_current=True,
+        )
+        session.add(version)
+        created.append(version)
+    present = [definition.id for definition in files]
+    session.execute(
+        update(SegmentVersion)
+        .where(SegmentVersion.is_current, SegmentVersion.segment_id.not_in(present))
+        .values(is_current=False)
+    )
+    session.flush()
+    for version in created:
+        log.info(
+            "segment %s: version %d loaded from %s",
+            version.segment_id,
+            version.version,
+            version.file,
+        )
+    return created
+
+
+def sync_directory(path: Path) -> list[Issue]:
+    """Load `path` and sync the valid files; a file with a problem keeps its last good
+    version (a missing directory holds no segments)."""
+    if not path.exists():
+        files: list[SegmentDefinition] = []
+        issues: list[Issue] = []
+    else:
+        files, issues = load_path(path)
+    for issue in issues:
+        log.error("segment file rejected: %s", issue)
+    rejected = {issue.file for issue in issues}
+    with session_scope() as session:
+        kept = session.scalars(
+            select(SegmentVersion).where(
+                SegmentVersion.is_current, SegmentVersion.file.in_(rejected)
+            )
+        )
+        known = {definition.id for definition in files}
+        # A broken file must not retire the segment it used to define.
+        files += [
+            parse_segment(row.source, row.file) for row in kept if row.segment_id not in known
+        ]
+        sync(session, files)
+    return issues
+
+
+def versions(session: Session) -> list[SegmentVersion]:
+    return list(
+        session.scalars(
+            select(SegmentVersion)
+            .where(SegmentVersion.is_current)
+            .order_by(SegmentVersion.segment_id)
+        )
+    )
