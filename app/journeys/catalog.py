@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import is_postgres, session_scope
+from app.db import is_postgres, once_per_session, session_scope
 from app.journeys.definition import Journey
 from app.journeys.loader import Issue, load_path, parse_journey
 from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
@@ -56,14 +56,14 @@ def journey_of_instance(session: Session, instance_id: int) -> Journey:
 def current_journeys(session: Session) -> list[tuple[int, Journey]]:
     """Read once per session: a routing batch asks for every event it routes, and a
     version that becomes current meanwhile is for the next batch."""
-    current: list[tuple[int, Journey]] | None = session.info.get(_CURRENT)
-    if current is None:
-        ids = session.scalars(
-            select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
-        )
-        current = [(version_id, journey_of_version(session, version_id)) for version_id in ids]
-        session.info[_CURRENT] = current
-    return current
+    return once_per_session(session, _CURRENT, _current_journeys)
+
+
+def _current_journeys(session: Session) -> list[tuple[int, Journey]]:
+    ids = session.scalars(
+        select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
+    )
+    return [(version_id, journey_of_version(session, version_id)) for version_id in ids]
 
 
 @dataclass(frozen=True)

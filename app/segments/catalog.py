@@ -17,7 +17,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import is_postgres, session_scope
+from app.db import is_postgres, once_per_session, session_scope
 from app.segments.definition import Definitions, SegmentDefinition
 from app.segments.loader import load_path, parse_segment
 from app.segments.models import SegmentVersion
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _parsed: dict[int, SegmentDefinition] = {}
 _together: dict[tuple[int, ...], Definitions] = {}
 _lock = threading.Lock()
+_CURRENT = "carillon.current_segments"  # session.info key
 
 
 def forget_parsed() -> None:
@@ -39,7 +40,13 @@ def forget_parsed() -> None:
 
 
 def current(session: Session) -> Definitions:
-    """Every current segment file, compiled: one small query, then the cache."""
+    """Every current segment file, compiled: one small query per session (a routing batch asks
+    for every event it routes; a file that changes meanwhile is for the next batch), then the
+    cache."""
+    return once_per_session(session, _CURRENT, _current)
+
+
+def _current(session: Session) -> Definitions:
     rows = session.execute(
         select(SegmentVersion.id, SegmentVersion.source, SegmentVersion.file)
         .where(SegmentVersion.is_current)
@@ -67,6 +74,7 @@ def current(session: Session) -> Definitions:
 def sync(session: Session, files: list[SegmentDefinition]) -> list[SegmentVersion]:
     """Record a new version of every file whose text changed; retire vanished ones. Returns
     the versions created."""
+    session.info.pop(_CURRENT, None)
     if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(7402)"))  # one syncing process
     created = []
