@@ -13,15 +13,15 @@ import logging
 import threading
 from pathlib import Path
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
-from app.db import is_postgres, once_per_session, session_scope
+from app.db import once_per_session, session_scope
 from app.segments.definition import Definitions, SegmentDefinition
 from app.segments.loader import load_path, parse_segment
 from app.segments.models import SegmentVersion
 from app.yamlfiles import Issue
+from app.yamlfiles.versions import sync_versions
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +75,10 @@ def sync(session: Session, files: list[SegmentDefinition]) -> list[SegmentVersio
     """Record a new version of every file whose text changed; retire vanished ones. Returns
     the versions created."""
     session.info.pop(_CURRENT, None)
-    if is_postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(7402)"))  # one syncing process
-    created = []
-    for definition in files:
-        latest = session.scalars(
-            select(SegmentVersion)
-            .where(SegmentVersion.segment_id == definition.id)
-            .order_by(SegmentVersion.version.desc())
-            .limit(1)
-        ).first()
-        if latest is not None and latest.checksum == definition.checksum:
-            latest.is_current = True
-            continue
-        session.execute(
-            update(SegmentVersion)
-            .where(SegmentVersion.segment_id == definition.id)
-            .values(is_current=False)
-        )
-        version = SegmentVersion(
-            segment_id=definition.id,
-            version=(latest.version + 1) if latest else 1,
-            checksum=definition.checksum,
-            file=definition.file,
-            source=definition.source,
-            loaded_at=clock.now(),
-            is_current=True,
-        )
-        session.add(version)
-        created.append(version)
-    present = [definition.id for definition in files]
-    session.execute(
-        update(SegmentVersion)
-        .where(SegmentVersion.is_current, SegmentVersion.segment_id.not_in(present))
-        .values(is_current=False)
+    versions: list[SegmentVersion] = sync_versions(
+        session, SegmentVersion.segment_id, files, lock=7402, noun="segment"
     )
-    session.flush()
-    for version in created:
-        log.info(
-            "segment %s: version %d loaded from %s",
-            version.segment_id,
-            version.version,
-            version.file,
-        )
-    return created
+    return versions
 
 
 def sync_directory(path: Path) -> list[Issue]:
