@@ -24,6 +24,7 @@ ambiguous-window policy, as it did when the raise failed the whole job.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -31,8 +32,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 from app.delivery import rate_limit
+from app.ops import logs
 from app.ops.instruments import observe_provider_call
 from app.settings import Settings
 from channels.base import AsyncChannel, Channel, Message, Outcome, SendResult
@@ -102,12 +105,20 @@ class Sender:
         )
         self._thread.start()
 
-    def send(self, messages: Sequence[Message]) -> list[Answer]:
-        """Call the providers for `messages` concurrently; one answer per message, in order.
-        Called from worker threads; returns once every call has answered or been cut."""
+    def send(
+        self,
+        messages: Sequence[Message],
+        log_ids: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[Answer]:
+        """Call the providers for `messages` concurrently; one answer per message, in order,
+        each call's log lines under `log_ids[delivery_id]`. Called from worker threads;
+        returns once every call has answered or been cut."""
         if not messages:
             return []
-        future = asyncio.run_coroutine_threadsafe(self._send_all(messages), self._loop)
+        # In a fresh context: the calls' log lines name their own delivery, not the job's.
+        future = contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, self._send_all(messages, log_ids or {}), self._loop
+        )
         bound = (
             self._slot_wait
             + self.settings.rate_limit_max_wait_seconds
@@ -126,10 +137,17 @@ class Sender:
             log.warning("a batch of %d sends was cut by the worker's shutdown", len(messages))
             return [None] * len(messages)
 
-    async def _send_all(self, messages: Sequence[Message]) -> list[Answer]:
-        return list(await asyncio.gather(*(self._send_one(m) for m in messages)))
+    async def _send_all(
+        self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]]
+    ) -> list[Answer]:
+        calls = (self._send_one(m, log_ids.get(m.delivery_id, {})) for m in messages)
+        return list(await asyncio.gather(*calls))
 
-    async def _send_one(self, message: Message) -> Answer:
+    async def _send_one(self, message: Message, ids: Mapping[str, Any]) -> Answer:
+        with logs.scope(**ids):
+            return await self._send_scoped(message)
+
+    async def _send_scoped(self, message: Message) -> Answer:
         slots = self._slots.setdefault(message.channel, asyncio.Semaphore(self._concurrency))
         try:
             async with asyncio.timeout(self._slot_wait):

@@ -32,6 +32,8 @@ from app.delivery import checks, history, rate_limit, state
 from app.delivery.models import DRY_RUN, FAILED, PENDING, SENDING, SENT, Delivery
 from app.delivery.retry_state import record_retry, retries_due
 from app.delivery.sender import Answer, PutOff, Sender
+from app.ops import logs
+from app.ops.context import deliveries_ids, delivery_log_ids
 from app.profiles import consent, repository
 from app.profiles.models import Profile
 from app.profiles.view import view
@@ -98,7 +100,9 @@ def deliver_batch(delivery_id: int, channel: str | None, limit: int = BATCH_SIZE
     if not messages:
         log.info("delivery %s: nothing to do (already handled or cancelled)", delivery_id)
         return
-    answers = sender().send(messages)
+    known = deliveries_ids([int(m.delivery_id) for m in messages])
+    log_ids = {m.delivery_id: delivery_log_ids(int(m.delivery_id), known) for m in messages}
+    answers = sender().send(messages, log_ids)
     limiter = rate_limit.limiter()
     for message, answer in zip(messages, answers, strict=True):
         if isinstance(answer, SendResult):
@@ -106,7 +110,8 @@ def deliver_batch(delivery_id: int, channel: str | None, limit: int = BATCH_SIZE
     done = [(m, a) for m, a in zip(messages, answers, strict=True) if a is not None]
     _until_written(lambda: _per_row_on_error(done, _record_all, _record_one))
     for message, answer in done:
-        _log_answer(message, answer)
+        with logs.scope(**log_ids[message.delivery_id]):  # its own ids, not the job's row's
+            _log_answer(message, answer)
 
 
 def _candidates(session: Session, delivery_id: int, channel: str | None, limit: int) -> list[int]:
