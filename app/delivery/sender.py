@@ -97,6 +97,8 @@ class Sender:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._last_call: dict[str, float] = {}  # when each limited channel's last call left
+        self._idle = threading.Condition()
+        self._busy = 0  # batches being sent, from worker threads
         # Rate-limit turns ask Redis (a blocking client): off the loop, on threads of their own.
         self._limiter_pool = ThreadPoolExecutor(4, thread_name_prefix="carillon-send-limit")
         self._loop = asyncio.new_event_loop()
@@ -115,16 +117,23 @@ class Sender:
         returns once every call has answered or been cut."""
         if not messages:
             return []
+        with self._idle:
+            self._busy += 1
+        try:
+            return self._send(messages, log_ids)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _send(
+        self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]] | None
+    ) -> list[Answer]:
         # In a fresh context: the calls' log lines name their own delivery, not the job's.
         future = contextvars.Context().run(
             asyncio.run_coroutine_threadsafe, self._send_all(messages, log_ids or {}), self._loop
         )
-        bound = (
-            self._slot_wait
-            + self.settings.rate_limit_max_wait_seconds
-            + self._call_timeout
-            + CALL_MARGIN_SECONDS
-        )
+        bound = self._bound()
         try:
             return future.result(timeout=bound)
         except FutureTimeout:
@@ -136,6 +145,15 @@ class Sender:
         except CancelledError:  # the worker is stopping: the sweeper settles these rows
             log.warning("a batch of %d sends was cut by the worker's shutdown", len(messages))
             return [None] * len(messages)
+
+    def _bound(self) -> float:
+        """The longest a batch can take: a slot, a rate-limit turn, the call, and a margin."""
+        return (
+            self._slot_wait
+            + self.settings.rate_limit_max_wait_seconds
+            + self._call_timeout
+            + CALL_MARGIN_SECONDS
+        )
 
     async def _send_all(
         self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]]
@@ -217,8 +235,13 @@ class Sender:
         return result
 
     def close(self) -> None:
-        """Stop the loop: the async adapters' connections are released on it first, then the
-        thread pools are let go (a call still hung in one is abandoned, not awaited)."""
+        """Stop the loop once the batches being sent have come back (each is bounded), so a
+        rebuild never cuts another thread's calls: the async adapters' connections are released
+        on it first, then the thread pools are let go (a call still hung in one is abandoned,
+        not awaited)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._busy == 0, self._bound()):
+                log.warning("closing the send loop with %d batch(es) still sending", self._busy)
         if not self._loop.is_closed() and self._thread.is_alive():
             future = asyncio.run_coroutine_threadsafe(self._release(), self._loop)
             try:

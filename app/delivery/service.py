@@ -62,13 +62,14 @@ _sender: Sender | None = None
 
 
 def sender() -> Sender:
-    """This process's sending loop over the current adapters (and settings): rebuilt, the old
-    one stopped, when either is rebuilt."""
+    """This process's sending loop over the current adapters: rebuilt when they are (new
+    settings), the old loop closed once the batches it is sending have come back. Looked up
+    under the lock, so threads starting together share one loop."""
     global _sender
-    built, settings = channels(), get_settings()
     with _sender_lock:
-        if _sender is None or _sender.channels is not built or _sender.settings is not settings:
-            old, _sender = _sender, Sender(built, settings)
+        built = channels()
+        if _sender is None or _sender.channels is not built:
+            old, _sender = _sender, Sender(built, get_settings())
             if old is not None:
                 old.close()
         return _sender

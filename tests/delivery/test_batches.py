@@ -152,3 +152,21 @@ def test_a_bad_send_concurrency_is_refused_at_start(
     get_settings.cache_clear()
     with pytest.raises(ValidationError, match=f"send_concurrency\n  Input should be {says}"):
         get_settings()
+
+
+def test_threads_starting_together_share_one_sending_loop(providers: Providers) -> None:
+    """Worker threads asking for the loop at once get the same one: a second loop built by a
+    race would close the first under the calls of another thread."""
+    start = threading.Barrier(8)
+    found: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        found.append(service.sender())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(found) == 8 and len({id(s) for s in found}) == 1
