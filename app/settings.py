@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # no status callbacks are requested.
     public_url: str | None = None
     provider_timeout_seconds: float = 10.0
+    # Provider calls in flight at once per channel in each worker process (each channel its
+    # own slots and connections): what hides the provider's latency, not the thread count.
+    send_concurrency: int = Field(default=50, ge=1, le=1000)
     # A row still `sending` this long after its claim lost its worker during the provider call:
     # the sweeper resends it (a channel whose provider ignores a repeat) or marks it `unknown`.
     # Must exceed the provider timeout, or a slow live call would be judged abandoned.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # the settings import the channel registry's names at start-up
     from fastapi import APIRouter
@@ -87,6 +87,18 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Release what `send` keeps open (pooled connections); called once, at shutdown."""
+
+
+@runtime_checkable
+class AsyncChannel(Protocol):
+    """An adapter that can also send with asynchronous I/O: the workers then call it on their
+    sending loop, many calls in flight over one connection pool, instead of one thread per
+    call. The same contract as `send` (never raises, never touches the database)."""
+
+    async def send_async(self, message: Message) -> SendResult: ...
+
+    async def aclose(self) -> None:
+        """Release what `send_async` opened; a later `send_async` opens it again."""
 
 
 class ContentRefused(ValueError):
