@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.exc import OperationalError
@@ -36,7 +37,7 @@ from app.ops import logs
 from app.ops.context import deliveries_ids, delivery_log_ids
 from app.profiles import consent, repository
 from app.profiles.models import Profile
-from app.profiles.view import view
+from app.profiles.view import view, views
 from app.settings import get_settings
 from channels.base import Channel, Feedback, Message, Outcome, Recipient, SendResult
 from channels.dry_run import dry_run_note
@@ -115,7 +116,9 @@ def deliver_batch(delivery_id: int, channel: str | None, limit: int = BATCH_SIZE
             _log_answer(message, answer)
 
 
-def _candidates(session: Session, delivery_id: int, channel: str | None, limit: int) -> list[int]:
+def _candidates(
+    session: Session, delivery_id: int, channel: str | None, limit: int
+) -> list[Row[int, str]]:
     """The seed row and the oldest other due rows of its channel (the pending index's order),
     locked; in the order their people's locks are taken (by person, so two workers' batches
     never lock two people in opposite orders)."""
@@ -138,17 +141,25 @@ def _candidates(session: Session, delivery_id: int, channel: str | None, limit: 
         if is_postgres(session):  # two workers take disjoint rows; SQLite has one writer
             stmt = stmt.with_for_update(skip_locked=True)
         rows += session.execute(stmt).all()
-    return [row.id for row in sorted(rows, key=lambda row: (row.profile_id, row.id))]
+    return sorted(rows, key=lambda row: (row.profile_id, row.id))
+
+
+def _people(session: Session, profile_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The batch's people as the checks read them, in a few queries for the whole batch."""
+    profiles = session.scalars(select(Profile).where(Profile.id.in_(profile_ids))).all()
+    return views(session, profiles)
 
 
 def _claim_batch(delivery_id: int, channel: str | None, limit: int) -> list[Message]:
     """Claim and check the batch in one transaction; should a row break it, again one row per
     transaction, the breaking row failed alone."""
     with session_scope() as session:
-        ids = _candidates(session, delivery_id, channel, limit)
+        rows = _candidates(session, delivery_id, channel, limit)
+        ids = [row.id for row in rows]
         try:
             with session.begin_nested():
-                return [m for i in ids if (m := _claim_in(session, i)) is not None]
+                people = _people(session, {row.profile_id for row in rows})
+                return [m for i in ids if (m := _claim_in(session, i, people)) is not None]
         except OperationalError:
             raise
         except Exception:
@@ -185,16 +196,19 @@ def _fail_unpreparable(delivery_id: int, exc: Exception) -> None:
             state.finish(session, delivery_id, FAILED, {"error": note, "updated_at": now})
 
 
-def _claim_in(session: Session, delivery_id: int) -> Message | None:
+def _claim_in(
+    session: Session, delivery_id: int, people: dict[str, dict[str, Any]] | None = None
+) -> Message | None:
     """Claim the row and pass the send-time checks: a row another worker holds, or one the
-    checks suppress or defer, comes back as None."""
+    checks suppress or defer, comes back as None. `people`: the batch's, read in its
+    transaction a moment before."""
     now = clock.now()
     if not state.claim(session, delivery_id, retries_due(now), now):
         return None
     delivery = session.get_one(Delivery, delivery_id)
     profile = session.get_one(Profile, delivery.profile_id)
     # The address and consent as of now, not as of planning: people change their minds.
-    person = view(session, profile)
+    person = (people or {}).get(profile.id) or view(session, profile)
     verdict = checks.decide(
         checks.SendContext(session, delivery, person["traits"], now, get_settings())
     )
