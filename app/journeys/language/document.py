@@ -82,12 +82,6 @@ class TestProfile(YamlModel):
     phone: Text | None = Field(None, description='Phone number in quotes, e.g. "+33612345678".')
 
 
-def _first_at_zero(events: list[TestEvent]) -> list[TestEvent]:
-    if events and events[0].at.lstrip("0")[:-1]:
-        raise ValueError("the first event is at 0s: times count from the first event")
-    return events
-
-
 def _first_event(schema: dict[str, Any]) -> None:
     """The first event is an event (as every other) at zero."""
     at_zero = {"description": "The first event is at 0s.", "pattern": "^0+[smhd]$"}
@@ -272,5 +266,7 @@ def _validators(check: Any) -> Any:
 
 
 def _scenario_starts(scenario: Any) -> Any:
-    _first_at_zero(scenario.events)
+    """Times count from a test's first event, so it is at 0s."""
+    if scenario.events[0].at.lstrip("0")[:-1]:
+        raise ValueError("the first event is at 0s: times count from the first event")
     return scenario

@@ -29,16 +29,11 @@ Condition = Annotated[
         examples=["event.properties.total >= 20", 'profile.traits.lifecycle_stage == "new"'],
     ),
 ]
-Template = Text
 
 CONDITION = (
     "A CEL expression that is true or false, over `event` (the event: event.event, "
     "event.properties) and `profile` (profile.traits, profile.email, profile.phone). "
     "Compiled when the file is loaded."
-)
-TEMPLATE = (
-    "A Jinja2 template over `event` (the trigger event) and `profile`; an undefined value is "
-    "an error unless a default is given: {{ x | default('...') }}."
 )
 DURATION = "A whole number and a unit: s, m, h or d (30s, 15m, 1h, 7d); greater than zero."
 OFFSET = "A time counted from the test's first event: 0s, or a duration such as 30m or 1h."
