@@ -50,6 +50,10 @@ PersonId = Annotated[
     str,
     typer.Argument(help="A userId, or user:<id>, anonymous:<id>, email:<address>, phone:<E.164>."),
 ]
+segments_app = typer.Typer(
+    help="Computed traits, segments and lifecycle stages (segments/).", no_args_is_help=True
+)
+app.add_typer(segments_app, name="segments")
 report_app = typer.Typer(help="Campaign results, as the marketer reads them.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
@@ -241,10 +245,12 @@ def scheduler() -> None:
     _settings_or_exit(production=True)
     from app import scheduler as periodic
     from app.journeys import catalog
+    from app.segments import catalog as segment_files
     from app.settings import get_settings
 
     _logging()
     catalog.sync_directory(get_settings().journeys_dir)
+    segment_files.sync_directory(get_settings().segments_dir)
     periodic.run()
 
 
@@ -420,6 +426,109 @@ def _print_versions(*, all_versions: bool) -> None:
             f"{row.journey_id:<28} {row.version:>7} {row.state:<9} {row.live:>6}  "
             f"{row.loaded_at:%Y-%m-%d %H:%M:%S}  {row.file}"
         )
+
+
+@segments_app.command("validate")
+def segments_validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="A segment file or a directory (default: segments dir).")
+    ] = None,
+) -> None:
+    """Check segment files (each, and the directory together); print every error as file:line:column and exit 1 if any."""  # noqa: E501
+    from app.segments.loader import load_path
+    from app.settings import get_settings
+
+    target = path or get_settings().segments_dir
+    if not target.exists():
+        typer.echo(f"{target}: no such file or directory", err=True)
+        raise typer.Exit(2)
+    files, issues = load_path(target)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        typer.echo(f"{len(issues)} error(s)", err=True)
+        raise typer.Exit(1)
+    for definition in files:
+        traits = len(definition.aggregates) + len(definition.derived)
+        kind = "stages" if definition.has_stages else "segment"
+        typer.echo(f"ok  {definition.file}: {definition.id} ({kind}, {traits} traits)")
+
+
+@segments_app.command("schema")
+def segments_schema() -> None:
+    """Print the JSON Schema of segment files, for editors."""
+    from app.segments.language import SegmentFile
+
+    typer.echo(json.dumps(SegmentFile.model_json_schema(), indent=2))
+
+
+@segments_app.command("reload")
+def segments_reload() -> None:
+    """Load the segments directory into the running system; a file with errors keeps its last good version (exit 1)."""  # noqa: E501
+    from app.segments import catalog
+    from app.settings import get_settings
+
+    _logging()
+    issues = catalog.sync_directory(get_settings().segments_dir)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        raise typer.Exit(1)
+
+
+@segments_app.command("list")
+def segments_list() -> None:
+    """List the segments and lifecycle stages the system runs, with their member counts, and any file on disk it rejected (and why)."""  # noqa: E501
+    from app.db import session_scope
+    from app.segments import catalog, directory
+    from app.segments.loader import load_path
+    from app.settings import get_settings
+
+    with session_scope() as session:
+        rows = directory.summary(session, catalog.current(session))
+    typer.echo(f"{'segment':<28} {'kind':<8} {'members':>8}  file")
+    for row in rows:
+        typer.echo(f"{row.id:<28} {row.kind:<8} {row.members:>8}  {row.file}")
+    folder = get_settings().segments_dir
+    if folder.exists():
+        for issue in load_path(folder)[1]:
+            typer.echo(f"rejected  {issue}")
+
+
+@segments_app.command("show")
+def segments_show(
+    segment_id: Annotated[str, typer.Argument(help="A segment or lifecycle stage id.")],
+) -> None:
+    """Show a segment as JSON: its rule, channels, the traits of its file, its member count."""
+    from app.db import session_scope
+    from app.segments import catalog, directory
+
+    with session_scope() as session:
+        shown = directory.describe(session, catalog.current(session), segment_id)
+    if shown is None:
+        typer.echo(f"carillon: no segment {segment_id!r} (see carillon segments list)", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(shown, indent=2, default=str))
+
+
+@segments_app.command("members")
+def segments_members(
+    segment_id: Annotated[str, typer.Argument(help="A segment or lifecycle stage id.")],
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
+) -> None:
+    """Print the segment's members, newest first: profile id, userId, since when."""
+    from app.db import session_scope
+    from app.segments import catalog, directory
+
+    with session_scope() as session:
+        if catalog.current(session).segment(segment_id) is None:
+            typer.echo(
+                f"carillon: no segment {segment_id!r} (see carillon segments list)", err=True
+            )
+            raise typer.Exit(1)
+        rows = directory.members(session, segment_id, limit)
+    for row in rows:
+        typer.echo(f"{row.profile_id}\t{row.user_id or '-'}\t{row.entered_at.isoformat()}")
 
 
 @db_app.command("upgrade")
@@ -692,6 +801,45 @@ def report_experiments(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(report.render(found, fmt.value), nl=fmt is not ReportFormat.csv)
+
+
+def _report_roi(by: str, fmt: ReportFormat) -> None:
+    from app.analytics import roi
+    from app.db import session_scope
+    from app.settings import get_settings
+
+    try:
+        with session_scope() as session:
+            rows = (roi.channels if by == "channels" else roi.journeys)(session, get_settings())
+    except roi.CurrencyMismatch as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(roi.render(rows, fmt.value, by), nl=fmt is not ReportFormat.csv)
+
+
+_FORMAT_HELP = "table, csv (one row each) or json."
+
+
+@report_app.command("channels")
+def report_channels(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help=_FORMAT_HELP)] = ReportFormat.table,
+) -> None:
+    """Per channel: messages sent, billed units (SMS segments), cost, the goal revenue credited to its messages, and ROI = (revenue - cost) / cost.
+
+    Prices: CARILLON_COST_PER_MESSAGE (else the channel's own), in CARILLON_COST_CURRENCY. Exit 2 when revenue is in another currency. How to read it: docs/campaigns.md.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _report_roi("channels", fmt)
+
+
+@report_app.command("journeys")
+def report_journeys(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help=_FORMAT_HELP)] = ReportFormat.table,
+) -> None:
+    """Per journey (all arms), then per arm of its split: messages sent, billed units, cost, credited revenue and ROI.
+
+    Transactional sends with inline content show as journey (api). Exit 2 when revenue is in another currency than CARILLON_COST_CURRENCY. How to read it: docs/campaigns.md.
+    """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
+    _report_roi("journeys", fmt)
 
 
 def main() -> None:

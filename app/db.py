@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from sqlalchemy import (
@@ -34,6 +34,8 @@ from sqlalchemy.types import TypeDecorator
 
 from app.errors import Unavailable
 from app.settings import get_settings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +211,13 @@ def forget_engine() -> None:
     CARILLON_DATABASE_URL (the journey simulator switches to a scratch file)."""
     _session_factory.cache_clear()
     get_engine.cache_clear()
+
+
+def once_per_session(session: Session, key: str, read: Callable[[Session], T]) -> T:
+    """`read(session)` the first time `key` is asked for in this session, then its answer:
+    for the catalogs every routed event consults (a batch is one session, so a file reloaded
+    meanwhile is seen by the next batch). Whatever changes what `read` returns pops `key`."""
+    if key not in session.info:
+        session.info[key] = read(session)
+    found: T = session.info[key]
+    return found

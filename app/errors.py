@@ -69,6 +69,11 @@ class Conflict(CarillonError, status=409, code="conflict"):
     """The request is valid but the thing it names is in a state that refuses it."""
 
 
+class Unprocessable(CarillonError, status=422, code="unprocessable"):
+    """Well formed, but naming what does not exist or cannot be done (an unknown message, an
+    idempotency key reused with another request); nothing was changed."""
+
+
 class TooLarge(CarillonError, status=413, code="payload_too_large"):
     """The body is over the limit for this call."""
 

@@ -14,8 +14,10 @@ from app.embedded import Embedded
 from app.errors import CarillonError, answer
 from app.events.endpoints import router as events_router
 from app.journeys import catalog
+from app.messages.endpoints import router as messages_router
 from app.ops.install import install as install_ops
 from app.profiles.endpoints import router as profiles_router
+from app.segments import catalog as segment_files
 from app.settings import get_settings
 from app.webhooks.endpoints import router as webhooks_router
 
@@ -32,6 +34,7 @@ def create_app(*, embedded: bool = False) -> FastAPI:
             migrate.upgrade()
         try:
             catalog.sync_directory(get_settings().journeys_dir)
+            segment_files.sync_directory(get_settings().segments_dir)
         except (OperationalError, InterfaceError) as exc:
             # Up without its database, the API answers /readyz 503 with the reason (and
             # /healthz 200) instead of exiting in a restart loop; the scheduler and
@@ -51,6 +54,8 @@ def create_app(*, embedded: bool = False) -> FastAPI:
     app = FastAPI(title="Carillon", version="0.1.0", lifespan=lifespan, redirect_slashes=False)
     app.add_exception_handler(CarillonError, answer)
     app.include_router(events_router)
+    # Transactional sends from a shop's backend (a send key).
+    app.include_router(messages_router)
     # People's data: show, export, erase (admin token or a read key).
     app.include_router(profiles_router)
     # Provider feedback (SendGrid, Twilio) and the unsubscribe link.

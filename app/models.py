@@ -7,10 +7,12 @@ from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, JourneyVersion, Timer
 from app.profiles.models import ErasedIdentity, Identity, Profile, ProfileAudit, Trait
+from app.segments.models import ComputedTrait, Membership, SegmentVersion, TraitEvent
 from app.webhooks.models import InboundMessage
 
 __all__ = [
     "Base",
+    "ComputedTrait",
     "Delivery",
     "DeliveryEvent",
     "ErasedIdentity",
@@ -19,10 +21,13 @@ __all__ = [
     "InboundMessage",
     "JourneyInstance",
     "JourneyVersion",
+    "Membership",
     "Profile",
     "ProfileAudit",
+    "SegmentVersion",
     "Timer",
     "Trait",
+    "TraitEvent",
     "reset_all",
 ]
 

@@ -1,4 +1,5 @@
-"""Periodic jobs: fire due journey timers, sweep lost queue messages, finish erasures whose
+"""Periodic jobs: fire due journey timers, recompute computed traits whose window moved,
+sweep lost queue messages, finish erasures whose
 audience removals are settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
@@ -19,6 +20,7 @@ from app import sweeper
 from app.db import session_scope
 from app.journeys import timers
 from app.profiles import erasure
+from app.segments import expiry
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,13 @@ def fire_timers() -> None:
     fired = timers.fire_due(get_settings().timer_batch_size)
     if fired:
         log.info("fired %d journey timers", fired)
+
+
+def expire_windows() -> None:
+    """Computed traits whose window moved: recomputed, memberships and journeys follow."""
+    done = expiry.expire_due(get_settings().timer_batch_size)
+    if done:
+        log.info("recomputed the expired trait windows of %d people", done)
 
 
 def sweep(older_than: timedelta | None = None) -> None:
@@ -55,6 +64,13 @@ def build(*, blocking: bool) -> BaseScheduler:
         "interval",
         seconds=settings.scheduler_interval_seconds,
         id="journeys.fire_timers",
+        **common,
+    )
+    scheduler.add_job(
+        expire_windows,
+        "interval",
+        seconds=settings.scheduler_interval_seconds,
+        id="segments.expire_windows",
         **common,
     )
     scheduler.add_job(

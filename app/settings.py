@@ -16,7 +16,7 @@ from datetime import time, timedelta
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Literal, Self, TypeVar
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Unset: the in-process queue of the embedded default.
     redis_url: str | None = None
     journeys_dir: Path = Path("./journeys")
+    # Computed traits, segments and lifecycle stages (docs/segments.md).
+    segments_dir: Path = Path("./segments")
     # Comma-separated write keys; `name=key` labels the source. Production must set its own.
     write_keys: str = "dev"
     admin_token: str | None = None
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     # support tool or a CRM sync. `name=key` names the key in the audit trail. Never a write
     # key: write keys ship inside web pages and apps.
     read_keys: str = ""
+    # Server-side keys that may send transactional messages (`POST /v1/messages`) and nothing
+    # else: for a shop's backend. `name=key` names the key in logs. Never a write or read key.
+    send_keys: str = ""
     # For `wait: {until: "09:00"}` when a profile has no valid `timezone` trait (IANA name).
     default_timezone: str = "UTC"
 
@@ -54,6 +59,14 @@ class Settings(BaseSettings):
     # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
     # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
+    # The currency of those prices (ISO 4217): ROI compares them with goal revenue, which must
+    # be counted in the same currency.
+    cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # Spend per channel and period, in that currency: `sms=50EUR/day,email=10EUR/week`; a
+    # marketing message that would go over it waits for the next period (`on_budget: wait`) or
+    # is dropped (`skip`).
+    budgets: str = ""
+    on_budget: Literal["wait", "skip"] = "wait"
     # How long after a message a goal's revenue is still credited to it, per channel,
     # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
     attribution_windows: str = ""
@@ -71,6 +84,9 @@ class Settings(BaseSettings):
     # no status callbacks are requested.
     public_url: str | None = None
     provider_timeout_seconds: float = 10.0
+    # Provider calls in flight at once per channel in each worker process (each channel its
+    # own slots and connections): what hides the provider's latency, not the thread count.
+    send_concurrency: int = Field(default=50, ge=1, le=1000)
     # A row still `sending` this long after its claim lost its worker during the provider call:
     # the sweeper resends it (a channel whose provider ignores a repeat) or marks it `unknown`.
     # Must exceed the provider timeout, or a slow live call would be judged abandoned.
@@ -137,6 +153,15 @@ class Settings(BaseSettings):
         parsers[str(info.field_name)](value)
         return value
 
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_parse(cls, value: str, info: ValidationInfo) -> str:
+        parse_budgets(value, str(info.data.get("cost_currency", "EUR")))
+        return value
+
+    def budgets_by_channel(self) -> dict[str, Budget]:
+        return parse_budgets(self.budgets, self.cost_currency)
+
     def quiet_hours_by_channel(self) -> dict[str, QuietHours] | None:
         """None when CARILLON_QUIET_HOURS is unset: each channel keeps its own default."""
         return None if self.quiet_hours is None else parse_quiet_hours(self.quiet_hours)
@@ -159,6 +184,10 @@ class Settings(BaseSettings):
         """Map each read key to the name the audit trail gives it (unnamed: a digest prefix)."""
         return named_keys(self.read_keys, None)
 
+    def send_key_names(self) -> dict[str, str]:
+        """Map each send key to the name logs give it (unnamed: a digest prefix)."""
+        return named_keys(self.send_keys, None)
+
     @field_validator("read_keys")
     @classmethod
     def _read_keys_parse(cls, value: str, info: ValidationInfo) -> str:
@@ -175,6 +204,27 @@ class Settings(BaseSettings):
                     f"CARILLON_READ_KEYS: a key of {len(key)} characters is too short to guard "
                     f"people's data; use {MIN_READ_KEY_LENGTH} or more (`name=key`, "
                     "comma-separated)"
+                )
+        return value
+
+    @field_validator("send_keys")
+    @classmethod
+    def _send_keys_parse(cls, value: str, info: ValidationInfo) -> str:
+        """A send key reaches anybody's inbox: a secret of its own, long enough not to guess."""
+        others = {
+            **named_keys(str(info.data.get("write_keys", "")), "default"),
+            **named_keys(str(info.data.get("read_keys", "")), None),
+        }
+        for key in named_keys(value, None):
+            if key in others:
+                raise ValueError(
+                    "CARILLON_SEND_KEYS: a send key is also a write or read key; a send key "
+                    "stays on the shop's servers and must be a secret of its own"
+                )
+            if len(key) < MIN_READ_KEY_LENGTH:
+                raise ValueError(
+                    f"CARILLON_SEND_KEYS: a key of {len(key)} characters is too short; use "
+                    f"{MIN_READ_KEY_LENGTH} or more (`name=key`, comma-separated)"
                 )
         return value
 
@@ -367,3 +417,54 @@ def parse_rate_limits(text: str) -> dict[str, Limit]:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# A budget's periods, each starting at 00:00 UTC (a week on Monday).
+BUDGET_PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+_BUDGET = re.compile(r"^(?P<amount>[0-9]+(?:\.[0-9]+)?)\s*(?P<currency>[A-Z]{3})$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `amount` (in the cost currency) spent on a channel per `period`."""
+
+    amount: float
+    currency: str
+    period: str
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}{self.currency}/{self.period}"
+
+
+def parse_budgets(text: str, currency: str) -> dict[str, Budget]:
+    """`channel=50EUR/day` items: an amount, the cost currency, a period."""
+    names = channel_names()
+    found: dict[str, Budget] = {}
+    hint = f"e.g. sms=50{currency}/day,email=10{currency}/week (periods: hour, day, week)"
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        channel, _, rest = (part.strip() for part in item.partition("="))
+        money, slash, period = (part.strip() for part in rest.partition("/"))
+        matched = _BUDGET.match(money)
+        problem = None
+        if channel not in names:
+            problem = f"unknown channel {channel!r} (one of: {', '.join(names)})"
+        elif channel in found:
+            problem = f"{channel} has two budgets"
+        elif not slash or not period:
+            problem = "a budget without a period: say per what it is spent"
+        elif period not in BUDGET_PERIODS:
+            problem = f"unknown period {period!r}"
+        elif matched is None or float(matched["amount"]) <= 0:
+            problem = "the amount must be a number above zero followed by a currency code"
+        elif matched["currency"] != currency:
+            problem = (
+                f"the budget is in {matched['currency']} but costs are counted in {currency} "
+                "(CARILLON_COST_CURRENCY)"
+            )
+        if problem is not None or matched is None:
+            raise ValueError(f"CARILLON_BUDGETS: {item!r}: {problem}; {hint}")
+        found[channel] = Budget(float(matched["amount"]), matched["currency"], period)
+    return found

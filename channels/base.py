@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # the settings import the channel registry's names at start-up
     from fastapi import APIRouter
@@ -89,6 +89,18 @@ class Channel(Protocol):
         """Release what `send` keeps open (pooled connections); called once, at shutdown."""
 
 
+@runtime_checkable
+class AsyncChannel(Protocol):
+    """An adapter that can also send with asynchronous I/O: the workers then call it on their
+    sending loop, many calls in flight over one connection pool, instead of one thread per
+    call. The same contract as `send` (never raises, never touches the database)."""
+
+    async def send_async(self, message: Message) -> SendResult: ...
+
+    async def aclose(self) -> None:
+        """Release what `send_async` opened; a later `send_async` opens it again."""
+
+
 class ContentRefused(ValueError):
     """Finishing a channel's content found it unsendable (too long, too much CSS): the
     delivery fails with this reason and nothing is sent."""
@@ -97,13 +109,24 @@ class ContentRefused(ValueError):
 @dataclass(frozen=True)
 class Consent:
     """How a person's consent for a channel is kept: one trait, its states, and which of them
-    allow sending. `refusal` says why a message must not go out, or None when it may."""
+    allow sending. `refusal` says why a message must not go out, or None when it may.
+
+    `transactional` is the rule for a message the person asked for (a receipt, a password
+    reset: a transactional journey or `POST /v1/messages`) where the law exempts it from the
+    marketing opt-out; None: the same rule as marketing. It never lets a message through to an
+    address that bounced hard or a number that replied STOP."""
 
     kind: str  # shared by channels that reach people the same way (`ads`)
     trait: str
     states: frozenset[str]
     refusal: Callable[[Mapping[str, Any]], str | None]
     withdrawn: str  # the state a person's own "no" sets (an unsubscribe link, a STOP)
+    transactional: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def refusal_of(self, traits: Mapping[str, Any], *, transactional: bool) -> str | None:
+        """Why a message must not go out to this person, by the kind of message it is."""
+        rule = self.transactional if transactional and self.transactional else self.refusal
+        return rule(traits)
 
 
 @dataclass(frozen=True)
@@ -184,6 +207,9 @@ class ChannelSpec:
     # CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL (None: CARILLON_DELIVERY_MAX_ATTEMPTS).
     quiet_hours: QuietHours | None = None
     cost: float | None = None
+    # How many `cost_unit`s a rendered message is billed as (an SMS's segments, as Twilio
+    # counts them); None: one per message.
+    units: Callable[[Mapping[str, Any]], int] | None = None
     attempts: int | None = None
     # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
     unsubscribe_link: bool = False

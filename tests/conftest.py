@@ -18,6 +18,9 @@ if "CARILLON_DATABASE_URL" not in os.environ:
 os.environ.setdefault(
     "CARILLON_JOURNEYS_DIR", str(Path(__file__).resolve().parent.parent / "journeys")
 )
+os.environ.setdefault(
+    "CARILLON_SEGMENTS_DIR", str(Path(__file__).resolve().parent.parent / "segments")
+)
 os.environ.setdefault("CARILLON_WRITE_KEYS", "test-key,shop=shop-key")
 # Production roles need the one signing secret; tests of the embedded default unset it.
 os.environ.setdefault("CARILLON_SECRET_KEY", "test-secret-key-0123456789abcdef")

@@ -44,6 +44,7 @@ from app.models import reset_all
 from app.ops import throttle
 from app.profiles.models import Identity, Profile, Trait
 from app.profiles.view import view
+from app.segments import catalog as segment_catalog
 from app.settings import get_settings
 from app.tasks import broker
 from app.yamlfiles import FileInvalid, validate_yaml
@@ -178,6 +179,7 @@ def clean_state() -> Iterator[None]:
     reset_all()
     throttle.forget()
     catalog.forget_parsed()
+    segment_catalog.forget_parsed()
     broker.flush_all()
     yield
     clock.set_clock(clock.SystemClock())

@@ -20,6 +20,7 @@ from app.main import create_app
 from tests.helpers import basic
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
+SEND_KEY = "fuzz-send-key-0123456789abcdef"
 
 APP = create_app()
 # The document is the one /openapi.json serves; the app's start-up (which syncs the journeys
@@ -31,6 +32,8 @@ schema.config.seed = 20261202
 
 
 def _credentials(path: str) -> dict[str, str]:
+    if path == "/v1/messages":
+        return {"Authorization": f"Bearer {SEND_KEY}"}
     if path.startswith("/v1/") and not path.startswith("/v1/profiles/"):
         return basic()
     if path.startswith(("/ops/", "/v1/profiles/")) or path == "/metrics":
@@ -41,6 +44,7 @@ def _credentials(path: str) -> dict[str, str]:
 @pytest.fixture
 def admin(settings_env: pytest.MonkeyPatch) -> Iterator[None]:
     settings_env.setenv("CARILLON_ADMIN_TOKEN", ADMIN_TOKEN)
+    settings_env.setenv("CARILLON_SEND_KEYS", SEND_KEY)
     yield
 
 

@@ -20,7 +20,7 @@ from app.migrate import alembic_config
 
 REPO = Path(__file__).resolve().parent.parent
 CARILLON = Path(sys.executable).parent / "carillon"
-SHIPPED = ["cart-abandonment", "instagram-retarget", "newsletter-welcome"]
+SHIPPED = ["abandoner-rescue", "cart-abandonment", "instagram-retarget", "newsletter-welcome"]
 
 BROKEN = """\
 id: broken-cart
@@ -151,7 +151,7 @@ def test_validate_shipped_journeys(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == len(SHIPPED)
     assert all(line.startswith("ok  ") for line in lines)
     for journey_id, line in zip(SHIPPED, lines, strict=True):
         assert f": {journey_id} (" in line

@@ -39,10 +39,14 @@ class Delivery(Base):
         Index("ix_deliveries_profile", "profile_id"),
         # Twilio's status callbacks name the message by its SID only.
         Index("ix_deliveries_provider_message_id", "provider_message_id"),
+        # One delivery per Idempotency-Key of a transactional send (per send key).
+        UniqueConstraint("idempotency_key", name="uq_deliveries_idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("journey_instances.id"))
+    # The trip that sent it; None for a transactional send through `POST /v1/messages`,
+    # which belongs to no trip (its `step_path` then says which message: `message:<name>`).
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("journey_instances.id"))
     step_path: Mapped[str] = mapped_column(String(100))
     journey_id: Mapped[str] = mapped_column(String(100))
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
@@ -62,6 +66,14 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending row retried after a transient failure is not due before this (back-off).
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A transactional send's `Idempotency-Key`, hashed with the send key's name (the raw key
+    # is the caller's and is not kept), and a hash of the request it came with: the same key
+    # with the same request is the same delivery, with another request a mistake.
+    # What the provider bills this message as, in its channel's `cost_unit` (an SMS's
+    # segments), measured on the rendered content; None (older rows): one.
+    units: Mapped[int | None] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryEvent(Base):

@@ -14,8 +14,15 @@ from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
 from app.queue import enqueue
+from channels import registry
 
 log = logging.getLogger(__name__)
+
+
+def units(channel: str, content: dict[str, Any]) -> int:
+    """What the provider will bill the rendered message as (an SMS's segments), for its cost."""
+    measure = registry.spec(channel).units
+    return measure(content) if measure is not None and content else 1
 
 
 def _row(
@@ -38,6 +45,7 @@ def _row(
         status=status,
         attempts=0,
         error=error,
+        units=units(channel, content) if status == models.PENDING else None,
         created_at=now,
         enqueued_at=now,
         updated_at=now,
@@ -80,6 +88,42 @@ def _log_planned(delivery: Delivery) -> None:
             "profile_id": delivery.profile_id,
         },
     )
+
+
+def plan_transactional(
+    session: Session,
+    profile_id: str,
+    source: tuple[str, str],
+    channel: str,
+    content: dict[str, Any],
+    idempotency: tuple[str, str] | None = None,
+) -> Delivery:
+    """Add a transactional send (`POST /v1/messages`) to the outbox: no trip, the same row,
+    queue and send-time checks as a journey's message. `source` is (journey_id, step_path):
+    the journey whose named message it is and `message:<name>`, or the inline marker;
+    `idempotency` is (hashed key, request digest)."""
+    now = clock.now()
+    key, digest = idempotency or (None, None)
+    delivery = Delivery(
+        instance_id=None,
+        step_path=source[1],
+        journey_id=source[0],
+        profile_id=profile_id,
+        channel=channel,
+        arm=None,
+        content=content,
+        status=models.PENDING,
+        attempts=0,
+        units=units(channel, content),
+        created_at=now,
+        enqueued_at=now,
+        updated_at=now,
+        idempotency_key=key,
+        request_digest=digest,
+    )
+    session.add(delivery)
+    session.flush()  # the id is the answer; a reused idempotency key fails here
+    return delivery
 
 
 def plan_failed(

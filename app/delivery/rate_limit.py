@@ -223,23 +223,42 @@ class RateLimiter:
             return None
         return f"{KEY_PREFIX}:{channel}:{account}", limit.per_second * (1 - HEADROOM)
 
-    def acquire(self, channel: str) -> float | None:
-        """Hold a token for one call: None once it is ours (after sleeping until a reserved
-        turn), or, when no turn is free within the bound, how long to put the delivery off."""
+    def limited(self, channel: str) -> bool:
+        """Whether a call on this channel must take a token (no I/O)."""
+        return self._bucket(channel) is not None
+
+    def interval(self, channel: str) -> float:
+        """Seconds between two tokens of the channel's bucket (0 when it is not limited)."""
+        bucket = self._bucket(channel)
+        return 1 / bucket[1] if bucket is not None else 0.0
+
+    def reserve(self, channel: str) -> tuple[bool, float]:
+        """Take a token for one call without waiting: (True, seconds until the reserved turn)
+        once it is ours, or (False, how long to put the delivery off) when no turn is free
+        within the bound. The caller waits for its turn (a thread sleeps, the sending loop
+        awaits)."""
         bucket = self._bucket(channel)
         if bucket is None:
-            return None
+            return True, 0.0
         try:
             grant = self.buckets.take(*bucket, self.max_wait)
         except redis.RedisError as exc:
             # No token without the bucket: the claimed row goes back to pending, not astray.
             log.warning("rate limit of %s unreachable, delivery put off: %s", channel, exc)
-            return self.max_wait * random.uniform(1.0, 2.0)
+            return False, self.max_wait * random.uniform(1.0, 2.0)
         if not grant.granted:
             # Jittered, so deliveries put off together do not all come back at once.
-            return grant.wait_seconds * random.uniform(1.0, 2.0)
-        if grant.wait_seconds > 0:
-            time.sleep(grant.wait_seconds)
+            return False, grant.wait_seconds * random.uniform(1.0, 2.0)
+        return True, grant.wait_seconds
+
+    def acquire(self, channel: str) -> float | None:
+        """Hold a token for one call: None once it is ours (after sleeping until a reserved
+        turn), or, when no turn is free within the bound, how long to put the delivery off."""
+        granted, seconds = self.reserve(channel)
+        if not granted:
+            return seconds
+        if seconds > 0:
+            time.sleep(seconds)
         return None
 
     def observe(self, channel: str, result: SendResult) -> None:

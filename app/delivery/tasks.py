@@ -17,7 +17,7 @@ def _job(channel: str) -> dramatiq.Actor[Any, Any]:
     @actor(send_delivery(channel))
     def send(delivery_id: int) -> None:
         with delivery_scope(delivery_id):  # every log line of this job names its delivery
-            service.deliver(delivery_id)
+            service.deliver_batch(delivery_id, channel)  # and due rows of its channel with it
 
     return send  # type: ignore[no-any-return]
 

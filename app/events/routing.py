@@ -29,6 +29,8 @@ from app.journeys import runtime
 from app.ops import instruments, logs
 from app.profiles import service as profiles
 from app.profiles.view import view
+from app.segments import evaluation as segments
+from app.segments import expiry
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,9 @@ def _claim(session: Session, event_ids: Sequence[int]) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def _route(session: Session, event: Event) -> None:
+def _route(session: Session, event: Event, erased_digests: set[str]) -> None:
     logs.bind(message_id=event.message_id)
-    profile = profiles.apply_event(session, event)
+    profile = profiles.apply_event(session, event, erased_digests)
     if profile is None:
         # Stored just before its person was erased: it must not bring them back.
         event.payload, event.user_id, event.anonymous_id = {}, None, None
@@ -64,8 +66,13 @@ def _route(session: Session, event: Event) -> None:
         return
     event.profile_id = profile.id
     logs.bind(profile_id=profile.id)
-    if event.type == "track":
-        runtime.on_event(session, event, view(session, profile))
+    # Computed traits and memberships first, so the journeys below read them as they are now.
+    flips = segments.on_event(session, profile, event)
+    if event.type == "track" or flips:
+        seen = view(session, profile)
+        if event.type == "track":
+            runtime.on_event(session, event, seen)
+        expiry.start_journeys(session, profile, flips, event)
         # The deliveries it planned are written (and logged) while this event's ids are bound,
         # so one grep of a messageId still finds them.
         session.flush()
@@ -77,10 +84,10 @@ def _route_batch(event_ids: Sequence[int]) -> None:
     Events done already, or being routed by another worker right now, are left alone."""
     with session_scope() as session:
         events = _claim(session, event_ids)
-        profiles.lock_people(session, events)
+        erased_digests = profiles.lock_people(session, events)
         for event in events:
             with logs.scope():  # the ids bound by _route stay on this event's log lines
-                _route(session, event)
+                _route(session, event, erased_digests)
     for event in events:  # once committed: a rolled-back batch routed nothing
         with logs.scope():  # the line carries the event's ids, as the ones written inside did
             logs.bind(message_id=event.message_id, profile_id=event.profile_id)

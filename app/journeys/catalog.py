@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import clock
-from app.db import is_postgres, session_scope
+from app.db import once_per_session, session_scope
 from app.journeys.definition import Journey
 from app.journeys.loader import Issue, load_path, parse_journey
 from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
+from app.yamlfiles.versions import sync_versions
 
 log = logging.getLogger(__name__)
 
 _parsed: dict[int, Journey] = {}
+_CURRENT = "carillon.current_journeys"  # session.info key
 
 
 def forget_parsed() -> None:
@@ -53,6 +54,12 @@ def journey_of_instance(session: Session, instance_id: int) -> Journey:
 
 
 def current_journeys(session: Session) -> list[tuple[int, Journey]]:
+    """Read once per session: a routing batch asks for every event it routes, and a
+    version that becomes current meanwhile is for the next batch."""
+    return once_per_session(session, _CURRENT, _current_journeys)
+
+
+def _current_journeys(session: Session) -> list[tuple[int, Journey]]:
     ids = session.scalars(
         select(JourneyVersion.id).where(JourneyVersion.is_current).order_by(JourneyVersion.id)
     )
@@ -99,52 +106,11 @@ def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:
     """Record a new version for every journey whose text changed; retire vanished journeys.
 
     Returns the versions created."""
-    if is_postgres(session):
-        # Several processes may start at once; one syncs at a time.
-        session.execute(text("SELECT pg_advisory_xact_lock(7401)"))
-    created = []
-    for journey in journeys:
-        latest = session.scalars(
-            select(JourneyVersion)
-            .where(JourneyVersion.journey_id == journey.id)
-            .order_by(JourneyVersion.version.desc())
-            .limit(1)
-        ).first()
-        if latest is not None and latest.checksum == journey.checksum:
-            if not latest.is_current:
-                latest.is_current = True
-            continue
-        session.execute(
-            update(JourneyVersion)
-            .where(JourneyVersion.journey_id == journey.id)
-            .values(is_current=False)
-        )
-        version = JourneyVersion(
-            journey_id=journey.id,
-            version=(latest.version + 1) if latest else 1,
-            checksum=journey.checksum,
-            file=journey.file,
-            source=journey.source,
-            loaded_at=clock.now(),
-            is_current=True,
-        )
-        session.add(version)
-        created.append(version)
-    present = [j.id for j in journeys]
-    session.execute(
-        update(JourneyVersion)
-        .where(JourneyVersion.is_current, JourneyVersion.journey_id.not_in(present))
-        .values(is_current=False)
+    session.info.pop(_CURRENT, None)
+    versions: list[JourneyVersion] = sync_versions(
+        session, JourneyVersion.journey_id, journeys, lock=7401, noun="journey"
     )
-    session.flush()
-    for version in created:
-        log.info(
-            "journey %s: version %d loaded from %s",
-            version.journey_id,
-            version.version,
-            version.file,
-        )
-    return created
+    return versions
 
 
 def sync_directory(path: Path) -> list[Issue]:

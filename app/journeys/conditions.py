@@ -84,9 +84,10 @@ class Condition:
     """A compiled CEL expression: a condition (`evaluate`, a bool) or an amount (`number`, a
     goal's value), checked and limited the same way."""
 
-    def __init__(self, source: str, program: celpy.Runner) -> None:
+    def __init__(self, source: str, program: celpy.Runner, ast: lark.Tree | None = None) -> None:
         self.source = source
         self._program = program
+        self.ast = ast  # the parsed expression, for checks the caller makes (segments' traits)
 
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"
@@ -122,6 +123,10 @@ class Condition:
             )
         return bool(result)
 
+    def value(self, activation: dict[str, Any]) -> Any:
+        """Whatever the expression gives (a segment's computed trait), as JSON-like data."""
+        return _json_value(self._result(activation))
+
     def number(self, activation: dict[str, Any]) -> float:
         result = self._result(activation)
         if isinstance(result, celtypes.BoolType | bool) or not isinstance(result, int | float):
@@ -131,11 +136,13 @@ class Condition:
         return float(result)
 
 
-def compile_condition(source: str) -> Condition:
-    """Parse and check `source`; unknown variables and functions fail here, not per event."""
+def compile_condition(source: str, variables: tuple[str, ...] = VARIABLES) -> Condition:
+    """Parse and check `source`; unknown variables and functions fail here, not per event.
+    `variables` are the ones this kind of expression may read (a segment trait's `where`
+    reads the event only); evaluation still takes every one of `VARIABLES`."""
     try:
         ast = _ENV.compile(source)
-        _check_names(ast)
+        _check_names(ast, variables)
         check_cost(ast)
     except celpy.CELParseError as exc:
         raise _syntax_error(source, exc) from None
@@ -148,7 +155,7 @@ def compile_condition(source: str) -> Condition:
         ) from None
     except RecursionError:
         raise ConditionSyntaxError("condition is nested too deeply", column=1) from None
-    return Condition(source, _ENV.program(ast, functions=_FUNCTIONS_USED))
+    return Condition(source, _ENV.program(ast, functions=_FUNCTIONS_USED), ast)
 
 
 # --- compile-time checks ------------------------------------------------------------------
@@ -182,10 +189,10 @@ def _operator_hint(source: str, line: int, column: int) -> str | None:
     return None
 
 
-def _check_names(ast: lark.Tree) -> None:
+def _check_names(ast: lark.Tree, variables: tuple[str, ...]) -> None:
     """cel-python has no type checker: find unknown names ourselves, before any event comes."""
     known = {
-        "variable": frozenset(VARIABLES) | _TYPE_NAMES,
+        "variable": frozenset(variables) | _TYPE_NAMES,
         "function": _GLOBAL_FUNCTIONS,
         "method": _METHODS,
     }
@@ -193,12 +200,14 @@ def _check_names(ast: lark.Tree) -> None:
         name = str(token)
         if name in known[kind]:
             continue
-        choices = list(VARIABLES) if kind == "variable" else sorted(known[kind])
+        choices = list(variables) if kind == "variable" else sorted(known[kind])
         close = get_close_matches(name, choices, n=1, cutoff=0.7)
         if close:
             hint = f"did you mean {close[0]!r}?"
-        elif kind == "variable":
+        elif kind == "variable" and variables == VARIABLES:
             hint = "conditions read event and profile, e.g. event.properties.total"
+        elif kind == "variable":
+            hint = f"this expression reads {' and '.join(variables)} only"
         else:
             hint = f"available: {', '.join(choices)}"
         raise ConditionSyntaxError(
@@ -309,6 +318,23 @@ def _eval_message(exc: CELEvalError) -> str:
     if message.startswith("no such member in mapping"):
         message += " (use has(...) to test whether a field exists)"
     return message
+
+
+def _json_value(value: Any) -> Any:
+    """A CEL value as plain JSON data (CEL's types subclass Python's)."""
+    if isinstance(value, celtypes.BoolType | bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    return None if value is None else str(value)
 
 
 def _type_name(value: Any) -> str:

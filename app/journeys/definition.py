@@ -22,10 +22,14 @@ from app.journeys.templates import Template, Variant, Versions
 
 @dataclass(frozen=True)
 class Trigger:
-    """Who enters: people who send `event`, if `when` (CEL) holds for that event."""
+    """Who enters: people who send `event`, if `when` (CEL) holds for that event; or, with
+    `segment`, people who enter (`on: enter`) or leave (`on: exit`) that segment or lifecycle
+    stage (`event` is then empty)."""
 
     event: str
     when: Condition | None
+    segment: str | None = None
+    on: Literal["enter", "exit"] = "enter"
 
 
 @dataclass(frozen=True)

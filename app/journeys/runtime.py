@@ -166,7 +166,7 @@ def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
     _late_conversions(session, profile["id"], event, variables)
 
     for version_id, journey in catalog.current_journeys(session):
-        if not journey.enabled or journey.trigger.event != event.name:
+        if not journey.enabled or journey.trigger.segment or journey.trigger.event != event.name:
             continue
         if not holds(journey.trigger.when, variables, f"{journey.id} trigger"):
             continue
@@ -177,6 +177,27 @@ def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
             continue
         started = lifecycle.start(session, journey, version_id, profile["id"], event)
         if started is not None:
+            advance(StepContext(session, started, journey, event.payload, profile))
+
+
+def on_segment_changes(
+    session: Session, changes: list[tuple[str, str]], event: Event, profile: dict[str, Any]
+) -> None:
+    """Start the journeys whose trigger is a segment the person just entered or left
+    (`changes`: (segment id, enter | exit)). `event` is what the trip reads as its event: the
+    one that flipped the membership, or the person's latest when a window's expiry did."""
+    variables = {"event": event.payload, "profile": profile}
+    for version_id, journey in catalog.current_journeys(session):
+        trigger = journey.trigger
+        if not journey.enabled or (trigger.segment, trigger.on) not in changes:
+            continue
+        if not holds(trigger.when, variables, f"{journey.id} trigger"):
+            continue
+        if not lifecycle.may_enter(session, journey, profile["id"]):
+            continue
+        started = lifecycle.start(session, journey, version_id, profile["id"], event)
+        if started is not None:
+            log.info("%s: entered on %s %s", journey.id, trigger.on, trigger.segment)
             advance(StepContext(session, started, journey, event.payload, profile))
 
 

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
-from channels.base import Channel, Message, SendResult
+from channels.base import Message, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,11 @@ def count_dropped_erased(stage: str, count: int = 1) -> None:
         EVENTS_DROPPED_ERASED.labels(stage).inc(count)
 
 
-def timed_send(channel: Channel, message: Message) -> SendResult:
-    """`channel.send(message)`, timed into the provider latency histogram."""
-    started = time.perf_counter()
-    outcome = "error"
-    try:
-        result = channel.send(message)
-        outcome = result.outcome.value
+def observe_provider_call(message: Message, result: SendResult | None, seconds: float) -> None:
+    """One provider call into the latency histogram (outcome `error`: the adapter raised)."""
+    outcome = result.outcome.value if result is not None else "error"
+    PROVIDER_SECONDS.labels(message.channel, outcome).observe(seconds)
+    if result is not None:
         log.info(
             "provider answered: %s",
             outcome,
@@ -90,10 +88,6 @@ def timed_send(channel: Channel, message: Message) -> SendResult:
                 "status_code": result.status_code,
             },
         )
-        return result
-    finally:
-        elapsed = time.perf_counter() - started
-        PROVIDER_SECONDS.labels(message.channel, outcome).observe(elapsed)
 
 
 async def ingest_timer(

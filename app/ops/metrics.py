@@ -29,6 +29,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from app import clock
+from app.analytics import roi
+from app.analytics.roi import CurrencyMismatch
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.delivery.rate_limit import limiter
@@ -86,6 +88,46 @@ class StateCollector(Collector):
             log.exception("metrics: the database could not be read")
             database_up.add_metric([], 0.0)
         yield database_up
+        try:
+            yield from self._spend()
+        except CurrencyMismatch as exc:  # `carillon report channels` says the same, exit 2
+            log.warning("metrics: no cost and ROI figures: %s", exc)
+        except Exception:
+            log.exception("metrics: cost and ROI could not be read")
+
+    def _spend(self) -> list[GaugeMetricFamily]:
+        """What `carillon report channels` prints: cost, credited revenue and ROI per channel,
+        in CARILLON_COST_CURRENCY; a channel whose cost is unknown has neither cost nor ROI."""
+        settings = get_settings()
+        with session_scope() as session:
+            rows = roi.channels(session, settings)
+        units = _gauge(
+            "carillon_channel_billed_units",
+            "Units providers billed per channel (SMS segments; one per message elsewhere).",
+            ["channel"],
+        )
+        cost = _gauge(
+            "carillon_channel_cost",
+            "What the sent messages cost, per channel.",
+            ["channel", "currency"],
+        )
+        revenue = _gauge(
+            "carillon_channel_revenue",
+            "Goal revenue credited last-touch to the channel's messages.",
+            ["channel", "currency"],
+        )
+        ratio = _gauge(
+            "carillon_channel_roi", "(revenue - cost) / cost per channel, as a ratio.", ["channel"]
+        )
+        for row in rows:
+            channel = str(row.channel)
+            units.add_metric([channel], row.units)
+            revenue.add_metric([channel, row.currency], row.revenue)
+            if row.cost is not None:
+                cost.add_metric([channel, row.currency], row.cost)
+            if row.roi is not None:
+                ratio.add_metric([channel], row.roi)
+        return [units, cost, revenue, ratio]
 
     def _rate_limits(self) -> list[GaugeMetricFamily]:
         """The shared provider buckets (limited live channels only)."""

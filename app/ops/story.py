@@ -52,7 +52,7 @@ class Story:
     status: str
     journey_id: str
     step_path: str
-    instance_id: int
+    instance_id: int | None  # None: a transactional send through `POST /v1/messages`
     profile_id: str
     message_id: str | None
     provider_message_id: str | None
@@ -106,11 +106,15 @@ def tell(session: Session, delivery_id: int) -> Story:
     d = session.get(Delivery, delivery_id)
     if d is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
-    instance = session.get(JourneyInstance, d.instance_id)
+    instance = session.get(JourneyInstance, d.instance_id) if d.instance_id else None
     trigger = session.get(Event, instance.trigger_event_id) if instance else None
-    timers = session.scalars(
-        select(Timer).where(Timer.instance_id == d.instance_id).order_by(Timer.due_at)
-    ).all()
+    timers = (
+        session.scalars(
+            select(Timer).where(Timer.instance_id == d.instance_id).order_by(Timer.due_at)
+        ).all()
+        if instance
+        else []
+    )
     story = Story(
         delivery_id=d.id,
         channel=d.channel,
@@ -168,8 +172,12 @@ def render(story: Story) -> str:
     """The story as text, one line per step."""
     lines = [
         f"delivery {story.delivery_id}: {story.channel}, {story.status}",
-        f"  journey {story.journey_id} step {story.step_path}, instance {story.instance_id}, "
-        f"profile {story.profile_id}",
+        (
+            f"  journey {story.journey_id} step {story.step_path}, instance {story.instance_id}, "
+            if story.instance_id is not None
+            else f"  transactional send {story.step_path} ({story.journey_id}), "
+        )
+        + f"profile {story.profile_id}",
         f"  messageId {story.message_id or '-'}, provider id {story.provider_message_id or '-'}",
         "",
     ]

@@ -38,7 +38,7 @@ class Caller:
     name: str
 
 
-def _basic_user(credentials: str) -> str:
+def basic_user(credentials: str) -> str:
     try:
         decoded = base64.b64decode(credentials, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -67,7 +67,7 @@ def caller(request: Request) -> Caller:
         raise Unavailable(NOT_CONFIGURED)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     given = given.strip()
-    if scheme.lower() == "basic" and _is_write_key(_basic_user(given)):
+    if scheme.lower() == "basic" and _is_write_key(basic_user(given)):
         raise Forbidden(_WRITE_KEY)
     if scheme.lower() != "bearer" or not given:
         raise Unauthorized("missing token: send `Authorization: Bearer <token>`", "Bearer")

@@ -59,7 +59,9 @@ def record(
     repository.upsert_traits(session, profile_id, {trait: state}, stamp, source_id, overwrite=True)
 
 
-def suppression_reason(channel: str, traits: Mapping[str, Any]) -> str | None:
+def suppression_reason(
+    channel: str, traits: Mapping[str, Any], *, transactional: bool = False
+) -> str | None:
     """Why a message on `channel` must not go out, or None when it may: the channel's spec
-    says how its consent is kept and read."""
-    return registry.spec(channel).consent.refusal(traits)
+    says how its consent is kept and read, and what a transactional message is exempt from."""
+    return registry.spec(channel).consent.refusal_of(traits, transactional=transactional)

@@ -53,10 +53,6 @@ def erased_among(session: Session, digests: Iterable[str]) -> set[str]:
     return set(session.scalars(stmt))
 
 
-def is_erased(session: Session, keys: Iterable[tuple[str, str]]) -> bool:
-    return bool(erased_among(session, (digest(kind, value) for kind, value in keys)))
-
-
 def erased_profile(session: Session, kind: str, value: str) -> ErasedIdentity | None:
     """The erasure an identity went with, if it did."""
     return session.get(ErasedIdentity, digest(kind, value))

@@ -45,6 +45,7 @@ from app.journeys.models import JourneyInstance
 from app.profiles import erased, records
 from app.profiles import repository as repo
 from app.profiles.models import CONTACT_TRAITS, Identity, Profile, Trait
+from app.segments.models import ComputedTrait, Membership, TraitEvent
 from app.webhooks.models import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,11 @@ def _scrub(session: Session, who: records.Person, now: datetime) -> dict[str, in
     done = {
         "identities_deleted": _count(session.execute(gone)),
         "traits_deleted": _count(session.execute(delete(Trait).where(Trait.profile_id.in_(ids)))),
+        # Computed from the events: what they add up to says as much as the events did.
+        "computed_traits_deleted": sum(
+            _count(session.execute(delete(table).where(table.profile_id.in_(ids))))
+            for table in (ComputedTrait, TraitEvent, Membership)
+        ),
     }
     holding = records.HOLDINGS
     # An event being routed right now is skipped (it waits on the identity locks held here,

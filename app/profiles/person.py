@@ -18,6 +18,7 @@ from app.journeys.models import JourneyInstance
 from app.profiles import records
 from app.profiles import repository as repo
 from app.profiles.models import Profile
+from app.segments import reading as segments
 from channels import registry
 
 # How many of each history a page shows by default, and at most.
@@ -107,6 +108,8 @@ def describe(session: Session, profile: Profile, limit: int = DEFAULT_LIMIT) -> 
         "updated_at": profile.updated_at,
         "identities": [{"kind": kind, "value": value} for kind, value in who.identities],
         "traits": traits,
+        # computed (traits), segments, lifecycle_stage: what segments/ makes of the events
+        **segments.of_people(session, [profile.id])[profile.id],
         "consent": consent(traits),
         "trips": [_trip(row) for row in trips],
         "events": [_event(row) for row in events],

@@ -32,6 +32,7 @@ from app.profiles.models import (
     ProfileAudit,
     Trait,
 )
+from app.segments.models import ComputedTrait, Membership, TraitEvent
 from app.webhooks.models import InboundMessage
 
 
@@ -95,11 +96,15 @@ HOLDINGS: dict[str, Callable[[Person], ColumnElement[bool]]] = {
     InboundMessage.__tablename__: _inbound,
     ProfileAudit.__tablename__: lambda p: ProfileAudit.profile_id.in_(p.profile_ids),
     ErasedIdentity.__tablename__: lambda p: ErasedIdentity.profile_id.in_(p.profile_ids),
+    ComputedTrait.__tablename__: lambda p: ComputedTrait.profile_id.in_(p.profile_ids),
+    TraitEvent.__tablename__: lambda p: TraitEvent.profile_id.in_(p.profile_ids),
+    Membership.__tablename__: lambda p: Membership.profile_id.in_(p.profile_ids),
 }
 
 NOT_PERSONAL = {
     "journey_versions": "the marketers' journey files, the same for everybody",
     "alembic_version": "the schema's revision",
+    "segment_versions": "the marketers' segment files, the same for everybody",
 }
 
 

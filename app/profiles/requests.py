@@ -20,7 +20,15 @@ from app.profiles import erased, erasure, person, records, references
 from app.profiles.models import Profile, ProfileAudit
 from app.profiles.references import ACCEPTED, InvalidReference
 
-__all__ = ["Erased", "InvalidReference", "UnknownPerson", "erase", "export", "show"]
+__all__ = [
+    "Erased",
+    "InvalidReference",
+    "UnknownPerson",
+    "erase",
+    "export",
+    "person_named",
+    "show",
+]
 
 
 class UnknownPerson(LookupError):
@@ -39,7 +47,13 @@ class Erased(LookupError):
 
 def _person(session: Session, text: str) -> Profile:
     """The living person `text` names; raises InvalidReference, UnknownPerson or Erased."""
-    reference = references.parse(text)
+    return person_named(session, references.parse(text), text)
+
+
+def person_named(
+    session: Session, reference: references.Reference, text: str | None = None
+) -> Profile:
+    """The living person holding this identity; raises UnknownPerson or Erased."""
     profile = references.find(session, reference)
     if profile is not None and profile.erased_at is not None:
         raise Erased(profile.id, profile.erased_at)
@@ -47,7 +61,7 @@ def _person(session: Session, text: str) -> Profile:
         gone = erased.erased_profile(session, reference.kind, reference.value)
         if gone is not None:
             raise Erased(gone.profile_id, gone.erased_at)
-        raise UnknownPerson(text)
+        raise UnknownPerson(text if text is not None else reference.value)
     return profile
 
 

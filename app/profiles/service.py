@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -22,6 +22,7 @@ from app.journeys import lifecycle
 from app.profiles import erased
 from app.profiles import repository as repo
 from app.profiles.models import ANONYMOUS_ID, CONTACT_TRAITS, USER_ID, Identity, Profile
+from app.segments import evaluation as segments
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def merge(session: Session, source_id: str, target_id: str) -> None:
     repo.repoint(session, Event.profile_id, source_id, target_id)
     repo.repoint(session, Delivery.profile_id, source_id, target_id)
     repo.move_traits(session, source_id, target_id)
+    segments.merge(session, source_id, target_id)
     source = session.get(Profile, source_id)
     if source is not None:
         source.merged_into = target_id
@@ -119,8 +121,19 @@ def _previous_id(event: Event) -> str | None:
     return event.payload.get("previousId") if event.type == "alias" else None
 
 
-def lock_people(session: Session, events: Iterable[Event]) -> None:
-    """Lock every identity `events` name, all at once: what `apply_event` needs held."""
+def _traits(event: Event) -> dict[str, Any] | None:
+    return event.payload.get("traits") if event.type == "identify" else None
+
+
+def _erased_keys(event: Event) -> list[tuple[str, str]]:
+    return erased.event_keys(event.user_id, event.anonymous_id, _traits(event), _previous_id(event))
+
+
+def lock_people(session: Session, events: Sequence[Event]) -> set[str]:
+    """Lock every identity `events` name, all at once: what `apply_event` needs held.
+    Returns the erased-identity hashes among the identities they name, read under the locks
+    an erasure also takes (once it has committed, its hashes are seen here), for the whole
+    batch in one query."""
     keys = []
     for event in events:
         keys += [(USER_ID, event.user_id), (ANONYMOUS_ID, event.anonymous_id)]
@@ -128,18 +141,20 @@ def lock_people(session: Session, events: Iterable[Event]) -> None:
         if previous_id:
             keys += [(USER_ID, previous_id), (ANONYMOUS_ID, previous_id)]
     repo.lock_identities(session, [(k, v) for k, v in keys if v])
+    named = {erased.digest(kind, value) for event in events for kind, value in _erased_keys(event)}
+    return erased.erased_among(session, named)
 
 
-def apply_event(session: Session, event: Event) -> Profile | None:
+def apply_event(session: Session, event: Event, erased_digests: set[str]) -> Profile | None:
     """Resolve `event` to its profile, creating or merging profiles, and apply its traits;
     None when the event names an erased person (ingest drops those, but this one was stored
-    while the erasure committed). The caller holds `lock_people` for it."""
-    payload = event.payload
+    while the erasure committed). The caller holds `lock_people` for it, and passes the
+    erased hashes that call returned."""
     previous_id = _previous_id(event)
-    traits = payload.get("traits") if event.type == "identify" else None
-    # Under the locks an erasure also takes: once it has committed, its hashes are seen here.
-    keys = erased.event_keys(event.user_id, event.anonymous_id, traits, previous_id)
-    if erased.is_erased(session, keys):
+    traits = _traits(event)
+    if erased_digests and any(
+        erased.digest(kind, value) in erased_digests for kind, value in _erased_keys(event)
+    ):
         return None
     if previous_id and event.user_id:
         profile = _alias(session, event.user_id, previous_id)

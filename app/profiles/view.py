@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 
 from app.profiles import repository as repo
 from app.profiles.models import USER_ID, Profile
+from app.segments import reading as segments
 
 
 def views(session: Session, profiles: Sequence[Profile]) -> dict[str, dict[str, Any]]:
-    """Each profile as journeys see it, by id: two queries however many people."""
+    """Each profile as journeys see it, by id: four queries however many people."""
     ids = [profile.id for profile in profiles]
     traits = repo.traits_of_people(session, ids)
     identities = repo.identities_of_people(session, ids)
+    cdp = segments.of_people(session, ids)
     found = {}
     for profile_id in ids:
         kinds = {i.kind: i.value for i in identities[profile_id]}
@@ -29,10 +31,12 @@ def views(session: Session, profiles: Sequence[Profile]) -> dict[str, dict[str, 
             "traits": traits[profile_id],
             "email": traits[profile_id].get("email") or kinds.get("email"),
             "phone": traits[profile_id].get("phone") or kinds.get("phone"),
+            **cdp[profile_id],  # computed, segments, lifecycle_stage
         }
     return found
 
 
 def view(session: Session, profile: Profile) -> dict[str, Any]:
-    """The profile as journeys see it: `profile.traits`, `profile.email`, `profile.phone`."""
+    """The profile as journeys see it: `profile.traits`, `profile.email`, `profile.phone`,
+    `profile.computed`, `profile.segments`, `profile.lifecycle_stage`."""
     return views(session, [profile])[profile.id]

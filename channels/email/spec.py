@@ -27,6 +27,21 @@ def _refusal(traits: Mapping[str, Any]) -> str | None:
     return None
 
 
+# What a transactional e-mail still may not outlive: an address that bounced, or a person who
+# reported Carillon's mail as spam. An `unsubscribed` person still gets their receipt.
+_NEVER = frozenset({"bounced", "complained"})
+
+
+def _transactional_refusal(traits: Mapping[str, Any]) -> str | None:
+    """A receipt or a password reset is not marketing (CAN-SPAM's transactional or relationship
+    messages; GDPR art. 6(1)(b), the contract): the unsubscribe link does not stop it, a hard
+    bounce or a spam complaint does."""
+    state = traits.get("email_consent")
+    if isinstance(state, str) and state in _NEVER:
+        return f"email {state}"
+    return None
+
+
 def _credentials(settings: Settings) -> bool:
     return bool(read(SendGridSettings).sendgrid_api_key)
 
@@ -51,7 +66,9 @@ SPEC = ChannelSpec(
     address="email",
     required_content=frozenset({"subject", "html", "text"}),
     generated_content=frozenset({"text"}),
-    consent=Consent("email", "email_consent", STATES, _refusal, "unsubscribed"),
+    consent=Consent(
+        "email", "email_consent", STATES, _refusal, "unsubscribed", _transactional_refusal
+    ),
     unsubscribe_link=True,
     credentials=_credentials,
     build=_build,

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import phonenumbers
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.settings import Settings
 from channels._retry import is_transient_status
 from channels.base import Feedback, Message, Outcome, SendResult
+from channels.sms.async_http import HttpxTwilioClient
 from channels.sms.settings import SmsSettings, TwilioAccount
 
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.
@@ -37,7 +40,9 @@ _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _SDK_PREFIXES = ("Unable to create record: ", "Unable to fetch record: ")
 
 
-def twilio_client(settings: Settings, account: TwilioAccount) -> Client:
+def twilio_client(
+    settings: Settings, account: TwilioAccount, http_client: HttpClient | None = None
+) -> Client:
     """The official client, configured by the settings alone: `environment={}` keeps
     TWILIO_EDGE or TWILIO_REGION from rewriting the configured host, and the library builds
     every Messages URL from the domain's base URL at request time, so a regional endpoint or a
@@ -47,7 +52,7 @@ def twilio_client(settings: Settings, account: TwilioAccount) -> Client:
     client = Client(
         account.twilio_account_sid,
         account.twilio_auth_token,
-        http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
+        http_client=http_client or TwilioHttpClient(timeout=settings.provider_timeout_seconds),
         environment={},
     )
     client.api.base_url = account.twilio_base_url.rstrip("/")
@@ -72,11 +77,15 @@ class TwilioSMS:
         self._status_callback = f"{public_url}{STATUS_CALLBACK_PATH}" if public_url else None
         self._messaging_service_sid = own.twilio_messaging_service_sid
         self._client = twilio_client(settings, own)
+        self._settings, self._own = settings, own
+        self._connections = settings.send_concurrency
+        self._async_client: Client | None = None
 
     def close(self) -> None:
         close_client(self._client)
 
-    def send(self, message: Message) -> SendResult:
+    def _prepared(self, message: Message) -> SendResult | dict[str, str]:
+        """The request's fields, or the refusal that makes a call pointless."""
         phone = (message.recipient.phone or "").strip()
         if not phone:
             return SendResult(
@@ -93,15 +102,21 @@ class TwilioSMS:
         text = str(message.content.get("text") or "")
         if not text.strip():
             return SendResult(Outcome.FAILED, error="the SMS has no text")
-        options: dict[str, str] = (
+        fields: dict[str, str] = (
             {"messaging_service_sid": self._messaging_service_sid}
             if self._messaging_service_sid
             else {"from_": self._from_number or ""}
         )
         if self._status_callback:
-            options["status_callback"] = self._status_callback
+            fields["status_callback"] = self._status_callback
+        return {"to": phone, "body": text, **fields}
+
+    def send(self, message: Message) -> SendResult:
+        fields = self._prepared(message)
+        if isinstance(fields, SendResult):
+            return fields
         try:
-            created = self._client.messages.create(to=phone, body=text, **options)
+            created = self._client.messages.create(**fields)
         except TwilioRestException as exc:
             return _from_rest_exception(exc)
         except TwilioException as exc:
@@ -114,6 +129,37 @@ class TwilioSMS:
             # A malformed base URL and the like: configuration, not a passing outage.
             return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
         return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+
+    async def send_async(self, message: Message) -> SendResult:
+        """`send` on the workers' sending loop: the same request and the same answers, many
+        in flight over one pool of connections (opened on first use, on that loop)."""
+        fields = self._prepared(message)
+        if isinstance(fields, SendResult):
+            return fields
+        if self._async_client is None:
+            self._async_client = twilio_client(
+                self._settings,
+                self._own,
+                HttpxTwilioClient(self._settings.provider_timeout_seconds, self._connections),
+            )
+        try:
+            created = await self._async_client.messages.create_async(**fields)
+        except TwilioRestException as exc:
+            return _from_rest_exception(exc)
+        except TwilioException as exc:
+            return _from_other_exception(exc)
+        except httpx.TransportError as exc:  # timeouts, refused and reset connections
+            return SendResult(
+                Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
+            )
+        except httpx.HTTPError as exc:
+            return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
+        return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+
+    async def aclose(self) -> None:
+        client, self._async_client = self._async_client, None
+        if client is not None and isinstance(client.http_client, HttpxTwilioClient):
+            await client.http_client.close()
 
 
 def phone_problem(phone: str) -> str | None:

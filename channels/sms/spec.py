@@ -71,6 +71,12 @@ def _describe(content: Mapping[str, str]) -> str:
     return measure(content["text"]).describe()
 
 
+def _units(content: Mapping[str, Any]) -> int:
+    """Twilio bills an SMS per segment: 160 GSM-7 characters alone, 153 each when split."""
+    text = content.get("text")
+    return measure(text).segments if isinstance(text, str) else 1
+
+
 def _routers() -> tuple[APIRouter, ...]:
     return (webhooks.router,)
 
@@ -103,6 +109,7 @@ SPEC = ChannelSpec(
     content_schema={"text": {"description": "The SMS itself. A Jinja2 template."}},
     describe=_describe,
     cost_unit="segment",
+    units=_units,
     feedback_kinds={"delivered": "delivered"},
     feedback_sources=(feedback.SOURCE,),
     routers=_routers,

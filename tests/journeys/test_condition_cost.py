@@ -4,7 +4,6 @@ stopped at run time with the reason, like any condition that cannot be evaluated
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -24,15 +23,14 @@ def data(**properties: Any) -> dict[str, Any]:
     return {"event": {"properties": properties}, "profile": {"traits": {}}}
 
 
-def test_a_nested_comprehension_over_a_long_list_is_stopped_quickly() -> None:
+@pytest.mark.usefixtures("no_wall_clock_limit")
+def test_a_nested_comprehension_over_a_long_list_is_stopped_by_its_step_budget() -> None:
     condition = compile_condition(NESTED)
-    started = time.monotonic()
     with pytest.raises(ConditionEvalError) as info:
         condition.evaluate(data(items=list(range(300))))  # 90,000 passes: half a minute
     assert str(info.value) == (
         "the condition went over its limits: more than 25,000 evaluation steps"
     )
-    assert time.monotonic() - started < 5
 
 
 def test_short_lists_and_single_comprehensions_are_fine() -> None:
@@ -60,6 +58,7 @@ def test_building_a_long_text_is_stopped_before_it_is_built() -> None:
     assert condition.evaluate(data(s="abc"))
 
 
+@pytest.mark.usefixtures("no_wall_clock_limit")
 def test_a_stopped_condition_does_not_hold_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
     condition = compile_condition(NESTED)
     with caplog.at_level(logging.INFO, logger="app.journeys.conditions"):

@@ -1,4 +1,4 @@
-"""The three shipped journeys parse, and their conditions and templates behave."""
+"""The shipped journeys parse, and their conditions and templates behave."""
 
 from __future__ import annotations
 
@@ -35,8 +35,15 @@ def cart_event(**properties: object) -> dict[str, object]:
     }
 
 
-def test_all_three_ship(shipped: dict[str, Journey]) -> None:
-    assert sorted(shipped) == ["cart-abandonment", "instagram-retarget", "newsletter-welcome"]
+def test_the_four_ship(shipped: dict[str, Journey]) -> None:
+    assert sorted(shipped) == [
+        "abandoner-rescue",
+        "cart-abandonment",
+        "instagram-retarget",
+        "newsletter-welcome",
+    ]
+    rescue = shipped["abandoner-rescue"]  # the segment-entry example
+    assert (rescue.trigger.segment, rescue.trigger.on) == ("frequent-abandoners", "enter")
     for journey in shipped.values():
         assert journey.enabled
         text = Path(journey.file).read_text(encoding="utf-8")

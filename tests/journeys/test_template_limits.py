@@ -82,6 +82,7 @@ def test_doubling_a_text_in_a_loop_stops(operator: str) -> None:
     assert "characters would pass the 2,000,000 allowed" in failure(source)
 
 
+@pytest.mark.usefixtures("no_wall_clock_limit")
 def test_loops_and_calls_are_counted() -> None:
     nested = "{% for i in range(400) %}{% for j in range(400) %}{% endfor %}{% endfor %}"
     assert failure(nested) == OVER + "more than 100,000 loop items and calls"

@@ -47,7 +47,12 @@ def test_people_per_journey_step(client: TestClient, admin: str, manual_clock: M
     answer = client.get("/ops/journeys", headers=bearer())
     assert answer.status_code == 200
     journeys = {j["journey_id"]: j for j in answer.json()}
-    assert set(journeys) == {"cart-abandonment", "newsletter-welcome", "instagram-retarget"}
+    assert set(journeys) == {
+        "abandoner-rescue",
+        "cart-abandonment",
+        "newsletter-welcome",
+        "instagram-retarget",
+    }
     wait, send = journeys["cart-abandonment"]["steps"]
     assert (wait["path"], wait["kind"]) == ("0", "wait")
     assert (wait["entered"], wait["waiting"], wait["exited"]) == (4, 1, 1)

@@ -74,6 +74,10 @@ def test_names_follow_prometheus_conventions(client: TestClient, admin: str) -> 
         "carillon_rate_limit_tokens": "gauge",
         "carillon_rate_limit_per_second": "gauge",
         "carillon_rate_limit_lowered": "gauge",
+        "carillon_channel_billed_units": "gauge",
+        "carillon_channel_cost": "gauge",
+        "carillon_channel_revenue": "gauge",
+        "carillon_channel_roi": "gauge",
     }
     assert {name: f.type for name, f in ours.items()} == expected
     assert "# TYPE carillon_events_ingested_total counter" in answer.text

@@ -13,14 +13,15 @@ worker wait for a token before the call.
 
 from __future__ import annotations
 
-from app.delivery.checks import caps, consent, quiet_hours
+from app.delivery.checks import budgets, caps, consent, quiet_hours
 from app.delivery.checks.verdicts import Check, Defer, SendContext, Suppress, Verdict
 
 # In order: consent first, so nobody who said no is ever merely deferred. Quiet hours before
 # caps: a message that cannot go now takes no lock and no slot, and the cap is counted last,
 # just before the provider call, by messages that really go now (a higher-priority message
-# held by quiet hours never reserves a slot it cannot use yet).
-CHECKS: list[Check] = [consent.check, quiet_hours.check, caps.check]
+# held by quiet hours never reserves a slot it cannot use yet). The budget last, for the same
+# reason: only a message that goes now spends.
+CHECKS: list[Check] = [consent.check, quiet_hours.check, caps.check, budgets.check]
 
 
 def decide(context: SendContext) -> Verdict:

@@ -12,7 +12,8 @@ workers claiming two messages for one person at once, the second counts the firs
 
 Priority: a message does not take a slot that a message of a higher-priority journey, pending
 and due for the same person and channel, would need: each such message counts as if sent now.
-Transactional journeys are never capped (their messages still count towards the caps).
+Transactional messages (a transactional journey's, `POST /v1/messages`) are never capped;
+they still count towards the caps.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ COUNTED = (models.SENT, models.DRY_RUN, models.SENDING, models.UNKNOWN)
 
 def check(context: SendContext) -> Verdict:
     session, delivery, now = context.session, context.delivery, context.now
+    if delivery.instance_id is None:  # a transactional send: never capped, always counted
+        return None
     journey = catalog.journey_of_instance(session, delivery.instance_id)
     if journey.kind == "transactional":
         return None

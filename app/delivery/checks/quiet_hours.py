@@ -2,7 +2,7 @@
 
 The window is local wall-clock time (CARILLON_QUIET_HOURS, default `sms=21:00-08:00`), so it
 follows the person through DST changes. A send due inside it is deferred to the first minute the
-person's clock shows the window's end, never dropped. Transactional journeys are exempt.
+person's clock shows the window's end, never dropped. Transactional messages are exempt.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from app.delivery.checks.kind import is_transactional
 from app.delivery.checks.verdicts import Defer, SendContext, Verdict
-from app.journeys import catalog
 from app.profiles.timezone import timezone_of
 from app.settings import QuietHours, Settings
 from channels import registry
@@ -67,8 +67,7 @@ def check(context: SendContext) -> Verdict:
     window = window_of(context.settings, context.delivery.channel)
     if window is None:
         return None
-    journey = catalog.journey_of_instance(context.session, context.delivery.instance_id)
-    if journey.kind == "transactional":
+    if is_transactional(context.session, context.delivery):
         return None
     zone = timezone_of(context.delivery.profile_id, context.traits)
     until = next_allowed(window, context.now, zone)

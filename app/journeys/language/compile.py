@@ -36,6 +36,7 @@ from app.journeys.definition import (
     parse_cap,
     parse_duration,
 )
+from app.journeys.language.rules import SegmentRule
 from app.journeys.loader import HOLDOUT
 from app.journeys.loader.splits import _arm_names
 from app.journeys.templates import Template, Variant, Versions, compile_template
@@ -51,7 +52,11 @@ def compile_journey(document: Any, text: str, file: str) -> Journey:
         id=document.id,
         name=document.name,
         enabled=document.enabled,
-        trigger=Trigger(trigger.event, _condition(trigger.when)),
+        trigger=(
+            Trigger("", _condition(trigger.when), trigger.segment, trigger.on)
+            if isinstance(trigger, SegmentRule)
+            else Trigger(trigger.event, _condition(trigger.when))
+        ),
         exit_when=ExitWhen(exit_when.event, _condition(exit_when.when)) if exit_when else None,
         re_entry=_re_entry(document.re_entry),
         steps=_steps(document.steps, "", messages),

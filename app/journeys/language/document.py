@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, create_model, model_validator
 
 from app.journeys.language.content import ChannelModels, channel_models, extended, message_model
-from app.journeys.language.rules import EventRule
+from app.journeys.language.rules import EventRule, SegmentRule
 from app.journeys.language.steps import step_union
 from app.journeys.language.values import (
     DURATION,
@@ -158,8 +158,11 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "trigger": (
-            EventRule,
-            Field(description="Who enters: people who send this event, if `when` holds for it."),
+            EventRule | SegmentRule,
+            Field(
+                description="Who enters: people who send this event, if `when` holds for it; "
+                "or people who enter or leave a segment (`segment:`, `on: enter|exit`)."
+            ),
         ),
         "exit_when": (
             EventRule | None,

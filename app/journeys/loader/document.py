@@ -13,6 +13,7 @@ from typing import Any
 
 from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
+from app.journeys.loader import segment_trigger
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages
 from app.journeys.loader.scenarios import _scenarios
@@ -107,7 +108,7 @@ def _parse(text: str, file: str) -> tuple[Journey, Pos]:
     if f := c.field(data, "description"):
         c.text(f, "description")
     enabled = _enabled(c, c.field(data, "enabled"))
-    trigger = _event_rule(c, f, "trigger") if (f := c.field(data, "trigger")) else None
+    trigger = segment_trigger.trigger(c, f) if (f := c.field(data, "trigger")) else None
     exit_when = _event_rule(c, f, "exit_when") if (f := c.field(data, "exit_when")) else None
     re_entry = _re_entry(c, c.field(data, "re_entry"))
     policy = _send_policy(c, data)

@@ -1,0 +1,243 @@
+"""Cost and return per channel, journey and arm: what the messages cost, the goal revenue
+credited to them, and ROI = (revenue − cost) / cost.
+
+Cost counts what providers bill: the messages really sent (a dry run reaches nobody and costs
+nothing), each as many units as its channel bills it (`ChannelSpec.units`: an SMS's segments,
+measured on the rendered text when it was planned), times the unit's price
+(CARILLON_COST_PER_MESSAGE, else the channel's spec), in CARILLON_COST_CURRENCY. Revenue is the
+goal value credited last-touch to a message (app/analytics/attribution.py). Both must be in one
+currency: revenue in another is refused (`CurrencyMismatch`) rather than added up as if it were
+the same money. A channel whose price is unknown has no cost, and so no ROI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.delivery import models
+from app.delivery.models import Delivery
+from app.journeys.models import JourneyInstance
+from app.settings import Settings
+from channels import registry
+
+FORMATS = ("table", "csv", "json")
+# The rows of every arm together, in the journeys report.
+ALL_ARMS = "(all)"
+
+
+class CurrencyMismatch(ValueError):
+    """Goal revenue in a currency other than the one costs are counted in."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One row: `channel` for the channels report, `journey` and `arm` for the journeys one."""
+
+    channel: str | None
+    journey: str | None
+    arm: str | None
+    sent: int
+    units: int  # billed units (SMS segments; one per message elsewhere)
+    cost: float | None  # None: a channel among them has no known price
+    revenue: float
+    currency: str
+    roi: float | None  # None without a cost, or with a cost of 0
+
+
+def _price(settings: Settings, channel: str) -> float | None:
+    return settings.message_costs().get(channel, registry.spec(channel).cost)
+
+
+def _roi(revenue: float, cost: float | None) -> float | None:
+    return None if not cost else (revenue - cost) / cost
+
+
+def _sent(session: Session, *keys: Any) -> dict[tuple[Any, ...], dict[str, tuple[int, int]]]:
+    """Messages sent and units billed, per channel, by `keys`."""
+    rows = session.execute(
+        select(*keys, Delivery.channel, func.count(), func.sum(func.coalesce(Delivery.units, 1)))
+        .where(Delivery.status == models.SENT)
+        .group_by(*keys, Delivery.channel)
+    )
+    found: dict[tuple[Any, ...], dict[str, tuple[int, int]]] = defaultdict(dict)
+    for *key, channel, count, units in rows:
+        found[tuple(key)][channel] = (int(count), int(units or 0))
+    return found
+
+
+def _revenue(session: Session, *keys: Any) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Goal revenue credited to a message, per currency, by `keys` of that message."""
+    rows = session.execute(
+        select(*keys, JourneyInstance.currency, func.sum(JourneyInstance.revenue))
+        .join(Delivery, JourneyInstance.attributed_delivery_id == Delivery.id)
+        .where(JourneyInstance.revenue.is_not(None))
+        .group_by(*keys, JourneyInstance.currency)
+    )
+    found: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
+    for *key, currency, total in rows:
+        found[tuple(key)][currency] = float(total)
+    return found
+
+
+def _one_currency(revenue: dict[str, float], currency: str, what: str) -> float:
+    other = sorted(code for code in revenue if code != currency)
+    if other:
+        raise CurrencyMismatch(
+            f"{what}: revenue in {', '.join(other)} but costs are counted in {currency} "
+            f"(CARILLON_COST_CURRENCY); ROI needs one currency: write `currency: {currency}` "
+            f"in the goal, or set CARILLON_COST_CURRENCY={other[0]} with prices in {other[0]}"
+        )
+    return revenue.get(currency, 0.0)
+
+
+def _figures(
+    settings: Settings,
+    sent: dict[str, tuple[int, int]],
+    revenue: dict[str, float],
+    where: tuple[str | None, str | None, str | None],
+    what: str,
+) -> Figures:
+    currency = settings.cost_currency
+    units = sum(u for _, u in sent.values())
+    # Nothing sent costs nothing, whatever the price; a price unknown for what was sent is.
+    prices = {channel: _price(settings, channel) for channel, (_, u) in sent.items() if u}
+    cost = (
+        None
+        if any(price is None for price in prices.values())
+        else sum((prices.get(channel) or 0.0) * u for channel, (_, u) in sent.items())
+    )
+    total = _one_currency(revenue, currency, what)
+    return Figures(
+        *where,
+        sent=sum(n for n, _ in sent.values()),
+        units=units,
+        cost=cost,
+        revenue=total,
+        currency=currency,
+        roi=_roi(total, cost),
+    )
+
+
+def channels(session: Session, settings: Settings) -> list[Figures]:
+    """One row per installed channel, in the registry's order."""
+    sent = _sent(session)
+    revenue = _revenue(session, Delivery.channel)
+    rows = []
+    for channel in registry.names():
+        mine = {channel: sent.get((), {}).get(channel, (0, 0))}
+        rows.append(
+            _figures(
+                settings,
+                mine,
+                revenue.get((channel,), {}),
+                (channel, None, None),
+                f"channel {channel}",
+            )
+        )
+    return rows
+
+
+def journeys(session: Session, settings: Settings) -> list[Figures]:
+    """Per journey (every arm together), then per arm when it has a split."""
+    sent = _sent(session, Delivery.journey_id, Delivery.arm)
+    revenue = _revenue(session, Delivery.journey_id, Delivery.arm)
+    ids = sorted({key[0] for key in sent} | {key[0] for key in revenue})
+    rows = []
+    for journey in ids:
+        arms = sorted({key[1] for key in (*sent, *revenue) if key[0] == journey and key[1]})
+        whole: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+        whole_revenue: dict[str, float] = defaultdict(float)
+        for (jid, _arm), per_channel in sent.items():
+            if jid == journey:
+                for channel, (n, u) in per_channel.items():
+                    whole[channel] = (whole[channel][0] + n, whole[channel][1] + u)
+        for (jid, _arm), per_currency in revenue.items():
+            if jid == journey:
+                for code, total in per_currency.items():
+                    whole_revenue[code] += total
+        what = f"journey {journey}"
+        rows.append(_figures(settings, whole, whole_revenue, (None, journey, ALL_ARMS), what))
+        for arm in arms:
+            rows.append(
+                _figures(
+                    settings,
+                    sent.get((journey, arm), {}),
+                    revenue.get((journey, arm), {}),
+                    (None, journey, arm),
+                    f"{what} arm {arm}",
+                )
+            )
+    return rows
+
+
+# --- for people ----------------------------------------------------------------------------
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _amount(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
+
+
+def render(rows: list[Figures], fmt: str, by: str) -> str:
+    """`by`: "channels" or "journeys", the columns that name a row."""
+    names = ("channel",) if by == "channels" else ("journey", "arm")
+    if fmt == "json":
+        return json.dumps([asdict(row) for row in rows], indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*names, "sent", "units", "cost", "revenue", "currency", "roi"])
+        for row in rows:
+            writer.writerow(
+                [
+                    *(getattr(row, name) for name in names),
+                    row.sent,
+                    row.units,
+                    _number(row.cost),
+                    _number(row.revenue),
+                    row.currency,
+                    _number(row.roi),
+                ]
+            )
+        return out.getvalue()
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not rows:
+        return "Nothing sent yet."
+    header = (*(name.upper() for name in names), "SENT", "UNITS", "COST", "REVENUE", "ROI")
+    cells = [header] + [
+        (
+            *(str(getattr(row, name) or "") for name in names),
+            f"{row.sent:,}",
+            f"{row.units:,}",
+            f"{_amount(row.cost)} {row.currency}",
+            f"{_amount(row.revenue)} {row.currency}",
+            _percent(row.roi),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < len(names) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in cells
+    ]
+    lines.append("ROI = (revenue - cost) / cost; n/a without a known price or with no cost.")
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""Provider calls made concurrently: one event loop per worker process, slots per channel.
+
+A blocking call per worker thread made the thread count the concurrency: each thread paid the
+provider's latency once per message. Now a worker thread claims a batch, hands its messages to
+this process's sending loop and waits for their answers; the loop keeps up to
+CARILLON_SEND_CONCURRENCY calls in flight per channel. Each channel has its own slots, and its
+own connections (an adapter with `send_async` keeps one pool, sized to those slots; any other
+adapter runs on a thread pool of the channel's own), so a provider that hangs holds only its
+own slots and never another channel's.
+
+Every wait is bounded, so a batch always comes back:
+
+- a slot: at most `slot_wait_seconds`, else the message is handed back (`PutOff`, no attempt
+  counted), as a rate-limit turn too far off is;
+- the rate-limit turn: the limiter's own bound (CARILLON_RATE_LIMIT_MAX_WAIT_SECONDS), taken
+  once the slot is held, so tokens are spent at the pace calls really start;
+- the call: the provider timeout plus `CALL_MARGIN_SECONDS`; past that it is a transient
+  failure, as an adapter's own timeout is.
+
+An adapter that raises (it should not) leaves its row `sending`: the sweeper then applies the
+ambiguous-window policy, as it did when the raise failed the whole job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from app.delivery import rate_limit
+from app.ops import logs
+from app.ops.instruments import observe_provider_call
+from app.settings import Settings
+from channels.base import AsyncChannel, Channel, Message, Outcome, SendResult
+
+log = logging.getLogger(__name__)
+
+# Past the provider timeout, how long a call may still run before it is cut: the adapter's own
+# client timeout should answer first, this is the backstop.
+CALL_MARGIN_SECONDS = 5.0
+# How long closing waits for the loop to release the adapters' connections.
+CLOSE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PutOff:
+    """No call was made: no slot or no rate-limit turn within its bound. The row goes back to
+    pending, due again in `seconds`, with its attempt given back."""
+
+    seconds: float
+    reason: str
+
+
+# What a message came back with: the provider's answer, a put-off, or None when the adapter
+# raised (the row is left to the sweeper).
+Answer = SendResult | PutOff | None
+
+
+def call_timeout_seconds(settings: Settings) -> float:
+    return settings.provider_timeout_seconds + CALL_MARGIN_SECONDS
+
+
+def slot_wait_seconds(settings: Settings) -> float:
+    """How long a claimed message may wait for a slot: no longer than a call may last, and
+    within the time the sweeper leaves a row `sending` once its rate-limit wait and its call
+    are counted (else a row still waiting here could be judged abandoned)."""
+    spare = (
+        settings.sending_timeout_seconds
+        - call_timeout_seconds(settings)
+        - settings.rate_limit_max_wait_seconds
+    )
+    return max(0.1, min(settings.provider_timeout_seconds, spare / 2))
+
+
+def _reserve(limiter: rate_limit.RateLimiter, channel: str) -> tuple[bool, float, float]:
+    """A rate-limit turn, and when it is on the monotonic clock (read as the token is taken)."""
+    granted, seconds = limiter.reserve(channel)
+    return granted, seconds, time.monotonic() + seconds
+
+
+class Sender:
+    """The sending loop of one worker process, over one set of adapters."""
+
+    def __init__(self, channels: Mapping[str, Channel], settings: Settings) -> None:
+        self.channels = channels
+        self.settings = settings
+        self._concurrency = settings.send_concurrency
+        self._slot_wait = slot_wait_seconds(settings)
+        self._call_timeout = call_timeout_seconds(settings)
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._last_call: dict[str, float] = {}  # when each limited channel's last call left
+        self._idle = threading.Condition()
+        self._busy = 0  # batches being sent, from worker threads
+        # Rate-limit turns ask Redis (a blocking client): off the loop, on threads of their own.
+        self._limiter_pool = ThreadPoolExecutor(4, thread_name_prefix="carillon-send-limit")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="carillon-send-loop", daemon=True
+        )
+        self._thread.start()
+
+    def send(
+        self,
+        messages: Sequence[Message],
+        log_ids: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[Answer]:
+        """Call the providers for `messages` concurrently; one answer per message, in order,
+        each call's log lines under `log_ids[delivery_id]`. Called from worker threads;
+        returns once every call has answered or been cut."""
+        if not messages:
+            return []
+        with self._idle:
+            self._busy += 1
+        try:
+            return self._send(messages, log_ids)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _send(
+        self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]] | None
+    ) -> list[Answer]:
+        # In a fresh context: the calls' log lines name their own delivery, not the job's.
+        future = contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, self._send_all(messages, log_ids or {}), self._loop
+        )
+        bound = self._bound()
+        try:
+            return future.result(timeout=bound)
+        except FutureTimeout:
+            # Every wait inside is bounded, so this is a bug or a loop starved of CPU; the rows
+            # stay `sending` and the sweeper settles them.
+            future.cancel()
+            log.error("a batch of %d sends outlasted its %.0fs bound", len(messages), bound)
+            return [None] * len(messages)
+        except CancelledError:  # the worker is stopping: the sweeper settles these rows
+            log.warning("a batch of %d sends was cut by the worker's shutdown", len(messages))
+            return [None] * len(messages)
+
+    def _bound(self) -> float:
+        """The longest a batch can take: a slot, a rate-limit turn, the call, and a margin."""
+        return (
+            self._slot_wait
+            + self.settings.rate_limit_max_wait_seconds
+            + self._call_timeout
+            + CALL_MARGIN_SECONDS
+        )
+
+    async def _send_all(
+        self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]]
+    ) -> list[Answer]:
+        calls = (self._send_one(m, log_ids.get(m.delivery_id, {})) for m in messages)
+        return list(await asyncio.gather(*calls))
+
+    async def _send_one(self, message: Message, ids: Mapping[str, Any]) -> Answer:
+        with logs.scope(**ids):
+            return await self._send_scoped(message)
+
+    async def _send_scoped(self, message: Message) -> Answer:
+        slots = self._slots.setdefault(message.channel, asyncio.Semaphore(self._concurrency))
+        try:
+            async with asyncio.timeout(self._slot_wait):
+                await slots.acquire()
+        except TimeoutError:
+            return PutOff(
+                self._slot_wait,
+                f"no send slot of {message.channel} free within {self._slot_wait:g}s",
+            )
+        try:
+            turn = await self._turn(message.channel)
+            if turn is not None:
+                return turn
+            return await self._call(message)
+        except Exception:
+            log.exception("delivery %s: its adapter raised", message.delivery_id)
+            return None
+        finally:
+            slots.release()
+
+    async def _turn(self, channel: str) -> PutOff | None:
+        """Wait for the channel's rate-limit turn; a turn too far off puts the message off."""
+        limiter = rate_limit.limiter()
+        if not limiter.limited(channel):
+            return None
+        loop = asyncio.get_running_loop()
+        granted, seconds, turn_at = await loop.run_in_executor(
+            self._limiter_pool, _reserve, limiter, channel
+        )
+        if not granted:
+            return PutOff(seconds, f"provider rate limit of {channel}: no turn free")
+        # Until the turn itself, not `seconds` from now: the hop back to the loop is not added.
+        await asyncio.sleep(max(0.0, turn_at - time.monotonic()))
+        # A loop held up (a busy interpreter lock) wakes several turns at once: they leave at
+        # least a token's interval apart, so a stall never makes a burst the provider counts.
+        interval = limiter.interval(channel)
+        while (gap := self._last_call.get(channel, -interval) + interval - time.monotonic()) > 0:
+            await asyncio.sleep(gap)
+        self._last_call[channel] = time.monotonic()
+        return None
+
+    async def _call(self, message: Message) -> SendResult:
+        channel = self.channels[message.channel]
+        started = time.perf_counter()
+        result: SendResult | None = None
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                if isinstance(channel, AsyncChannel):
+                    result = await channel.send_async(message)
+                else:
+                    pool = self._pools.get(message.channel)
+                    if pool is None:
+                        pool = self._pools[message.channel] = ThreadPoolExecutor(
+                            self._concurrency, thread_name_prefix=f"carillon-send-{message.channel}"
+                        )
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        pool, channel.send, message
+                    )
+        except TimeoutError:
+            result = SendResult(
+                Outcome.FAILED,
+                error=f"no answer from the provider within {self._call_timeout:g}s",
+                transient=True,
+            )
+        finally:
+            observe_provider_call(message, result, time.perf_counter() - started)
+        return result
+
+    def close(self) -> None:
+        """Stop the loop once the batches being sent have come back (each is bounded), so a
+        rebuild never cuts another thread's calls: the async adapters' connections are released
+        on it first, then the thread pools are let go (a call still hung in one is abandoned,
+        not awaited)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._busy == 0, self._bound()):
+                log.warning("closing the send loop with %d batch(es) still sending", self._busy)
+        if not self._loop.is_closed() and self._thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._release(), self._loop)
+            try:
+                future.result(timeout=CLOSE_SECONDS)
+            except Exception:
+                log.warning("the send loop did not release its connections in time")
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(CLOSE_SECONDS)
+        for pool in (*self._pools.values(), self._limiter_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _release(self) -> None:
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
+        for channel in self.channels.values():
+            if isinstance(channel, AsyncChannel):
+                await channel.aclose()

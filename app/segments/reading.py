@@ -1,0 +1,63 @@
+"""A person's computed traits, segments and lifecycle stage as CEL, templates and the profile
+API read them (`profile.computed.*`, `profile.segments`, `profile.lifecycle_stage`).
+
+A count or distinct trait nobody fed yet reads 0, not missing: "fewer than 2 carts" must hold
+for someone who never abandoned one, without a `has()` around every comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.segments import catalog
+from app.segments.definition import Definitions
+from app.segments.models import ComputedTrait, Membership
+
+ZERO_WHEN_ABSENT = ("count", "distinct")
+
+
+def computed_of(definitions: Definitions, stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored values (None ones left out: no value), with the zeros of counts not fed."""
+    values = {name: value for name, value in stored.items() if value is not None}
+    for trait in definitions.aggregates.values():
+        if trait.kind in ZERO_WHEN_ABSENT and trait.name not in values:
+            values[trait.name] = 0
+    return values
+
+
+def of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per profile: `computed`, `segments` (ids, sorted) and `lifecycle_stage` (or None), in
+    two queries however many people."""
+    definitions = catalog.current(session)
+    stored: dict[str, dict[str, Any]] = {profile_id: {} for profile_id in profile_ids}
+    rows = session.execute(
+        select(ComputedTrait.profile_id, ComputedTrait.name, ComputedTrait.value).where(
+            ComputedTrait.profile_id.in_(profile_ids)
+        )
+    )
+    for profile_id, name, value in rows:
+        stored[profile_id][name] = value
+    segments: dict[str, list[str]] = {profile_id: [] for profile_id in profile_ids}
+    stages: dict[str, str | None] = dict.fromkeys(profile_ids)
+    members = session.execute(
+        select(Membership.profile_id, Membership.segment_id, Membership.stage).where(
+            Membership.profile_id.in_(profile_ids)
+        )
+    )
+    for profile_id, segment_id, stage in members:
+        if stage:
+            stages[profile_id] = segment_id
+        else:
+            segments[profile_id].append(segment_id)
+    return {
+        profile_id: {
+            "computed": computed_of(definitions, stored[profile_id]),
+            "segments": sorted(segments[profile_id]),
+            "lifecycle_stage": stages[profile_id],
+        }
+        for profile_id in profile_ids
+    }

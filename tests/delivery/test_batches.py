@@ -1,0 +1,172 @@
+"""Deliveries made in batches: one send job claims its row and other due rows of its channel,
+the calls go out concurrently on the worker's sending loop, the answers are written together.
+A provider that hangs holds only its own channel's slots; a row that breaks the batch fails
+alone and the others go."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import update
+
+from app.db import session_scope
+from app.delivery import models, service, state
+from app.delivery.models import Delivery
+from app.delivery.sender import slot_wait_seconds
+from app.settings import Settings, get_settings
+from tests.delivery.conftest import EMAIL, SMS, journey_yaml
+from tests.helpers import Providers, by_journey, configure, deliveries, load, person, route, row
+from tests.helpers import track_now as event
+
+
+def _plan_sms(people: int, tmp_path: Path) -> list[Delivery]:
+    load(tmp_path, journey_yaml("welcome", "Newsletter Subscribed", SMS))
+    for i in range(people):
+        phone = f"+3361{i:07d}"
+        route(
+            person(f"p{i}", phone=phone, sms_opt_in=True), event(f"p{i}", "Newsletter Subscribed")
+        )
+    return deliveries()
+
+
+def test_one_job_sends_the_due_rows_of_its_channel_each_once(
+    providers: Providers, tmp_path: Path
+) -> None:
+    planned = _plan_sms(12, tmp_path)
+    service.deliver_batch(planned[5].id, "sms", limit=10)  # its own row first, then the oldest
+
+    phone_of = {d.id: f"+3361{i:07d}" for i, d in enumerate(planned)}
+    sent = [d.id for d in deliveries() if d.status == models.SENT]
+    assert len(sent) == 10 and planned[5].id in sent
+    assert sorted(r.body["To"] for r in providers.twilio.requests) == sorted(
+        phone_of[i] for i in sent
+    )
+
+    service.deliver_batch(planned[5].id, "sms", limit=10)  # the job again: the two left
+    assert [d.status for d in deliveries()] == [models.SENT] * 12
+    assert len(providers.twilio.requests) == 12 and {d.attempts for d in deliveries()} == {1}
+
+
+def test_a_malformed_row_fails_alone_and_the_rest_of_its_batch_goes(
+    providers: Providers, tmp_path: Path
+) -> None:
+    planned = _plan_sms(5, tmp_path)
+    with session_scope() as session:  # content that is not an object: the checks cannot read it
+        session.execute(
+            update(Delivery).where(Delivery.id == planned[2].id).values(content=["not", "an"])
+        )
+
+    service.deliver_batch(planned[0].id, "sms")
+
+    broken = row(planned[2].id)
+    assert broken.status == models.FAILED and broken.status in state.DEAD_LETTERS
+    assert "could not be prepared: AttributeError" in (broken.error or "")
+    others = [row(d.id) for d in planned if d.id != planned[2].id]
+    assert [d.status for d in others] == [models.SENT] * 4
+    assert len(providers.twilio.requests) == 4
+
+
+def test_a_hung_provider_holds_only_its_own_channel(
+    settings_env: pytest.MonkeyPatch, providers: Providers, tmp_path: Path
+) -> None:
+    """Twilio holds its answer past the provider timeout, with one SMS slot per process: the
+    e-mail sent meanwhile neither waits for it nor for a slot."""
+    configure(settings_env, provider_timeout_seconds=4, send_concurrency=1)
+    load(
+        tmp_path,
+        journey_yaml("welcome", "Newsletter Subscribed", SMS),
+        journey_yaml("promo", "Promo Started", EMAIL),
+    )
+    route(person("ada", sms_opt_in=True), event("ada", "Newsletter Subscribed"))
+    route(event("ada", "Promo Started"))
+    sms, email = by_journey("welcome"), by_journey("promo")
+    providers.twilio.fail_next(200, delay_seconds=8)  # no answer before the timeout
+
+    hung = threading.Thread(target=service.deliver, args=(sms.id,))
+    hung.start()
+    try:
+        providers.twilio.wait_for_requests(1)  # the SMS call holds the only SMS slot
+        service.deliver(email.id)
+        assert row(email.id).status == models.SENT
+        assert len(providers.sendgrid.requests) == 1
+        assert row(sms.id).status == models.SENDING  # still waiting on Twilio
+    finally:
+        hung.join(30)
+    assert not hung.is_alive()
+    timed_out = row(sms.id)
+    assert (timed_out.status, timed_out.attempts) == (models.PENDING, 1)  # retried later
+    assert "Twilio unreachable: ReadTimeout" in (timed_out.error or "")
+
+
+def test_a_message_that_finds_no_slot_is_handed_back_without_an_attempt(
+    settings_env: pytest.MonkeyPatch, providers: Providers, tmp_path: Path
+) -> None:
+    """Slots are bounded waits: with Twilio hung and its one slot taken, another SMS batch
+    gives its row back (pending, attempt undone) rather than wait for the hang."""
+    configure(
+        settings_env,
+        provider_timeout_seconds=4,
+        sending_timeout_seconds=12,  # leaves (12 - 9 - 2) / 2 = 0.5 s to wait for a slot
+        send_concurrency=1,
+    )
+    first, second = _plan_sms(2, tmp_path)
+    providers.twilio.fail_next(200, delay_seconds=8)
+    hung = threading.Thread(target=service.deliver, args=(first.id,))
+    hung.start()
+    try:
+        providers.twilio.wait_for_requests(1)
+        service.deliver(second.id)
+        waited = row(second.id)
+        assert (waited.status, waited.attempts) == (models.PENDING, 0)
+        assert "no send slot of sms free within 0.5s" in (waited.error or "")
+        assert waited.next_attempt_at is not None
+    finally:
+        hung.join(30)
+    assert len(providers.twilio.requests) == 1
+
+
+def test_slot_wait_fits_in_the_sending_timeout() -> None:
+    assert slot_wait_seconds(Settings()) == 10.0  # the provider timeout, with the defaults
+    tight = Settings(provider_timeout_seconds=4, sending_timeout_seconds=12)
+    assert slot_wait_seconds(tight) == 0.5
+    assert (
+        slot_wait_seconds(Settings(provider_timeout_seconds=10, sending_timeout_seconds=11)) == 0.1
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("0", "greater than or equal to 1"),
+        ("1001", "less than or equal to 1000"),
+        ("many", "a valid integer"),
+    ],
+)
+def test_a_bad_send_concurrency_is_refused_at_start(
+    settings_env: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    settings_env.setenv("CARILLON_SEND_CONCURRENCY", value)
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match=f"send_concurrency\n  Input should be {says}"):
+        get_settings()
+
+
+def test_threads_starting_together_share_one_sending_loop(providers: Providers) -> None:
+    """Worker threads asking for the loop at once get the same one: a second loop built by a
+    race would close the first under the calls of another thread."""
+    start = threading.Barrier(8)
+    found: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        found.append(service.sender())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(found) == 8 and len({id(s) for s in found}) == 1

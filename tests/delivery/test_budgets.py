@@ -1,0 +1,149 @@
+"""Budgets per channel and period (CARILLON_BUDGETS=sms=…EUR/day): counted in billed units
+times the price, never passed, not even by three workers claiming at once (PostgreSQL: the
+per-channel lock; SQLite: one writer at a time); a message over it waits for the next period
+or is dropped; transactional messages count but are never held; bad values refused at start."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.clock import ManualClock
+from app.db import session_scope
+from app.delivery import checks, models, service
+from tests.delivery.conftest import SMS, journey_yaml, refusal_at_start
+from tests.helpers import configure, deliver, deliveries, load, person, route, row, track_now
+from tests.providers.twilio import TwilioServer
+
+# Three one-segment SMS at 0.07 EUR: a budget of two messages' worth.
+TWO_SMS = "sms=0.14EUR/day"
+
+
+@pytest.fixture
+def budgeted(
+    settings_env: pytest.MonkeyPatch, twilio: TwilioServer, manual_clock: ManualClock
+) -> ManualClock:
+    configure(settings_env, cost_per_message="sms=0.07", budgets=TWO_SMS)
+    return manual_clock
+
+
+def three_sms(tmp_path: Path, policy: str = "") -> list[int]:
+    load(tmp_path, journey_yaml("welcome", "Go", SMS, policy))
+    people = [f"p{i}" for i in range(3)]
+    route(*(person(p, sms_consent="opted_in") for p in people))
+    route(*(track_now(p, "Go") for p in people))
+    return [d.id for d in deliveries()]
+
+
+def test_the_message_over_the_budget_waits_for_the_next_period(
+    budgeted: ManualClock, tmp_path: Path, twilio: TwilioServer
+) -> None:
+    ids = three_sms(tmp_path)
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.PENDING]
+    held = row(ids[2])
+    assert held.next_attempt_at == budgeted.now().replace(hour=0) + timedelta(days=1)
+    assert "budget sms 0.14EUR/day: 0.14 EUR spent, this message costs 0.07" in (held.error or "")
+    assert len(twilio.requests) == 2
+    budgeted.advance(timedelta(days=1))
+    assert deliver(ids[2]).status == models.SENT
+
+
+def test_skip_drops_it(
+    budgeted: ManualClock, tmp_path: Path, settings_env: pytest.MonkeyPatch
+) -> None:
+    configure(settings_env, on_budget="skip")
+    ids = three_sms(tmp_path)
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.SUPPRESSED]
+
+
+def test_an_sms_spends_its_segments(budgeted: ManualClock, tmp_path: Path) -> None:
+    long_sms = '{channel: sms, text: "' + "x" * 170 + '"}'  # two segments: 0.14 EUR
+    load(tmp_path, journey_yaml("welcome", "Go", long_sms))
+    route(*(person(p, sms_consent="opted_in") for p in ("a", "b")))
+    route(*(track_now(p, "Go") for p in ("a", "b")))
+    assert [deliver(d.id).status for d in deliveries()] == [models.SENT, models.PENDING]
+
+
+def test_transactional_messages_are_never_held_but_count(
+    budgeted: ManualClock, tmp_path: Path
+) -> None:
+    load(
+        tmp_path,
+        journey_yaml("code", "Login", SMS, "kind: transactional\n"),
+        journey_yaml("promo", "Go", SMS),
+    )
+    route(person("a", sms_consent="opted_in"))
+    route(*(track_now("a", "Login") for _ in range(3)))
+    codes = [d.id for d in deliveries()]
+    assert [deliver(i).status for i in codes] == [models.SENT] * 3  # over budget, still sent
+    route(track_now("a", "Go"))
+    [promo] = [d for d in deliveries() if d.journey_id == "promo"]
+    assert deliver(promo.id).status == models.PENDING
+
+
+def test_three_workers_racing_never_pass_the_budget(
+    budgeted: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All three claims are made (three `sending` rows, none committed) before any counts. On
+    PostgreSQL each count waits for the channel's lock, held by the claim's transaction until
+    it commits, and then sees the rows claimed before; SQLite runs one writer at a time."""
+    ids = three_sms(tmp_path)
+    with session_scope() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+    all_claimed = threading.Barrier(3, timeout=30)
+    # Without the lock all three would count before any commits and meet here; with it, the
+    # first waits alone until the wait gives up, then commits, and the others count after it.
+    all_counted = threading.Barrier(3, timeout=1)
+
+    def rendezvous(context: checks.SendContext) -> checks.Verdict:
+        if postgres:
+            all_claimed.wait()
+        return None
+
+    def counted(context: checks.SendContext) -> checks.Verdict:
+        if postgres:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                all_counted.wait()
+        return None
+
+    budget = checks.CHECKS[-1]
+    monkeypatch.setattr(checks, "CHECKS", [*checks.CHECKS[:-1], rendezvous, budget, counted])
+    errors: list[BaseException] = []
+
+    def work(delivery_id: int) -> None:
+        try:
+            service.deliver(delivery_id)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert sorted(row(i).status for i in ids) == [models.PENDING, models.SENT, models.SENT]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("sms=50EUR", "a budget without a period"),
+        ("sms=50EUR/", "a budget without a period"),
+        ("sms=50EUR/year", "unknown period 'year'"),
+        ("sms=50USD/day", "the budget is in USD but costs are counted in EUR"),
+        ("sms=0EUR/day", "the amount must be a number above zero"),
+        ("sms=fifty/day", "the amount must be a number above zero"),
+        ("pigeon=5EUR/day", "unknown channel 'pigeon'"),
+        ("sms=5EUR/day,sms=6EUR/day", "sms has two budgets"),
+    ],
+)
+def test_a_bad_budget_is_refused_at_start(
+    settings_env: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    said = refusal_at_start(settings_env, "CARILLON_BUDGETS", value)
+    assert problem in said and "e.g. sms=50EUR/day" in said
