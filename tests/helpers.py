@@ -36,6 +36,7 @@ from app.events.models import Event
 from app.events.schemas import SegmentEvent
 from app.events.service import store
 from app.journeys import catalog
+from app.journeys.language import journey_model
 from app.journeys.models import JourneyInstance, Timer
 from app.journeys.timers import fire_due
 from app.migrate import upgrade
@@ -46,6 +47,7 @@ from app.profiles.view import view
 from app.segments import catalog as segment_catalog
 from app.settings import get_settings
 from app.tasks import broker
+from app.yamlfiles import FileInvalid, validate_yaml
 from channels import registry
 from tests.processes import REPO, WRITE_KEY
 from tests.providers.meta import MetaGraphServer
@@ -503,3 +505,12 @@ def instagram_like(minutes: int = 1, user: str = "alice") -> dict[str, Any]:
         "event": "Instagram Post Liked",
         "timestamp": at(minutes),
     }
+
+
+def model_issues(text: str) -> list[str]:
+    """The journey language's models on a journey file's text: its issues, [] when valid."""
+    try:
+        validate_yaml(text, "j.yaml", journey_model(), "the journey")
+    except FileInvalid as exc:
+        return [str(issue) for issue in exc.issues]
+    return []

@@ -18,7 +18,7 @@ from app.journeys.templates import (
     render_variant,
 )
 from channels.email.content import html_to_text
-from tests.helpers import HEAD, WELCOME
+from tests.helpers import HEAD, WELCOME, model_issues
 
 ALICE = {"event": {"event": "Signed Up"}, "profile": {"traits": {"first_name": "Alice"}}}
 
@@ -366,6 +366,7 @@ def schema_errors(validator: Draft202012Validator, body: str) -> list[str]:
 
 def test_the_schema_accepts_a_message_journey(validator: Draft202012Validator) -> None:
     assert schema_errors(validator, WELCOME) == []
+    assert model_issues(HEAD + WELCOME) == []
 
 
 BROKEN = {
@@ -398,6 +399,7 @@ BROKEN = {
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_the_schema_and_the_loader_both_reject(validator: Draft202012Validator, name: str) -> None:
     assert schema_errors(validator, BROKEN[name]), f"the schema accepts: {name}"
+    assert model_issues(HEAD + BROKEN[name]), f"the models accept: {name}"
     assert issues(BROKEN[name]), f"the loader accepts: {name}"
 
 

@@ -23,6 +23,7 @@ from app.journeys.loader import BARE_STEPS, STEP_PARSERS, JourneyInvalid, parse_
 from app.journeys.schema import journey_schema
 from channels import registry
 from tests.channels.third_party import push_channel
+from tests.helpers import model_issues
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted([*(REPO / "journeys").glob("*.yaml"), *(REPO / "docs" / "examples").glob("*.yaml")])
@@ -66,6 +67,7 @@ def test_every_shipped_journey_and_example_validates(
 ) -> None:
     text = path.read_text(encoding="utf-8")
     assert schema_errors(validator, text) == []
+    assert model_issues(text) == []  # the models the schema is made from
     parse_journey(text, str(path))  # and the loader agrees
 
 
@@ -114,6 +116,8 @@ def test_channels_and_content_keys_come_from_the_registry(
         assert channels(schema)["push"] == ["text", "title"]
         push = HEAD + "steps:\n  - send: {channel: push, title: Hi, text: Yo}\n"
         assert list(Draft202012Validator(schema).iter_errors(data(push))) == []
+        assert model_issues(push) == []
+        assert model_issues(push.replace("text: Yo", "body: Yo")) != []
 
 
 _MAPS = ("properties", "$defs")  # keywords whose values are name → schema
@@ -257,6 +261,7 @@ BROKEN_FILES = {
 def test_the_schema_and_the_loader_both_reject(validator: Draft202012Validator, name: str) -> None:
     text = BROKEN_FILES[name]
     assert schema_errors(validator, text), f"the schema accepts: {name}"
+    assert model_issues(text), f"the models accept: {name}"
     assert loader_rejects(text), f"the loader accepts: {name}"
 
 
@@ -264,6 +269,7 @@ def test_the_corpus_is_broken_only_where_it_says() -> None:
     """Each broken file differs from a valid one: with the head alone and `steps: [exit]`,
     the file is fine, so each rejection above is for its own mistake."""
     assert not loader_rejects(HEAD + "steps: [exit]\n")
+    assert model_issues(HEAD + "steps: [exit]\n") == []
 
 
 # What the schema cannot express; the loader catches each (and the docs say so).
@@ -346,6 +352,7 @@ def test_every_yaml_example_in_the_docs_is_valid(validator: Draft202012Validator
     assert len(journeys) >= 10
     for line, text in journeys:
         assert schema_errors(validator, text) == [], f"docs/journeys.md:{line}"
+        assert model_issues(textwrap.dedent(text)) == [], f"docs/journeys.md:{line}"
         parse_journey(textwrap.dedent(text), f"docs/journeys.md:{line}")
 
 
@@ -353,3 +360,15 @@ def test_the_docs_show_the_example_file_verbatim() -> None:
     example = (REPO / "docs" / "examples" / "cart_winback.yaml").read_text(encoding="utf-8")
     body = example[example.index("id: cart-winback") :]
     assert any(snippet == body for _, snippet in _doc_snippets())
+
+
+# --- the models the schema is made from validate files too ------------------------------------
+
+
+def test_the_models_place_each_mistake_at_its_line_and_column() -> None:
+    """What the models refuse is reported through `app.yamlfiles`, at the value to fix."""
+    text = HEAD + "steps:\n  - wait: 1 hour\n  - send: {channel: fax, text: Hi}\n"
+    issues = model_issues(text)
+    assert issues and all(issue.startswith(("j.yaml:6:", "j.yaml:7:")) for issue in issues)
+    assert any(issue.startswith("j.yaml:6:11: ") for issue in issues), issues
+    assert any("'fax'" in issue for issue in issues), issues

@@ -4,8 +4,8 @@ Validation is written by hand over ruamel.yaml's round-trip nodes (read, and pla
 `app.yamlfiles`): every issue points at the exact key or value to fix, and checking goes on
 after the first error so a marketer sees all of a file's problems at once. Each step kind is
 parsed by one small function found in `STEP_PARSERS`, so a new kind is one function and one
-table entry (and one definition in `schema.py`, the JSON Schema editors use, which the tests
-hold to the same corpus of broken files).
+table entry (and one model in `app/journeys/language/`, from which the JSON Schema editors
+use is generated; the tests hold the models and the loader to one corpus of files).
 
 Modules: `checker` (one file's issues, the small checks), `document` (the file and its
 top-level keys), `steps` / `leaf_steps` / `splits` (the steps), `messages` (what is sent),

@@ -1,0 +1,190 @@
+"""What each channel sends, as models made from its `ChannelSpec`: the inline send step, the
+send step that names a message, the message's variant, and a test's expected message.
+
+A channel's content keys (required, and those it makes when left out), its per-variant
+options and the JSON Schema of each key are declared by the channel itself, so installing a
+channel plugin adds it here with no change to this module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
+
+from app.journeys.language.values import NOT_BLANK, LocaleTag, MessageName, Offset, Text
+from app.yamlfiles import YamlModel
+from channels.base import ChannelSpec, Option
+
+REMOVE_ON_EXIT = (
+    "Take the person out of the audience again when the trip exits (exit_when) or reaches its goal."
+)
+
+
+@dataclass(frozen=True)
+class ChannelModels:
+    """The models of one channel (each a `YamlModel` made from the channel's spec)."""
+
+    inline: type[YamlModel]  # send: {channel, <content keys>}
+    by_message: type[YamlModel]  # send: {channel, message}
+    variant: type[YamlModel]  # messages.<name>.<channel>
+    expected: type[YamlModel]  # tests[].expect[]
+
+
+def channel_models(spec: ChannelSpec) -> ChannelModels:
+    """The models of `spec`'s channel."""
+    keys = sorted(spec.required_content)
+    channel: Any = (Literal.__getitem__(spec.name), Field(description=spec.description))
+    undo: dict[str, Any] = {}
+    if spec.undo is not None:
+        undo["remove_on_exit"] = (bool, Field(False, description=REMOVE_ON_EXIT))
+    content: dict[str, Any] = {
+        key: (content_type(spec, key), Field(description=describe(spec, key))) for key in keys
+    }
+    inline = create_model(
+        f"send_{spec.name}",
+        __base__=YamlModel,
+        __doc__=f"{spec.description} Needs: {', '.join(keys)}.",
+        channel=channel,
+        **content,
+        **undo,
+    )
+    by_message = create_model(
+        f"send_{spec.name}_message",
+        __base__=YamlModel,
+        __doc__=f"{spec.description} The content comes from `messages:`.",
+        channel=channel,
+        message=(
+            MessageName,
+            Field(
+                description="The name of an entry of `messages:` (top level of the file); its "
+                f"{spec.name} variant is sent, in the person's locale (profile trait `locale`)."
+            ),
+        ),
+        **undo,
+    )
+    return ChannelModels(
+        inline=inline,
+        by_message=by_message,
+        variant=_variant(spec, keys),
+        expected=_expected(spec, keys),
+    )
+
+
+def content_type(spec: ChannelSpec, key: str) -> Any:
+    """A content key's type: a template, with the pattern the channel declares for it (which
+    lets a template through: `^[0-9]+$|\\{`)."""
+    declared = {k: v for k, v in spec.content_schema.get(key, {}).items() if k != "description"}
+    pattern = declared.pop("pattern", NOT_BLANK)
+    return Annotated[str, Field(pattern=pattern, json_schema_extra=declared or None)]
+
+
+def describe(spec: ChannelSpec, key: str, note: str = "") -> str:
+    """A content key as the channel describes it; a template when it says nothing."""
+    default = f"The message's {key}. A Jinja2 template."
+    return str(spec.content_schema.get(key, {}).get("description", default)) + note
+
+
+def _variant(spec: ChannelSpec, keys: list[str]) -> type[YamlModel]:
+    fields: dict[str, Any] = {}
+    for key in keys:
+        if key in spec.generated_content:
+            made = describe(spec, key, " Optional: made when left out.")
+            fields[key] = (content_type(spec, key) | None, Field(None, description=made))
+        else:
+            fields[key] = (content_type(spec, key), Field(description=describe(spec, key)))
+    for name, option in spec.options.items():
+        fields[name] = (_option_type(option), Field(None))
+    return create_model(
+        f"{spec.name}_variant",
+        __base__=YamlModel,
+        __doc__=f"The message on {spec.name}.",
+        **fields,
+    )
+
+
+def _option_type(option: Option) -> Any:
+    """An option (an SMS's `max_segments`): parsed by the channel, described by its schema."""
+    return Annotated[Any, AfterValidator(option.parse), WithJsonSchema(dict(option.schema))]
+
+
+def _expected(spec: ChannelSpec, keys: list[str]) -> type[YamlModel]:
+    field: Any = Literal.__getitem__(tuple(keys))
+    channel: Any = Literal.__getitem__(spec.name)
+    return create_model(
+        f"expected_{spec.name}",
+        __base__=YamlModel,
+        __doc__=f"A message expected on {spec.name}.",
+        channel=(channel, Field()),
+        at=(
+            Offset | None,
+            Field(None, description="When, counted from the first event (any time if left out)."),
+        ),
+        contains=(
+            dict[field, Text] | None,
+            Field(
+                None,
+                description=f"Text each rendered field must contain ({', '.join(keys)}).",
+            ),
+        ),
+    )
+
+
+def message_model(channels: dict[str, ChannelModels]) -> type[YamlModel]:
+    """A message of `messages:`: its variant per channel (the default, sent when no locale
+    matches), and `locales`, which change some of those variants per locale tag."""
+    names = tuple(channels)
+    variants: dict[str, Any] = {
+        name: (models.variant | None, Field(None)) for name, models in channels.items()
+    }
+    locale = create_model(
+        "locale",
+        __base__=extended({"minProperties": 1}),
+        __doc__="This locale's variants; a channel left out falls back to the message's own "
+        "variant. Each needs that variant in the message itself.",
+        __validators__=_some_channel(names, "a locale"),
+        **variants,
+    )
+    locales = Annotated[dict[LocaleTag, locale], Field(min_length=1)]  # type: ignore[valid-type]
+    return create_model(
+        "message",
+        __base__=extended({"anyOf": [{"required": [name]} for name in names]}),
+        __doc__="A message: its variant per channel (the default, sent when no locale "
+        "matches) and `locales`.",
+        __validators__=_some_channel(names, "a message"),
+        **variants,
+        locales=(
+            locales | None,
+            Field(
+                None,
+                description="Variants per locale tag (fr, en, fr-CA, pt-BR), chosen by the "
+                "profile trait `locale`: fr-CA, else fr, else the default.",
+            ),
+        ),
+    )
+
+
+def extended(schema: dict[str, Any]) -> type[YamlModel]:
+    """A base for a model whose JSON Schema says more than its fields (a rule across them)."""
+    config = ConfigDict(**YamlModel.model_config, json_schema_extra=schema)
+    return type("Extended", (YamlModel,), {"model_config": config})
+
+
+def _some_channel(names: tuple[str, ...], what: str) -> Any:
+    """The validators of a mapping of channels (a message, a locale): one channel at least."""
+
+    def check(model: YamlModel) -> YamlModel:
+        if not any(getattr(model, name) is not None for name in names):
+            raise ValueError(
+                f"{what} needs at least one channel: one or more of {', '.join(names)}"
+            )
+        return model
+
+    return {"_some_channel": model_validator(mode="after")(check)}

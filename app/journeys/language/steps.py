@@ -1,0 +1,207 @@
+"""The step kinds: a step is `exit` or a mapping with one kind (`wait: 1h`, `send: {...}`).
+
+Each kind is a model named after its key (its `$defs` entry in the JSON Schema editors see).
+Steps hold steps (a branch's arms, a split's arms, a wait_for's on_timeout) and a send holds
+the installed channels' send models, so the kinds are made by `step_union` for a set of
+channels, their step lists resolved once the union exists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
+
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from typing_extensions import TypeAliasType
+
+from app.journeys.language.rules import EventRule
+from app.journeys.language.values import CONDITION, DURATION, Condition, Duration, Text, TimeOfDay
+from app.journeys.loader import HOLDOUT, MAX_ARM_NAME_LENGTH
+from app.yamlfiles import YamlModel
+
+if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
+    Steps = list[Any]
+    Arms = list[Any]
+    SplitArms = list[Any]
+    ArmName = str
+    Send = Any
+
+EXIT = Annotated[
+    Literal["exit"],
+    WithJsonSchema(
+        {"const": "exit", "description": "End the trip here (steps after it could never run)."}
+    ),
+]
+STEPS = (
+    "The steps, run in order. A step is `exit` or a mapping with one step kind: wait, "
+    "wait_for, branch, split, update_profile, send."
+)
+WEIGHT = "The arm's share of people, in percent; a split's weights total 100."
+Weight = Annotated[int, Field(ge=1, le=100)]
+
+
+class WaitUntil(YamlModel):
+    """Until the next such time of day, strictly after now, in the person's timezone (profile
+    trait `timezone`, an IANA name such as Europe/Paris; else the CARILLON_DEFAULT_TIMEZONE
+    setting, default UTC)."""
+
+    until: TimeOfDay = Field(description='A 24-hour time HH:MM, in quotes: "09:00".')
+
+
+class WaitForRule(EventRule):
+    """Pause until the person sends `event` (if `when` holds; here `event` is that event), at
+    most `timeout`. When it comes, the trip goes on after this step; on timeout the
+    `on_timeout` steps run first, then the steps after this one."""
+
+    timeout: Duration = Field(description="The longest wait, e.g. 2d. Required.")
+
+
+class TraitUpdate(YamlModel):
+    """Set profile traits, as if the shop had sent them now."""
+
+    set: Annotated[dict[Text, str | int | float | bool | None], Field(min_length=1)] = Field(
+        description="trait: value. Text values are Jinja2 templates; numbers, true/false and "
+        "null are stored as they are. No lists or mappings."
+    )
+
+
+class Holdout(YamlModel):
+    """The control group: `weight` % of people get no message from this journey for the rest
+    of the trip, but their conversions are counted. No steps."""
+
+    holdout: Literal[True] = Field(description="Marks the holdout arm.")
+    weight: Weight = Field(description=WEIGHT)
+
+
+def _not_holdout(name: str) -> str:
+    if name == HOLDOUT:
+        raise ValueError(f"the name {HOLDOUT!r} is kept for the holdout arm")
+    return name
+
+
+def _kind(key: str, arms: bool = False) -> ConfigDict:
+    """The config of a step kind's model: its key is described by the kind's docstring, and
+    with `arms` the key is a list of two kinds of arms (when / else, weighted / holdout), of
+    which the first must appear and the second at most once."""
+
+    def extra(schema: dict[str, Any], model: type) -> None:
+        value = schema["properties"][key]
+        value.setdefault("description", schema.get("description"))
+        if arms:
+            first, second = value["items"]["anyOf"]
+            value["allOf"] = [
+                {"contains": dict(first)},
+                {"contains": dict(second), "minContains": 0, "maxContains": 1},
+            ]
+
+    return ConfigDict(**YamlModel.model_config, json_schema_extra=extra)
+
+
+def step_union(sends: Any) -> Any:
+    """The union of every step kind, `send` being the union of the channels' send forms;
+    it is named `step` in the JSON Schema."""
+
+    # Lowercase class names: each is the step's key and its name in the JSON Schema.
+    class wait(YamlModel):  # noqa: N801
+        """Pause the trip: for a duration (wait: 1h) or until a time of day
+        (wait: {until: "09:00"})."""
+
+        model_config = _kind("wait")
+
+        wait: Duration | WaitUntil = Field(description=f"How long to pause. {DURATION}")
+
+    class wait_for(YamlModel):  # noqa: N801
+        """Pause until the person sends an event, at most `timeout`."""
+
+        model_config = _kind("wait_for")
+
+        wait_for: WaitForRule
+        on_timeout: Steps | None = Field(
+            None,
+            description="Steps run when the wait_for times out, before the steps after it. "
+            "Written beside wait_for, lined up under it.",
+        )
+
+    class WhenArm(YamlModel):
+        """Runs `steps` if `when` holds (and no earlier arm's did)."""
+
+        when: Condition = Field(description=CONDITION)
+        steps: Steps
+
+    class ElseArm(YamlModel):
+        """Runs when no other arm's condition holds. At most one, and last."""
+
+        else_: Steps = Field(alias="else")
+
+    class branch(YamlModel):  # noqa: N801
+        """The first arm whose `when` holds runs, else the `else` arm; with none, the trip
+        goes on after the branch. After the arm, it goes on after the branch."""
+
+        model_config = _kind("branch", arms=True)
+
+        branch: Arms = Field(min_length=1)
+
+        @model_validator(mode="after")
+        def _one_else_and_a_condition(self) -> Self:
+            if sum(isinstance(arm, ElseArm) for arm in self.branch) > 1:
+                raise ValueError("a branch has at most one else")
+            if not any(isinstance(arm, WhenArm) for arm in self.branch):
+                raise ValueError("a branch needs at least one arm with when")
+            return self
+
+    class SplitArm(YamlModel):
+        """An arm of the test: `weight` % of people run its `steps`."""
+
+        weight: Weight = Field(description=WEIGHT)
+        steps: Steps
+        name: ArmName | None = Field(
+            None, description="The arm's name in reports (default A, B, C… in order)."
+        )
+
+    class split(YamlModel):  # noqa: N801
+        """An A/B/n test: each person goes down one weighted arm, chosen from the profile id
+        and journey version only, and recorded on the trip and its deliveries. At most one
+        split per journey; after the arm the trip goes on after it."""
+
+        model_config = _kind("split", arms=True)
+
+        split: SplitArms = Field(min_length=2)
+
+        @model_validator(mode="after")
+        def _one_holdout(self) -> Self:
+            if sum(isinstance(arm, Holdout) for arm in self.split) > 1:
+                raise ValueError("a split has at most one holdout")
+            if all(isinstance(arm, Holdout) for arm in self.split):
+                raise ValueError("a split needs an arm with steps")
+            return self
+
+    class update_profile(YamlModel):  # noqa: N801
+        """Set profile traits, as if the shop had sent them now."""
+
+        model_config = _kind("update_profile")
+
+        update_profile: TraitUpdate
+
+    class send(YamlModel):  # noqa: N801
+        """Send one message; the content is rendered at send time, and consent, suppression,
+        caps and quiet hours are checked then."""
+
+        model_config = _kind("send")
+
+        send: Send
+
+    kinds = (wait, wait_for, branch, split, update_profile, send)
+    step: Any = TypeAliasType("step", Union.__getitem__((EXIT, *kinds)))  # type: ignore[misc]
+    names = {
+        "Steps": Annotated[list[step], Field(min_length=1, description=STEPS)],  # type: ignore[valid-type]
+        "Arms": list[WhenArm | ElseArm],
+        "SplitArms": list[SplitArm | Holdout],
+        "ArmName": Annotated[
+            Text,
+            Field(max_length=MAX_ARM_NAME_LENGTH, json_schema_extra={"not": {"const": HOLDOUT}}),
+            AfterValidator(_not_holdout),
+        ],
+        "Send": sends,
+    }
+    for model in (WhenArm, ElseArm, SplitArm, *kinds):
+        model.model_rebuild(_types_namespace={**globals(), **locals(), **names})
+    return step

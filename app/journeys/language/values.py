@@ -1,0 +1,39 @@
+"""The values every part of a journey is written with: text that is not blank, durations,
+times, CEL conditions and Jinja2 templates. Each is a constrained `str`, so the JSON Schema
+gives editors the same pattern the model checks; what a pattern cannot see (a CEL syntax
+error, an undefined template variable) is checked when the file is compiled."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from app.journeys.loader import MESSAGE_NAME_PATTERN, TIME_PATTERN
+from app.journeys.templates import LOCALE_PATTERN
+
+NOT_BLANK = r"\S"  # empty and blank text is refused everywhere
+
+Text = Annotated[str, Field(pattern=NOT_BLANK)]
+# A whole number and a unit, greater than zero (a wait of nothing is a mistake).
+Duration = Annotated[str, Field(pattern="^0*[1-9][0-9]*[smhd]$", examples=["1h", "7d"])]
+# A time in a test, counted from its first event: zero is allowed.
+Offset = Annotated[str, Field(pattern="^[0-9]+[smhd]$", examples=["0s", "30m", "1h"])]
+TimeOfDay = Annotated[str, Field(pattern=f"^{TIME_PATTERN}$", examples=["09:00", "18:30"])]
+MessageName = Annotated[str, Field(pattern=f"^{MESSAGE_NAME_PATTERN}$")]
+LocaleTag = Annotated[str, Field(pattern=f"^{LOCALE_PATTERN}$")]
+Condition = Annotated[
+    str,
+    Field(
+        pattern=NOT_BLANK,
+        examples=["event.properties.total >= 20", 'profile.traits.lifecycle_stage == "new"'],
+    ),
+]
+
+CONDITION = (
+    "A CEL expression that is true or false, over `event` (the event: event.event, "
+    "event.properties) and `profile` (profile.traits, profile.email, profile.phone). "
+    "Compiled when the file is loaded."
+)
+DURATION = "A whole number and a unit: s, m, h or d (30s, 15m, 1h, 7d); greater than zero."
+OFFSET = "A time counted from the test's first event: 0s, or a duration such as 30m or 1h."
