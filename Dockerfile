@@ -44,6 +44,7 @@ COPY app ./app
 COPY channels ./channels
 COPY migrations ./migrations
 COPY journeys ./journeys
+COPY segments ./segments
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && /opt/venv/bin/pip install --no-compile --no-deps -e . \
@@ -58,6 +59,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CARILLON_JOURNEYS_DIR=/app/journeys \
+    CARILLON_SEGMENTS_DIR=/app/segments \
     CARILLON_DATABASE_URL=sqlite:////data/carillon.db
 # The user is written in directly: a base need not carry useradd.
 RUN echo 'carillon:x:10001:10001:Carillon:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \

@@ -215,6 +215,20 @@ def test_no_compiler_pip_or_pip_cache_in_the_image() -> None:
     assert found.stdout.strip() == ""
 
 
+def test_the_image_ships_the_segment_files_where_its_setting_points() -> None:
+    found = engine(
+        "run",
+        "--rm",
+        *[f"--ulimit={limit}" for limit in ULIMITS],
+        IMAGE,
+        "segments",
+        "validate",
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert "ok  /app/segments/lifecycle.yaml: lifecycle (stages" in found.stdout
+
+
 # ------------------------------------------------------------------------------ serve
 
 
