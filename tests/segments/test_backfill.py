@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from app import clock, scheduler
 from app.cli import app
 from app.db import is_postgres, session_scope
+from app.profiles.models import Profile
 from app.segments import backfill, catalog
 from app.segments.models import SegmentVersion
 from tests.helpers import SHIPPED, cart, instances, journeys, order, person_at, profile_of, route
@@ -163,3 +164,21 @@ def test_a_version_being_backfilled_elsewhere_is_left_alone(
 def test_the_scheduler_runs_the_backfill() -> None:
     jobs = {job.id for job in scheduler.build(blocking=False).get_jobs()}
     assert "segments.backfill" in jobs
+
+
+def test_a_person_being_routed_is_not_passed_over(manual_clock: clock.ManualClock) -> None:
+    """The batch stops before a person locked by routing; the next one starts with them."""
+    for user in ("r0", "r4", "r8"):  # three abandoners
+        route(*history(user))
+    assert catalog.sync_directory(SEGMENTS) == []
+    with session_scope() as session:
+        if not is_postgres(session):
+            pytest.skip("row locks are PostgreSQL's")
+        ids = sorted(session.scalars(select(Profile.id)))
+        session.execute(select(Profile.id).where(Profile.id == ids[1]).with_for_update())
+        assert backfill.run_batch() == 1  # the first person only: the cursor stays before her
+        assert backfill.run_batch() is None  # the next batch starts with her: wait for her
+        session.rollback()
+    backfill.backfill_pending()
+    assert [v.backfill_done for v in versions()] == [3, 3]
+    assert seen("r0")[1] == seen("r4")[1] == seen("r8")[1] == ["frequent-abandoners"]
