@@ -1,6 +1,6 @@
 """Periodic jobs: fire due journey timers, recompute computed traits whose window moved,
-sweep lost queue messages, finish erasures whose
-audience removals are settled.
+backfill existing profiles into new or edited segment files, sweep lost queue messages,
+finish erasures whose audience removals are settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 """
@@ -20,7 +20,7 @@ from app import sweeper
 from app.db import session_scope
 from app.journeys import timers
 from app.profiles import erasure
-from app.segments import expiry
+from app.segments import backfill, expiry
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,13 @@ def expire_windows() -> None:
     done = expiry.expire_due(get_settings().timer_batch_size)
     if done:
         log.info("recomputed the expired trait windows of %d people", done)
+
+
+def backfill_segments() -> None:
+    """New or edited segment files: existing people brought up to date, a batch at a time."""
+    done = backfill.backfill_pending()
+    if done:
+        log.info("backfilled %d people into new or edited segment files", done)
 
 
 def sweep(older_than: timedelta | None = None) -> None:
@@ -71,6 +78,13 @@ def build(*, blocking: bool) -> BaseScheduler:
         "interval",
         seconds=settings.scheduler_interval_seconds,
         id="segments.expire_windows",
+        **common,
+    )
+    scheduler.add_job(
+        backfill_segments,
+        "interval",
+        seconds=settings.scheduler_interval_seconds,
+        id="segments.backfill",
         **common,
     )
     scheduler.add_job(

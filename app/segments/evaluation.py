@@ -90,22 +90,31 @@ def recount(
     row.expires_at = kept[0].at + trait.within if kept and trait.within is not None else None
 
 
-def _add(
+def _take(
     session: Session, trait: AggregateTrait, rows: dict[str, ComputedTrait], event: Event
-) -> None:
+) -> bool:
+    """Fold the event into a running aggregate, or keep its value for a kept-per-event one;
+    whether a value was kept (the trait then needs a recount)."""
     profile_id = str(event.profile_id)
     item = None if trait.kind == "count" else extract(event.payload, event.timestamp, trait.of)
     if item is MISSING:
-        return
+        return False
     if not trait.kept_per_event:
         row = _row(rows, profile_id, trait.name)
         row.value, row.state = fold(trait.kind, row.value, row.state, item, event.timestamp)
-        return
+        return False
     if trait.within is not None and event.timestamp <= clock.now() - trait.within:
-        return  # arrived after its window closed: it never counts
+        return False  # arrived after its window closed: it never counts
     session.add(TraitEvent(profile_id=profile_id, name=trait.name, at=event.timestamp, value=item))
-    session.flush()
-    recount(session, trait, rows, profile_id)
+    return True
+
+
+def _add(
+    session: Session, trait: AggregateTrait, rows: dict[str, ComputedTrait], event: Event
+) -> None:
+    if _take(session, trait, rows, event):
+        session.flush()
+        recount(session, trait, rows, str(event.profile_id))
 
 
 def derive(definitions: Definitions, rows: dict[str, ComputedTrait], profile_id: str) -> None:
@@ -205,6 +214,45 @@ def recompute(
     derive(definitions, rows, profile.id)
     _persist(session, rows)
     return memberships(session, definitions, profile, rows)
+
+
+def rebuild(
+    session: Session, definitions: Definitions, profile: Profile, names: Iterable[str]
+) -> list[Flip]:
+    """The named traits of one person from scratch, from their stored (routed) events, then
+    what depends on them and their memberships: a new or edited segment file's backfill. The
+    caller holds the person's lock, so no event of theirs is being routed meanwhile; an event
+    routed later is not among those read here, so nothing counts twice."""
+    traits = [definitions.aggregates[n] for n in names if n in definitions.aggregates]
+    mine = [trait.name for trait in traits]
+    session.execute(
+        delete(TraitEvent).where(TraitEvent.profile_id == profile.id, TraitEvent.name.in_(mine))
+    )
+    session.execute(
+        delete(ComputedTrait).where(
+            ComputedTrait.profile_id == profile.id, ComputedTrait.name.in_(mine)
+        )
+    )
+    rows = _rows(session, profile.id)
+    feeds: dict[str, list[AggregateTrait]] = {}
+    for trait in traits:
+        feeds.setdefault(trait.event, []).append(trait)
+    events = session.scalars(
+        select(Event)
+        .where(
+            Event.profile_id == profile.id,
+            Event.type == "track",
+            Event.name.in_(feeds),
+            Event.processed_at.is_not(None),
+        )
+        .order_by(Event.timestamp, Event.id)
+    )
+    for event in events:
+        for trait in feeds[event.name or ""]:
+            if _counts(trait, event):
+                _take(session, trait, rows, event)
+    _persist(session, rows)
+    return recompute(session, definitions, profile, names)
 
 
 def _persist(session: Session, rows: dict[str, ComputedTrait]) -> None:

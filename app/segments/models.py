@@ -27,6 +27,11 @@ class SegmentVersion(Base):
     source: Mapped[str] = mapped_column(Text)
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The backfill of existing profiles (app/segments/backfill.py): the last profile id done,
+    # how many are done, and when it finished (None: still to do).
+    backfill_cursor: Mapped[str | None] = mapped_column(String(36))
+    backfill_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    backfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ComputedTrait(Base):
