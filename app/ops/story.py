@@ -2,7 +2,7 @@
 
 Told from the rows that exist: the triggering event, the trip's waits (timers), the delivery
 row itself (planned, attempts, outcome, provider id, the provider's words). What the send-time
-checks did (consent, quiet hours, frequency caps: issue #5), provider webhooks and unsubscribe
+checks did (consent, quiet hours, frequency caps, budgets), provider webhooks and unsubscribe
 clicks are read from the delivery's history.
 """
 
@@ -22,7 +22,7 @@ from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
 from app.webhooks.sources import feedback_sources
 
-POLICY_NOTE = "never held by consent, quiet hours or a frequency cap (issue #5)"
+POLICY_NOTE = "never held by consent, quiet hours, a frequency cap or a budget"
 WEBHOOKS_NOTE = "no provider webhook recorded for this delivery yet"
 
 

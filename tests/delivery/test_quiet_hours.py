@@ -196,7 +196,7 @@ def test_a_deferred_sms_goes_out_at_the_allowed_minute_through_the_worker(
         told = story.tell(session, sent.id)
     whats = [step.what for step in told.steps]
     assert "deferred at send time" in whats
-    assert not any("issue #5" in note for note in told.notes)
+    assert story.POLICY_NOTE not in told.notes
 
 
 def test_the_default_timezone_applies_without_a_valid_timezone_trait(
