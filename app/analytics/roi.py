@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.analytics.report import change
 from app.delivery import models
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
@@ -189,10 +190,6 @@ def _amount(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1%}"
-
-
 def render(rows: list[Figures], fmt: str, by: str) -> str:
     """`by`: "channels" or "journeys", the columns that name a row."""
     names = ("channel",) if by == "channels" else ("journey", "arm")
@@ -227,7 +224,7 @@ def render(rows: list[Figures], fmt: str, by: str) -> str:
             f"{row.units:,}",
             f"{_amount(row.cost)} {row.currency}",
             f"{_amount(row.revenue)} {row.currency}",
-            _percent(row.roi),
+            change(row.roi),
         )
         for row in rows
     ]
