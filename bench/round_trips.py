@@ -16,6 +16,7 @@ policy checks, the claim and the result are written as for a real provider).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from app.events.schemas import SegmentEvent
 from app.events.service import store
 from app.journeys import catalog
 from app.migrate import upgrade
+from app.segments import catalog as segment_files
 from app.settings import get_settings
 from bench.common import arguments, load_average, machine, plain_url, quiet_settings
 from tests.processes import REPO
@@ -48,6 +50,15 @@ class Counts:
     rows_written: int = 0
     cpu_s: float = 0.0
     by_verb: dict[str, int] = field(default_factory=dict)
+    by_shape: dict[str, int] = field(default_factory=dict)
+
+
+def shape_of(statement: str) -> str:
+    """A statement without its column list and parameters: which table, what for."""
+    flat = " ".join(statement.split())
+    flat = re.sub(r"SELECT .*? FROM", "SELECT … FROM", flat)
+    flat = re.sub(r"\((%\(.*?\)s(, )?)+\)|%\(\w+\)s|\(__\[POSTCOMPILE_\w+\]\)", "?", flat)
+    return flat[:150]
 
 
 @contextmanager
@@ -59,6 +70,8 @@ def counted(engine: Any) -> Iterator[Counts]:
         counts.statements += 1
         verb = statement.lstrip().split(None, 1)[0].upper()
         counts.by_verb[verb] = counts.by_verb.get(verb, 0) + 1
+        shape = shape_of(statement)
+        counts.by_shape[shape] = counts.by_shape.get(shape, 0) + 1
         if verb in {"INSERT", "UPDATE", "DELETE"} and cursor.rowcount > 0:
             counts.rows_written += cursor.rowcount
 
@@ -76,6 +89,11 @@ def counted(engine: Any) -> Iterator[Counts]:
         event.remove(engine, "commit", on_commit)
 
 
+def shapes(stage: str, n: int, counts: Counts, top: int) -> str:
+    common = sorted(counts.by_shape.items(), key=lambda item: -item[1])[:top]
+    return "\n".join(f"  {stage:<9} {k / n:6.2f}  {shape}" for shape, k in common)
+
+
 def line(stage: str, unit: str, n: int, counts: Counts) -> str:
     verbs = ", ".join(f"{verb} {k / n:.2f}" for verb, k in sorted(counts.by_verb.items()))
     return (
@@ -88,6 +106,9 @@ def line(stage: str, unit: str, n: int, counts: Counts) -> str:
 def main() -> None:
     parser = arguments(__doc__ or "")
     parser.add_argument("--people", type=int, default=1000)
+    parser.add_argument(
+        "--statements", type=int, default=0, metavar="N", help="list each stage's N most run"
+    )
     args = parser.parse_args()
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
@@ -105,6 +126,7 @@ def main() -> None:
     get_settings.cache_clear()
     upgrade()
     catalog.sync_directory(REPO / "journeys")
+    segment_files.sync_directory(REPO / "segments")  # as shipped: every event is evaluated
     raw: list[dict[str, Any]] = []
     for i in range(args.people):
         user = f"person-{i}"
@@ -161,6 +183,10 @@ def main() -> None:
         cpu_s=stored.cpu_s + routed.cpu_s + delivered.cpu_s,
     )
     print(line("all", "message", len(planned), total))
+    if args.statements:
+        print("Most run statements, per event (routing) or message (delivery):")
+        print(shapes("routing", len(raw), routed, args.statements))
+        print(shapes("delivery", len(planned), delivered, args.statements))
 
 
 if __name__ == "__main__":

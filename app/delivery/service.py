@@ -33,11 +33,12 @@ from app.delivery import checks, history, rate_limit, state
 from app.delivery.models import DRY_RUN, FAILED, PENDING, SENDING, SENT, Delivery
 from app.delivery.retry_state import record_retry, retries_due
 from app.delivery.sender import Answer, PutOff, Sender
+from app.journeys import catalog
 from app.ops import logs
 from app.ops.context import deliveries_ids, delivery_log_ids
 from app.profiles import consent, repository
 from app.profiles.models import Profile
-from app.profiles.view import view, views
+from app.profiles.view import views
 from app.settings import get_settings
 from channels.base import Channel, Feedback, Message, Outcome, Recipient, SendResult
 from channels.dry_run import dry_run_note
@@ -154,12 +155,10 @@ def _claim_batch(delivery_id: int, channel: str | None, limit: int) -> list[Mess
     """Claim and check the batch in one transaction; should a row break it, again one row per
     transaction, the breaking row failed alone."""
     with session_scope() as session:
-        rows = _candidates(session, delivery_id, channel, limit)
-        ids = [row.id for row in rows]
+        ids = [row.id for row in _candidates(session, delivery_id, channel, limit)]
         try:
             with session.begin_nested():
-                people = _people(session, {row.profile_id for row in rows})
-                return [m for i in ids if (m := _claim_in(session, i, people)) is not None]
+                return _claim_rows(session, ids)
         except OperationalError:
             raise
         except Exception:
@@ -168,15 +167,12 @@ def _claim_batch(delivery_id: int, channel: str | None, limit: int) -> list[Mess
     for one in ids:
         try:
             with session_scope() as session:
-                message = _claim_in(session, one)
+                claimed += _claim_rows(session, [one])
         except OperationalError:
             raise
         except Exception as exc:
             log.exception("delivery %s could not be prepared", one)
             _fail_unpreparable(one, exc)
-            continue
-        if message is not None:
-            claimed.append(message)
     return claimed
 
 
@@ -196,32 +192,49 @@ def _fail_unpreparable(delivery_id: int, exc: Exception) -> None:
             state.finish(session, delivery_id, FAILED, {"error": note, "updated_at": now})
 
 
-def _claim_in(
-    session: Session, delivery_id: int, people: dict[str, dict[str, Any]] | None = None
-) -> Message | None:
-    """Claim the row and pass the send-time checks: a row another worker holds, or one the
-    checks suppress or defer, comes back as None. `people`: the batch's, read in its
-    transaction a moment before."""
+def _claim_rows(session: Session, ids: list[int]) -> list[Message]:
+    """Claim the rows and pass the send-time checks, in `ids`' order; a row another worker
+    holds, or one the checks suppress or defer, is left out. What the checks read (the rows,
+    their trips' versions, the people's address and consent as of now, not as of planning:
+    people change their minds) is read for all the rows at once."""
     now = clock.now()
-    if not state.claim(session, delivery_id, retries_due(now), now):
-        return None
-    delivery = session.get_one(Delivery, delivery_id)
-    profile = session.get_one(Profile, delivery.profile_id)
-    # The address and consent as of now, not as of planning: people change their minds.
-    person = (people or {}).get(profile.id) or view(session, profile)
-    verdict = checks.decide(
-        checks.SendContext(session, delivery, person["traits"], now, get_settings())
+    claimed = state.claim_many(session, ids, retries_due(now), now)
+    if not claimed:
+        return []
+    # Held in this dict while the checks run, so that their `session.get` of a row is answered
+    # from the session rather than by a query each.
+    rows = {
+        row.id: row for row in session.scalars(select(Delivery).where(Delivery.id.in_(claimed)))
+    }
+    catalog.read_trip_versions(
+        session, {row.instance_id for row in rows.values() if row.instance_id is not None}
     )
-    if verdict is not None:
-        _hold(session, delivery, verdict, now)
-        return None
-    return Message(
-        delivery_id=str(delivery.id),
-        channel=delivery.channel,
-        recipient=Recipient(profile_id=profile.id, email=person["email"], phone=person["phone"]),
-        content=delivery.content,
-        journey_id=delivery.journey_id,
-    )
+    people = _people(session, {row.profile_id for row in rows.values()})
+    messages = []
+    for delivery_id in ids:
+        delivery = rows.get(delivery_id)
+        if delivery is None:
+            continue
+        person = people[delivery.profile_id]
+        verdict = checks.decide(
+            checks.SendContext(session, delivery, person["traits"], now, get_settings())
+        )
+        if verdict is not None:
+            _hold(session, delivery, verdict, now)
+            continue
+        recipient = Recipient(
+            profile_id=delivery.profile_id, email=person["email"], phone=person["phone"]
+        )
+        messages.append(
+            Message(
+                delivery_id=str(delivery.id),
+                channel=delivery.channel,
+                recipient=recipient,
+                content=delivery.content,
+                journey_id=delivery.journey_id,
+            )
+        )
+    return messages
 
 
 def _hold(

@@ -20,7 +20,7 @@ report how many rows moved, since a concurrent worker may have moved the row fir
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,28 +97,34 @@ def _conditional(
     target: str,
     where: ColumnElement[bool],
     values: dict[str, Any],
-) -> int:
+) -> list[int]:
+    """The rows matching `where` that are in one of the transition's sources, moved; their ids."""
     if target not in transition.targets:
         raise IllegalTransition(f"{transition.name} never leads to {target}")
-    result = session.execute(
-        update(Delivery)
-        .where(where, Delivery.status.in_(transition.sources))
-        .values(status=target, **values)
+    return list(
+        session.scalars(
+            update(Delivery)
+            .where(where, Delivery.status.in_(transition.sources))
+            .values(status=target, **values)
+            .returning(Delivery.id)
+        )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_many(
+    session: Session, delivery_ids: Sequence[int], due: ColumnElement[bool], now: datetime
+) -> set[int]:
+    """pending → sending for each row still pending and due, counting an attempt, in one
+    statement; the ids claimed (not the others: another worker has them, they are not due, or
+    no longer pending). No history: the outcome that follows says what happened."""
+    where = Delivery.id.in_(delivery_ids) & due
+    values = {"attempts": Delivery.attempts + 1, "updated_at": now}
+    return set(_conditional(session, CLAIM, SENDING, where, values))
 
 
 def claim(session: Session, delivery_id: int, due: ColumnElement[bool], now: datetime) -> bool:
-    """pending → sending, counting an attempt; False if another worker has it, it is not due,
-    or it is no longer pending. No history: the outcome that follows says what happened."""
-    moved = _conditional(
-        session,
-        CLAIM,
-        SENDING,
-        (Delivery.id == delivery_id) & due,
-        {"attempts": Delivery.attempts + 1, "updated_at": now},
-    )
-    return moved == 1
+    """`claim_many` for one row."""
+    return delivery_id in claim_many(session, [delivery_id], due, now)
 
 
 def suppress(session: Session, delivery: Delivery, reason: str, now: datetime) -> None:
@@ -172,13 +178,15 @@ def give_up(session: Session, delivery: Delivery, note: str | None, now: datetim
 def finish(session: Session, delivery_id: int, target: str, values: dict[str, Any]) -> bool:
     """sending → sent | dry_run | failed with the provider's answer; False if the row was no
     longer sending (the sweeper settled it meanwhile)."""
-    return _conditional(session, FINISH, target, Delivery.id == delivery_id, values) == 1
+    return len(_conditional(session, FINISH, target, Delivery.id == delivery_id, values)) == 1
 
 
 def cancel(session: Session, where: ColumnElement[bool], reason: str, now: datetime) -> int:
     """Pending messages nobody should get any more (the trip exited): cancelled with why."""
-    return _conditional(
-        session, CANCEL, CANCELLED, where, {"error": f"cancelled: {reason}", "updated_at": now}
+    return len(
+        _conditional(
+            session, CANCEL, CANCELLED, where, {"error": f"cancelled: {reason}", "updated_at": now}
+        )
     )
 
 
@@ -220,7 +228,7 @@ def replay(session: Session, delivery: Delivery, was: str, now: datetime) -> boo
     if moved:
         history.record(session, delivery.id, "replayed", was, "ops", now)
         enqueue(session, send_delivery(delivery.channel), delivery.id)
-    return moved == 1
+    return len(moved) == 1
 
 
 def _due_later(session: Session, delivery: Delivery, until: datetime, now: datetime) -> None:

@@ -64,19 +64,20 @@ def _route(session: Session, event: Event, erased_digests: set[str]) -> None:
         event.processed_at = clock.now()
         instruments.count_dropped_erased("routing")
         return
-    event.profile_id = profile.id
+    # Both in one UPDATE: the transaction makes "routed" true only with everything below.
+    event.profile_id, event.processed_at = profile.id, clock.now()
     logs.bind(profile_id=profile.id)
     # Computed traits and memberships first, so the journeys below read them as they are now.
-    flips = segments.on_event(session, profile, event)
-    if event.type == "track" or flips:
-        seen = view(session, profile)
-        if event.type == "track":
-            runtime.on_event(session, event, seen)
-        expiry.start_journeys(session, profile, flips, event)
-        # The deliveries it planned are written (and logged) while this event's ids are bound,
-        # so one grep of a messageId still finds them.
-        session.flush()
-    event.processed_at = clock.now()
+    decided = segments.on_event(session, profile, event)
+    if event.type == "track":
+        runtime.on_event(session, event, decided.person if decided else view(session, profile))
+    if decided and decided.flips:
+        # Read again after a trip ran above: its steps may have changed the person.
+        person = view(session, profile) if event.type == "track" else decided.person
+        expiry.start_journeys(session, decided.flips, event, person)
+    # The deliveries it planned are written (and logged) while this event's ids are bound, so
+    # one grep of a messageId still finds them.
+    session.flush()
 
 
 def _route_batch(event_ids: Sequence[int]) -> None:

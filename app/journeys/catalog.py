@@ -9,6 +9,7 @@ never changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,8 @@ from app.yamlfiles.versions import sync_versions
 log = logging.getLogger(__name__)
 
 _parsed: dict[int, Journey] = {}
-_CURRENT = "carillon.current_journeys"  # session.info key
+_CURRENT = "carillon.current_journeys"  # session.info keys
+_TRIP_VERSIONS = "carillon.trip_versions"
 
 
 def forget_parsed() -> None:
@@ -47,10 +49,27 @@ def journey_of_version(session: Session, version_id: int) -> Journey:
 def journey_of_instance(session: Session, instance_id: int) -> Journey:
     """The journey version a trip started on: what its messages obey at send time (kind,
     priority, caps), read from the version rather than copied onto every delivery row."""
-    instance = session.get(JourneyInstance, instance_id)
-    if instance is None:
+    versions: dict[int, int] = session.info.setdefault(_TRIP_VERSIONS, {})
+    if instance_id not in versions:
+        read_trip_versions(session, [instance_id])
+    if instance_id not in versions:
         raise LookupError(f"journey instance {instance_id} does not exist")
-    return journey_of_version(session, instance.journey_version_id)
+    return journey_of_version(session, versions[instance_id])
+
+
+def read_trip_versions(session: Session, instance_ids: Collection[int]) -> None:
+    """Which version each of these trips runs, in one query, kept for the session (a trip never
+    changes version): a delivery batch's checks then ask `journey_of_instance` for free."""
+    versions: dict[int, int] = session.info.setdefault(_TRIP_VERSIONS, {})
+    wanted = [instance_id for instance_id in instance_ids if instance_id not in versions]
+    if wanted:
+        versions.update(
+            session.execute(
+                select(JourneyInstance.id, JourneyInstance.journey_version_id).where(
+                    JourneyInstance.id.in_(wanted)
+                )
+            ).all()
+        )
 
 
 def current_journeys(session: Session) -> list[tuple[int, Journey]]:

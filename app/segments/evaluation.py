@@ -33,7 +33,7 @@ from app.segments import catalog
 from app.segments.aggregates import MISSING, extract, fold, over
 from app.segments.definition import AggregateTrait, Definitions
 from app.segments.models import ComputedTrait, Membership, TraitEvent
-from app.segments.reading import computed_of
+from app.segments.reading import cdp_of, computed_of
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ class Flip:
     segment_id: str
     on: str  # enter | exit
     stage: bool
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A person's memberships decided again: what changed, and the person as they are now,
+    which the journeys a change starts read without reading back what was just written."""
+
+    flips: list[Flip]
+    person: dict[str, Any]
 
 
 def lock_person(session: Session, profile_id: str) -> None:
@@ -142,11 +151,16 @@ def derive(definitions: Definitions, rows: dict[str, ComputedTrait], profile_id:
 
 def memberships(
     session: Session, definitions: Definitions, profile: Profile, rows: dict[str, ComputedTrait]
-) -> list[Flip]:
+) -> Decided:
     """Who the person is now: each segment whose `when` holds, and the first stage that does;
     the rows changed to match, and each change returned."""
-    person = view(session, profile)
-    person["computed"] = computed_of(definitions, {n: r.value for n, r in rows.items()})
+    existing = {
+        row.segment_id: row
+        for row in session.scalars(select(Membership).where(Membership.profile_id == profile.id))
+    }
+    stored = {name: row.value for name, row in rows.items()}
+    before = [(row.segment_id, row.stage) for row in existing.values()]
+    person = view(session, profile, cdp_of(definitions, stored, before))
     variables = {"profile": person, "event": {}}
     inside = {
         s.id: False for s in definitions.segments if holds(s.when, variables, f"segment {s.id}")
@@ -156,10 +170,6 @@ def memberships(
             inside[stage.id] = True
             break
     known = {segment.id for segment in definitions.every_segment}
-    existing = {
-        row.segment_id: row
-        for row in session.scalars(select(Membership).where(Membership.profile_id == profile.id))
-    }
     flips = []
     for segment_id, row in existing.items():
         if segment_id not in inside:
@@ -176,19 +186,20 @@ def memberships(
             )
             flips.append(Flip(segment_id, "enter", is_stage))
     session.flush()
-    return flips
+    person.update(cdp_of(definitions, stored, list(inside.items())))
+    return Decided(flips, person)
 
 
-def on_event(session: Session, profile: Profile, event: Event) -> list[Flip]:
+def on_event(session: Session, profile: Profile, event: Event) -> Decided | None:
     """The event's effect on its person's computed traits and memberships (in the routing
-    transaction, under the person's lock); the memberships that changed."""
+    transaction, under the person's lock); None when no segment or trait concerns it."""
     definitions = catalog.current(session)
     if not definitions.aggregates and not definitions.every_segment:
-        return []
+        return None
     feeds = definitions.by_event.get(event.name or "", ()) if event.type == "track" else ()
     counted = [trait for trait in feeds if _counts(trait, event)]
     if not counted and not definitions.every_segment:
-        return []
+        return None
     lock_person(session, profile.id)
     rows = _rows(session, profile.id)
     for trait in counted:
@@ -201,7 +212,7 @@ def on_event(session: Session, profile: Profile, event: Event) -> list[Flip]:
 
 def recompute(
     session: Session, definitions: Definitions, profile: Profile, names: Iterable[str]
-) -> list[Flip]:
+) -> Decided:
     """The named windowed traits of one person again (their window moved), then what depends
     on them. The caller holds the person's lock."""
     rows = _rows(session, profile.id)
@@ -218,7 +229,7 @@ def recompute(
 
 def rebuild(
     session: Session, definitions: Definitions, profile: Profile, names: Iterable[str]
-) -> list[Flip]:
+) -> Decided:
     """The named traits of one person from scratch, from their stored (routed) events, then
     what depends on them and their memberships: a new or edited segment file's backfill. The
     caller holds the person's lock, so no event of theirs is being routed meanwhile; an event

@@ -10,6 +10,7 @@ by the next tick; several schedulers may run at once.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +20,6 @@ from app.db import is_postgres, session_scope
 from app.events.models import Event
 from app.journeys import runtime
 from app.profiles.models import Profile
-from app.profiles.view import view
 from app.segments import catalog, evaluation
 from app.segments.evaluation import Flip
 from app.segments.models import ComputedTrait
@@ -37,11 +37,13 @@ def _latest_event(session: Session, profile_id: str) -> Event | None:
     ).first()
 
 
-def start_journeys(session: Session, profile: Profile, flips: list[Flip], event: Event) -> None:
+def start_journeys(
+    session: Session, flips: list[Flip], event: Event, person: dict[str, Any]
+) -> None:
     """The journeys these membership changes trigger, entered with the person as they are now."""
     if flips:
         changes = [(flip.segment_id, flip.on) for flip in flips]
-        runtime.on_segment_changes(session, changes, event, view(session, profile))
+        runtime.on_segment_changes(session, changes, event, person)
 
 
 def expire_due(batch_size: int) -> int:
@@ -65,10 +67,10 @@ def expire_due(batch_size: int) -> int:
             people = list(session.scalars(stmt))
             definitions = catalog.current(session)
             for profile in people:
-                flips = evaluation.recompute(session, definitions, profile, names[profile.id])
-                event = _latest_event(session, profile.id) if flips else None
+                decided = evaluation.recompute(session, definitions, profile, names[profile.id])
+                event = _latest_event(session, profile.id) if decided.flips else None
                 if event is not None:
-                    start_journeys(session, profile, flips, event)
+                    start_journeys(session, decided.flips, event, decided.person)
         done += len(people)
         if len(due) < batch_size or not people:
             return done

@@ -29,9 +29,20 @@ def computed_of(definitions: Definitions, stored: dict[str, Any]) -> dict[str, A
     return values
 
 
+def cdp_of(
+    definitions: Definitions, stored: dict[str, Any], members: Sequence[tuple[str, bool]]
+) -> dict[str, Any]:
+    """`computed`, `segments` (ids, sorted) and `lifecycle_stage` (or None) from the stored
+    values and the (segment id, is a stage) memberships."""
+    return {
+        "computed": computed_of(definitions, stored),
+        "segments": sorted(segment_id for segment_id, stage in members if not stage),
+        "lifecycle_stage": next((segment_id for segment_id, stage in members if stage), None),
+    }
+
+
 def of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per profile: `computed`, `segments` (ids, sorted) and `lifecycle_stage` (or None), in
-    two queries however many people."""
+    """Per profile, what `cdp_of` says, in two queries however many people."""
     definitions = catalog.current(session)
     stored: dict[str, dict[str, Any]] = {profile_id: {} for profile_id in profile_ids}
     rows = session.execute(
@@ -41,23 +52,15 @@ def of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, dict[st
     )
     for profile_id, name, value in rows:
         stored[profile_id][name] = value
-    segments: dict[str, list[str]] = {profile_id: [] for profile_id in profile_ids}
-    stages: dict[str, str | None] = dict.fromkeys(profile_ids)
-    members = session.execute(
+    members: dict[str, list[tuple[str, bool]]] = {profile_id: [] for profile_id in profile_ids}
+    found = session.execute(
         select(Membership.profile_id, Membership.segment_id, Membership.stage).where(
             Membership.profile_id.in_(profile_ids)
         )
     )
-    for profile_id, segment_id, stage in members:
-        if stage:
-            stages[profile_id] = segment_id
-        else:
-            segments[profile_id].append(segment_id)
+    for profile_id, segment_id, stage in found:
+        members[profile_id].append((segment_id, stage))
     return {
-        profile_id: {
-            "computed": computed_of(definitions, stored[profile_id]),
-            "segments": sorted(segments[profile_id]),
-            "lifecycle_stage": stages[profile_id],
-        }
+        profile_id: cdp_of(definitions, stored[profile_id], members[profile_id])
         for profile_id in profile_ids
     }
