@@ -806,17 +806,20 @@ def report_experiments(
 
 
 def _report_roi(by: str, fmt: ReportFormat) -> None:
-    from app.analytics import roi
+    from app.analytics import funnel, roi
     from app.db import session_scope
     from app.settings import get_settings
 
     try:
         with session_scope() as session:
-            rows = (roi.channels if by == "channels" else roi.journeys)(session, get_settings())
+            if by == "channels":
+                text = roi.render(roi.channels(session, get_settings()), fmt.value, by)
+            else:
+                text = funnel.render(funnel.report(session, get_settings()), fmt.value)
     except roi.CurrencyMismatch as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(roi.render(rows, fmt.value, by), nl=fmt is not ReportFormat.csv)
+    typer.echo(text, nl=fmt is not ReportFormat.csv)
 
 
 _FORMAT_HELP = "table, csv (one row each) or json."
@@ -837,9 +840,9 @@ def report_channels(
 def report_journeys(
     fmt: Annotated[ReportFormat, typer.Option("--format", help=_FORMAT_HELP)] = ReportFormat.table,
 ) -> None:
-    """Per journey (all arms), then per arm of its split: messages sent, billed units, cost, credited revenue and ROI.
+    """Per journey (all arms), then per arm of its split: its funnel (people who entered, were sent a message, had one delivered, clicked, converted), then messages sent, billed units, cost, credited revenue and ROI.
 
-    Transactional sends with inline content show as journey (api). Exit 2 when revenue is in another currency than CARILLON_COST_CURRENCY. How to read it: docs/campaigns.md.
+    Transactional sends with inline content show as journey (api), without a funnel. Exit 2 when revenue is in another currency than CARILLON_COST_CURRENCY. How to read it: docs/campaigns.md.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     _report_roi("journeys", fmt)
 

@@ -94,16 +94,31 @@ def identify(
 
 
 def run_ab_test(
-    directory: Path, manual: clock.ManualClock, people: Iterable[str], buyers: Iterable[str]
+    directory: Path,
+    manual: clock.ManualClock,
+    people: Iterable[str],
+    buyers: Iterable[str],
+    *,
+    send: bool = False,
 ) -> None:
     """Load the documented A/B test, put `people` through its split (the split waits for
-    10:00: run on the suite's 09:00 manual clock) and have `buyers` reach its goal."""
+    10:00: run on the suite's 09:00 manual clock) and have `buyers` reach its goal. With
+    `send`, people have an e-mail address and their messages go out before the buyers buy (half
+    an hour later), so the revenue is credited to the messages."""
+    people = list(people)
     shutil.copy(AB_TEST, directory / AB_TEST.name)
     catalog.sync_directory(directory)
     at = manual.now().isoformat()
+    if send:
+        route(*(identify(user, {"email": f"{user}@example.com"}, at) for user in people))
     route(*(track(user, "Cart Abandoned", {"total": 30}, at) for user in people))
     manual.advance(timedelta(hours=1))
     fire_due(500)
+    if send:
+        for pending in deliveries():
+            if pending.status == "pending":
+                deliver(pending.id)
+        manual.advance(timedelta(minutes=30))
     at = manual.now().isoformat()
     route(*(track(user, "Order Completed", {"total": 30}, at) for user in buyers))
 

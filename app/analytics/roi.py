@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.analytics.report import change
+from app.analytics.report import amount, change
 from app.delivery import models
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
@@ -182,12 +182,9 @@ def journeys(session: Session, settings: Settings) -> list[Figures]:
 # --- for people ----------------------------------------------------------------------------
 
 
-def _number(value: float | None) -> str:
+def number(value: float | None) -> str:
+    """A figure for a spreadsheet: six significant digits, empty when unknown."""
     return "" if value is None else f"{value:.6g}"
-
-
-def _amount(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.2f}"
 
 
 def render(rows: list[Figures], fmt: str, by: str) -> str:
@@ -205,10 +202,10 @@ def render(rows: list[Figures], fmt: str, by: str) -> str:
                     *(getattr(row, name) for name in names),
                     row.sent,
                     row.units,
-                    _number(row.cost),
-                    _number(row.revenue),
+                    number(row.cost),
+                    number(row.revenue),
                     row.currency,
-                    _number(row.roi),
+                    number(row.roi),
                 ]
             )
         return out.getvalue()
@@ -222,8 +219,8 @@ def render(rows: list[Figures], fmt: str, by: str) -> str:
             *(str(getattr(row, name) or "") for name in names),
             f"{row.sent:,}",
             f"{row.units:,}",
-            f"{_amount(row.cost)} {row.currency}",
-            f"{_amount(row.revenue)} {row.currency}",
+            f"{amount(row.cost)} {row.currency}",
+            f"{amount(row.revenue)} {row.currency}",
             change(row.roi),
         )
         for row in rows

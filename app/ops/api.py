@@ -41,13 +41,17 @@ MinPerArm = Annotated[
 # The routes are plain functions: FastAPI runs them on its thread pool, off the event loop.
 
 
-def summary(session: Session, limit: int = 50) -> dict[str, Any]:
+def summary(
+    session: Session, limit: int = 50, found: list[report.ExperimentReport] | None = None
+) -> dict[str, Any]:
+    """`found`: the experiments' results when the caller has them already (the dashboard
+    draws them too)."""
     return {
         "queues": queues.snapshot(session).as_dict(),
         "dead_letters": [d.as_dict() for d in dead_letters.listing(session, limit)],
         "journeys": kpis.as_dicts(kpis.journeys(session)),
         "channels": kpis.as_dicts(kpis.channels(session)),
-        "experiments": report.as_dicts(report.results(session)),
+        "experiments": report.as_dicts(report.results(session) if found is None else found),
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 

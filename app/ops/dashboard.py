@@ -21,13 +21,15 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.analytics import report
+from app import clock
+from app.analytics import funnel, report, roi
 from app.db import DbSession
 from app.errors import CarillonError, TooManyRequests, Unavailable
-from app.ops import auth, table
+from app.ops import auth, charts, sends, table
 from app.ops.api import summary
 from app.ops.recent import recent_deliveries
 from app.profiles import requests
+from app.settings import get_settings
 
 router = APIRouter(prefix="/ops", tags=["ops"], include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -98,8 +100,29 @@ def _signed_in(request: Request) -> Response | None:
     return None
 
 
+def _charts(session: Session, found: list[report.ExperimentReport]) -> dict[str, Any]:
+    """Drawn from the functions `carillon report` prints, so both show the same figures."""
+    try:
+        money = charts.roi(roi.channels(session, get_settings()))
+    except roi.CurrencyMismatch as exc:
+        money = charts.empty(f"No ROI: {exc}.")
+    journeys = [f for f in funnel.journeys(session) if f.arm == funnel.ALL_ARMS]
+    return {
+        "funnels": {f.journey: charts.funnel(f) for f in journeys},
+        "arms": {x.journey_id: charts.arms(x) for x in found},
+        "roi": money,
+        "sends": charts.sends(sends.per_minute(session, clock.now())),
+    }
+
+
 def _context(session: Session) -> dict[str, Any]:
-    return {**summary(session), "recent": recent_deliveries(session), "refresh_ms": REFRESH_MS}
+    found = report.results(session)
+    return {
+        **summary(session, found=found),
+        "charts": _charts(session, found),
+        "recent": recent_deliveries(session),
+        "refresh_ms": REFRESH_MS,
+    }
 
 
 @router.get("", response_class=HTMLResponse)

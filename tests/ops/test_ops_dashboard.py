@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from app.analytics import funnel
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery.models import Delivery
@@ -27,6 +29,8 @@ from tests.helpers import (
     REPO,
     TOKEN,
     Pipeline,
+    Providers,
+    configure,
     newsletter_signup,
     route,
     run_ab_test,
@@ -195,9 +199,10 @@ def test_the_experiments_panel_shows_each_arm_with_its_interval_and_a_verdict(
     for name in ("A", "B", "holdout"):
         row = table.locator(f'tr[data-arm="{name}"]')
         arms[name] = int(row.locator('td[data-field="recipients"]').inner_text())
-        # Each arm's rate drawn as a dot on its 95 % interval.
-        expect(row.locator("svg.interval circle")).to_have_count(1)
+        expect(row.locator('td[data-field="interval"]')).to_contain_text("%, ")
     assert sum(arms.values()) == 30
+    # Each arm's rate drawn as a dot on its 95 % interval.
+    expect(page.locator('#experiments [data-arms="cart-winback"] svg.arms circle')).to_have_count(3)
     revenue = table.locator('td[data-field="revenue"]')  # every order is 30 EUR
     assert sum(float(text.replace(",", "")) for text in revenue.all_inner_texts()) == 6 * 30
     expect(table.locator('tr[data-arm="holdout"]')).to_contain_text("control")
@@ -218,6 +223,68 @@ def test_the_experiments_panel_shows_each_arm_with_its_interval_and_a_verdict(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator("#experiments").screenshot(path=str(ARTIFACTS / "ops-experiments.png"))
     assert (ARTIFACTS / "ops-experiments.png").stat().st_size > 5_000
+
+
+def test_the_charts_draw_the_funnel_the_arms_the_roi_and_the_sends_per_minute(
+    carillon_url: str,
+    browser: Browser,
+    providers: Providers,
+    manual_clock: ManualClock,
+    tmp_path: Path,
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    """An A/B test whose e-mails went out at 10:00 and ten buyers at 10:30: each chart writes
+    the figures `carillon report` prints."""
+    configure(settings_env, cost_per_message="email=0.5")
+    people = [f"p{i:02}" for i in range(40)]
+    run_ab_test(tmp_path, manual_clock, people, people[:10], send=True)
+    with session_scope() as session:
+        rows = {f.arm: f for f in funnel.journeys(session) if f.journey == "cart-winback"}
+    whole = rows[funnel.ALL_ARMS]
+    held_out = rows["holdout"].converted if "holdout" in rows else 0
+    emails = whole.reached  # one e-mail per trip in arms A and B
+    assert (whole.entered, whole.converted) == (40, 10) and 0 < emails < 40
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    log_in(page, carillon_url)
+
+    chart = page.locator('#journeys [data-funnel="cart-winback"] svg.funnel')
+    expect(chart).to_be_visible()
+    shown = chart.locator("text").all_text_contents()
+    assert shown == [
+        "entered", "40",
+        "sent a message", f"{emails} ({emails / 40:.0%})",
+        "converted", "10 (25%)",
+    ]  # fmt: skip
+    bar = {s: float(chart.locator(f'rect[data-stage="{s}"]').get_attribute("width") or "")
+           for s in ("entered", "sent a message", "converted")}  # fmt: skip
+    assert bar["converted"] == bar["entered"] / 4 > 0
+
+    arms = page.locator('#experiments [data-arms="cart-winback"] svg.arms')
+    expect(arms.locator("circle")).to_have_count(3)
+    expect(arms.locator("line.interval")).to_have_count(3)
+    expect(arms).to_contain_text("holdout (control)")
+    expect(page.locator('#experiments [data-verdict="cart-winback"]')).to_contain_text(
+        "too early to call"
+    )
+
+    money = page.locator("#roi-chart svg.roi")
+    revenue, cost = 30.0 * (10 - held_out), 0.5 * emails
+    expect(money).to_contain_text(f"revenue {revenue:,.2f} EUR")
+    expect(money).to_contain_text(f"cost {cost:,.2f} EUR")
+    expect(money).to_contain_text(f"ROI {(revenue - cost) / cost * 100:+.1f}%")
+
+    per_minute = page.locator("#sends svg.sends")
+    expect(per_minute.locator('polyline[data-channel="email"]')).to_have_count(1)
+    expect(per_minute).to_contain_text(
+        f"email: {emails} in the last hour, at most {emails} a minute"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ops-charts.png"), full_page=True)
+    assert (ARTIFACTS / "ops-charts.png").stat().st_size > 10_000
+
+    # An hour later the sends have left the chart, which says so.
+    manual_clock.advance(timedelta(hours=1))
+    expect(page.locator("#sends")).to_contain_text("No sends in the last hour", timeout=WAIT_MS)
 
 
 def test_a_newcomer_sees_what_the_journeys_did_after_make_run(

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import clock
+from app.analytics import funnel
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.ops import kpis, story
@@ -77,6 +78,29 @@ def test_signed_events_are_recorded_and_set_consent(
         email = {c.channel: c for c in kpis.channels(session)}["email"]
     assert (email.sent, email.delivered, email.opened, email.clicked) == (1, 1, 1, 1)
     assert email.open_rate == 1.0
+
+
+def test_the_journey_funnel_learns_delivered_and_clicked_from_the_webhooks(
+    client: TestClient, keys: Keys, email_delivery: Delivery
+) -> None:
+    def cart_funnel() -> funnel.Funnel:
+        with session_scope() as session:
+            rows = funnel.journeys(session)
+        return next(f for f in rows if f.journey == email_delivery.journey_id)
+
+    before = cart_funnel()
+    assert (before.entered, before.reached, before.delivered, before.clicked) == (1, 1, None, None)
+    # Any webhook tells the funnel that SendGrid reports: delivered is now known, and 0.
+    assert post(client, keys, [event(email_delivery, "deferred", "ev-0")]).status_code == 200
+    assert (cart_funnel().delivered, cart_funnel().clicked) == (0, 0)
+    events = [
+        event(email_delivery, "delivered", "ev-1"),
+        event(email_delivery, "click", "ev-2", url="https://shop.example/cart/1"),
+        event(email_delivery, "click", "ev-3", url="https://shop.example/cart/1"),
+    ]
+    assert post(client, keys, events).status_code == 200
+    after = cart_funnel()
+    assert (after.entered, after.reached, after.delivered, after.clicked) == (1, 1, 1, 1)
 
 
 @pytest.mark.parametrize(
