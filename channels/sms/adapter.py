@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import aiohttp
 import phonenumbers
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -24,7 +24,7 @@ from twilio.rest import Client
 from app.settings import Settings
 from channels._retry import is_transient_status
 from channels.base import Feedback, Message, Outcome, SendResult
-from channels.sms.async_http import HttpxTwilioClient
+from channels.sms.async_http import UNREACHABLE, AiohttpTwilioClient, unreachable_reason
 from channels.sms.settings import SmsSettings, TwilioAccount
 
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.
@@ -140,7 +140,7 @@ class TwilioSMS:
             self._async_client = twilio_client(
                 self._settings,
                 self._own,
-                HttpxTwilioClient(self._settings.provider_timeout_seconds, self._connections),
+                AiohttpTwilioClient(self._settings.provider_timeout_seconds, self._connections),
             )
         try:
             created = await self._async_client.messages.create_async(**fields)
@@ -148,17 +148,20 @@ class TwilioSMS:
             return _from_rest_exception(exc)
         except TwilioException as exc:
             return _from_other_exception(exc)
-        except httpx.TransportError as exc:  # timeouts, refused and reset connections
+        except UNREACHABLE as exc:
             return SendResult(
-                Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
+                Outcome.FAILED,
+                error=f"Twilio unreachable: {unreachable_reason(exc)}",
+                transient=True,
             )
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
+            # A malformed base URL and the like: configuration, not a passing outage.
             return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
         return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
 
     async def aclose(self) -> None:
         client, self._async_client = self._async_client, None
-        if client is not None and isinstance(client.http_client, HttpxTwilioClient):
+        if client is not None and isinstance(client.http_client, AiohttpTwilioClient):
             await client.http_client.close()
 
 
