@@ -37,6 +37,13 @@ class Delivery(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_deliveries_profile", "profile_id"),
+        # The dashboard's sends per minute read the last hour's rows only.
+        Index(
+            "ix_deliveries_sent_at",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
         # Twilio's status callbacks name the message by its SID only.
         Index("ix_deliveries_provider_message_id", "provider_message_id"),
         # One delivery per Idempotency-Key of a transactional send (per send key).
