@@ -22,9 +22,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.settings import Settings
+from channels._async_http import UNREACHABLE, unreachable_reason
 from channels._retry import is_transient_status
 from channels.base import Feedback, Message, Outcome, SendResult
-from channels.sms.async_http import UNREACHABLE, AiohttpTwilioClient, unreachable_reason
+from channels.sms.async_http import AiohttpTwilioClient
 from channels.sms.settings import SmsSettings, TwilioAccount
 
 # Twilio's "Too Many Requests" error code: its concurrency and rate limits answer with it.

@@ -1,7 +1,9 @@
-"""SendGridEmail through the official library against the local SendGrid stand-in."""
+"""SendGridEmail through the official library (and its `Mail` body over aiohttp, on the
+sending loop) against the local SendGrid stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 
 from app import unsubscribe
 from app.settings import Settings
-from channels.base import Message, Outcome, Recipient
+from channels.base import Message, Outcome, Recipient, SendResult
 from channels.email.adapter import SendGridEmail
 from channels.email.settings import SendGridSettings
 from channels.settings import read
@@ -40,6 +42,24 @@ def message(
 
 SECRET = "adapter-tests-secret-0123"
 
+Send = Callable[[SendGridEmail, Message], SendResult]
+
+
+async def _on_a_loop(channel: SendGridEmail, sent: Message) -> SendResult:
+    try:
+        return await channel.send_async(sent)
+    finally:
+        await channel.aclose()
+
+
+@pytest.fixture(params=["blocking", "async"])
+def send(request: pytest.FixtureRequest) -> Send:
+    """Each test holds for both ways of sending: `send_async` on the workers' sending loop,
+    `send` for a replay or a simulation; the same request and the same answers."""
+    if request.param == "blocking":
+        return lambda channel, sent: channel.send(sent)
+    return lambda channel, sent: asyncio.run(_on_a_loop(channel, sent))
+
 
 def channel_settings(**values: Any) -> Settings:
     return Settings(secret_key=SECRET, public_url="https://shop.example.com", **values)
@@ -61,9 +81,9 @@ def channel(
 
 
 def test_sent_with_exactly_what_sendgrid_expects(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
-    result = channel.send(message())
+    result = send(channel, message())
 
     assert result.outcome is Outcome.SENT, result.error
     assert result.status_code == 202
@@ -87,14 +107,16 @@ def test_sent_with_exactly_what_sendgrid_expects(
 
 
 def test_no_category_without_a_journey(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
-    assert channel.send(message(journey_id=None)).outcome is Outcome.SENT
+    assert send(channel, message(journey_id=None)).outcome is Outcome.SENT
     assert "categories" not in sendgrid_server.requests[0].body
 
 
-def test_text_only_message_is_sent(channel: SendGridEmail, sendgrid_server: SendGridServer) -> None:
-    result = channel.send(message(content={"subject": "s", "html": "", "text": "plain"}))
+def test_text_only_message_is_sent(
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    result = send(channel, message(content={"subject": "s", "html": "", "text": "plain"}))
     assert result.outcome is Outcome.SENT, result.error
     [part] = sendgrid_server.requests[0].body["content"]
     assert part["type"] == "text/plain"
@@ -102,9 +124,9 @@ def test_text_only_message_is_sent(channel: SendGridEmail, sendgrid_server: Send
 
 
 def test_every_message_carries_a_one_click_unsubscribe_link(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
-    assert channel.send(message()).outcome is Outcome.SENT
+    assert send(channel, message()).outcome is Outcome.SENT
     body = sendgrid_server.requests[0].body
     headers = body["headers"]
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -120,14 +142,14 @@ def test_every_message_carries_a_one_click_unsubscribe_link(
 
 
 def test_the_link_goes_where_the_template_put_it(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
     placed = {
         "subject": "s",
         "html": f"<html><body><a href='{unsubscribe.PLACEHOLDER}'>stop</a></body></html>",
         "text": f"stop: {unsubscribe.PLACEHOLDER}",
     }
-    assert channel.send(message(content=placed)).outcome is Outcome.SENT
+    assert send(channel, message(content=placed)).outcome is Outcome.SENT
     body = sendgrid_server.requests[0].body
     link = body["headers"]["List-Unsubscribe"].strip("<>")
     parts = {p["type"]: p["value"] for p in body["content"]}
@@ -136,23 +158,23 @@ def test_the_link_goes_where_the_template_put_it(
 
 
 def test_a_footer_goes_inside_the_body_element(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
     page = {"subject": "s", "html": "<html><BODY><p>hi</p></BODY></html>", "text": "hi"}
-    assert channel.send(message(content=page)).outcome is Outcome.SENT
+    assert send(channel, message(content=page)).outcome is Outcome.SENT
     parts = {p["type"]: p["value"] for p in sendgrid_server.requests[0].body["content"]}
     assert parts["text/html"].startswith("<html><BODY><p>hi</p><p ")
     assert parts["text/html"].endswith("</a></p></BODY></html>")
 
 
 def test_wrong_api_key_is_a_permanent_failure_with_sendgrids_words(
-    sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
+    send: Send, sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = SendGridEmail(
         make_settings(sendgrid_api_key="SG.wrong", sendgrid_base_url=sendgrid_server.base_url),
         read(SendGridSettings),
     )
-    result = channel.send(message())
+    result = send(channel, message())
     assert result.outcome is Outcome.FAILED
     assert result.status_code == 401
     assert result.transient is False
@@ -162,7 +184,7 @@ def test_wrong_api_key_is_a_permanent_failure_with_sendgrids_words(
 
 
 def test_bad_request_keeps_every_provider_message(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
     sendgrid_server.fail_next(
         400,
@@ -171,7 +193,7 @@ def test_bad_request_keeps_every_provider_message(
             sendgrid_error("The from address does not match a verified Sender Identity.", "from"),
         ),
     )
-    result = channel.send(message())
+    result = send(channel, message())
     assert result.outcome is Outcome.FAILED
     assert (result.status_code, result.transient) == (400, False)
     assert result.error is not None
@@ -181,10 +203,10 @@ def test_bad_request_keeps_every_provider_message(
 
 @pytest.mark.parametrize("status", [401, 403, 413])
 def test_refusals_are_permanent(
-    channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
 ) -> None:
     sendgrid_server.fail_next(status, error_body(sendgrid_error("refused")))
-    result = channel.send(message())
+    result = send(channel, message())
     assert (result.outcome, result.status_code, result.transient) == (
         Outcome.FAILED,
         status,
@@ -194,12 +216,12 @@ def test_refusals_are_permanent(
 
 
 def test_throttled_with_retry_after_is_transient(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
     sendgrid_server.fail_next(
         429, error_body(sendgrid_error("too many requests")), {"Retry-After": "7"}
     )
-    result = channel.send(message())
+    result = send(channel, message())
     assert result.outcome is Outcome.FAILED
     assert (result.status_code, result.transient) == (429, True)
     assert result.retry_after_seconds == 7.0
@@ -207,7 +229,7 @@ def test_throttled_with_retry_after_is_transient(
 
 
 def test_throttled_with_rate_limit_reset_gives_the_wait(
-    channel: SendGridEmail, sendgrid_server: SendGridServer
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer
 ) -> None:
     """SendGrid's documented 429 carries X-RateLimit-Reset (epoch seconds), not Retry-After."""
     reset = int(time.time()) + 30
@@ -216,7 +238,7 @@ def test_throttled_with_rate_limit_reset_gives_the_wait(
         error_body(sendgrid_error("too many requests")),
         {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
     )
-    result = channel.send(message())
+    result = send(channel, message())
     assert result.transient is True
     assert result.retry_after_seconds is not None
     assert 20 <= result.retry_after_seconds <= 31
@@ -224,10 +246,10 @@ def test_throttled_with_rate_limit_reset_gives_the_wait(
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_are_transient(
-    channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
+    send: Send, channel: SendGridEmail, sendgrid_server: SendGridServer, status: int
 ) -> None:
     sendgrid_server.fail_next(status, "<html>Bad gateway</html>")
-    result = channel.send(message())
+    result = send(channel, message())
     assert (result.outcome, result.status_code, result.transient) == (
         Outcome.FAILED,
         status,
@@ -236,14 +258,16 @@ def test_server_errors_are_transient(
     assert "Bad gateway" in (result.error or "")
 
 
-def test_connection_refused_is_transient(make_settings: Callable[..., Settings]) -> None:
+def test_connection_refused_is_transient(
+    send: Send, make_settings: Callable[..., Settings]
+) -> None:
     channel = SendGridEmail(
         make_settings(
             sendgrid_api_key="SG.test-key", sendgrid_base_url=f"http://127.0.0.1:{unused_port()}"
         ),
         read(SendGridSettings),
     )
-    result = channel.send(message())
+    result = send(channel, message())
     assert result.outcome is Outcome.FAILED
     assert result.transient is True
     assert result.status_code is None
@@ -251,7 +275,7 @@ def test_connection_refused_is_transient(make_settings: Callable[..., Settings])
 
 
 def test_timeout_is_the_configured_one_and_transient(
-    sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
+    send: Send, sendgrid_server: SendGridServer, make_settings: Callable[..., Settings]
 ) -> None:
     channel = SendGridEmail(
         make_settings(**sendgrid_server.settings_overrides(), provider_timeout_seconds=0.3),
@@ -259,7 +283,7 @@ def test_timeout_is_the_configured_one_and_transient(
     )
     sendgrid_server.fail_next(202, None, {"X-Message-Id": "late"}, delay_seconds=10)
     started = time.monotonic()
-    result = channel.send(message())
+    result = send(channel, message())
     assert time.monotonic() - started < 5
     assert (result.outcome, result.transient) == (Outcome.FAILED, True)
 
@@ -274,13 +298,14 @@ def test_timeout_is_the_configured_one_and_transient(
     ],
 )
 def test_unsendable_messages_fail_permanently_without_a_call(
+    send: Send,
     channel: SendGridEmail,
     sendgrid_server: SendGridServer,
     email: str | None,
     content: dict[str, Any] | None,
     reason: str,
 ) -> None:
-    result = channel.send(message(email=email, content=content))
+    result = send(channel, message(email=email, content=content))
     assert (result.outcome, result.transient) == (Outcome.FAILED, False)
     assert reason in (result.error or "")
     assert sendgrid_server.requests == []
