@@ -6,7 +6,7 @@ import logging
 import math
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,19 +38,21 @@ _ADDED = (delivery.SENT, delivery.DRY_RUN, delivery.SENDING)
 
 
 def may_enter(session: Session, journey: Journey, profile_id: str) -> bool:
-    """At most one live trip per person and journey, then the journey's `re_entry` rule."""
+    """At most one live trip per person and journey, then the journey's `re_entry` rule: one
+    query whatever the rule."""
     mine = (JourneyInstance.journey_id == journey.id) & (JourneyInstance.profile_id == profile_id)
-    if session.scalar(select(exists().where(mine, JourneyInstance.status == ACTIVE))):
-        return False
+    live: ColumnElement[bool] = JourneyInstance.status == ACTIVE
+    barrier: ColumnElement[bool]
     rule = journey.re_entry
     if rule.mode == "always":
-        return True
-    if rule.mode == "never":
-        return not session.scalar(select(exists().where(mine)))
-    if rule.cooldown is None:  # the loader gives every cooldown rule its duration
+        barrier = live
+    elif rule.mode == "never":
+        barrier = true()  # any trip, live or ended
+    elif rule.cooldown is None:  # the loader gives every cooldown rule its duration
         raise ValueError(f"journey {journey.id}: re_entry cooldown without a duration")
-    since = clock.now() - rule.cooldown
-    return not session.scalar(select(exists().where(mine, JourneyInstance.entered_at > since)))
+    else:
+        barrier = live | (JourneyInstance.entered_at > clock.now() - rule.cooldown)
+    return not session.scalar(select(exists().where(mine, barrier)))
 
 
 def start(
