@@ -1,0 +1,221 @@
+"""Broadcast files → definitions, or every problem as `file:line:column (hint: ...)`.
+
+Each file is validated by its model (`language`); then what needs the system around it,
+with the same positions: the message named by `send` and its variant on the channel, the
+segment (against the segments the system runs), a time already past, a rate above the
+channel's CARILLON_RATE_LIMITS, two files of one id. Templates are compiled by the journey
+loader's own code, so a template mistake points at its character as it does in a journey.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from app.broadcasts.language import (
+    AT_HINT,
+    LATEST_OFFSET,
+    RATE_HINT,
+    broadcast_model,
+    moment,
+    per_second,
+)
+from app.journeys.loader.checker import _Checker
+from app.journeys.loader.messages import _messages
+from app.journeys.templates import Versions
+from app.settings import Limit
+from app.yamlfiles import FileInvalid, Issue, parse_yaml, read_text, validate_yaml
+from app.yamlfiles.positions import node_position
+
+
+@dataclass(frozen=True)
+class BroadcastDefinition:
+    """A valid broadcast file, compiled."""
+
+    id: str
+    name: str
+    file: str
+    source: str
+    checksum: str
+    segment: str | None  # audience: the segment's members, or
+    consent_channel: str | None  # everyone with consent for this channel
+    at: datetime  # naive: each person's local time
+    rate_per_second: float | None
+    channel: str
+    message: str
+    versions: Versions
+
+    @property
+    def audience(self) -> str:
+        if self.segment is not None:
+            return f"segment {self.segment}"
+        return f"everyone with {self.consent_channel} consent"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the checks beyond the file compare it with; None leaves that check out."""
+
+    segments: frozenset[str] | None = None
+    now: datetime | None = None
+    limits: Mapping[str, Limit] = field(default_factory=dict)
+    started: frozenset[str] = frozenset()  # a started broadcast's time may be past
+
+
+def earliest(at: datetime) -> datetime:
+    """The first instant anybody's clock shows `at` (itself when it has an offset)."""
+    if at.tzinfo is not None:
+        return at.astimezone(UTC)
+    return at.replace(tzinfo=UTC) - LATEST_OFFSET
+
+
+def parse_broadcast(text: str, file: str) -> BroadcastDefinition:
+    """One file, checked on its own (what a started broadcast is read back from)."""
+    definition, issues = _parse(text, file, Known())
+    if definition is None:
+        raise FileInvalid(issues)
+    return definition
+
+
+def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | None, list[Issue]]:
+    try:
+        model: Any = validate_yaml(text, file, broadcast_model(), "the broadcast")
+    except FileInvalid as exc:
+        return None, exc.issues
+    document = parse_yaml(text, file)
+    checker = _Checker(file, text)
+    messages = _messages(checker, checker.entry(document, "messages"))
+    issues = list(checker.issues)
+
+    def issue(path: list[str | int], message: str, hint: str | None = None) -> None:
+        issues.append(Issue(file, *node_position(document, path), message, hint))
+
+    send = model.send
+    versions = messages.get(send.message, {}).get(send.channel)
+    if send.message not in model.messages:
+        close = get_close_matches(send.message, list(model.messages), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "name it under messages:"
+        issue(["send", "message"], f"send.message: unknown message {send.message!r}", hint)
+    elif send.message in messages and versions is None:
+        has = ", ".join(messages[send.message])
+        issue(
+            ["send", "channel"],
+            f"send.channel: message {send.message!r} has no {send.channel} variant",
+            f"it has {has}: add `{send.channel}:` to it, or send on one of those",
+        )
+    segment = model.audience.segment
+    if segment is not None and known.segments is not None and segment not in known.segments:
+        close = get_close_matches(segment, sorted(known.segments), n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "carillon segments list shows the segments and stages the system runs"
+        )
+        issue(["audience", "segment"], f"audience.segment: unknown segment {segment!r}", hint)
+    at = moment(model.at)
+    if known.now is not None and model.id not in known.started and earliest(at) <= known.now:
+        late = " for some people (it is each person's local time)" if at.tzinfo is None else ""
+        issue(["at"], f"at: {model.at} is in the past{late}", _past_hint(at, known.now))
+    rate = per_second(model.rate) if model.rate is not None else None
+    limit = known.limits.get(send.channel)
+    if rate is not None and limit is not None and rate > limit.per_second:
+        issue(
+            ["rate"],
+            f"rate: {model.rate} is over the {send.channel} provider limit {limit.text} "
+            "(CARILLON_RATE_LIMITS)",
+            f"write at most {limit.text}, or leave rate out to send as fast as it allows; "
+            + RATE_HINT,
+        )
+    if issues or versions is None:
+        return None, sorted(issues, key=lambda i: (i.line, i.column, i.message))
+    return (
+        BroadcastDefinition(
+            id=model.id,
+            name=model.name,
+            file=file,
+            source=text,
+            checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            segment=segment,
+            consent_channel=model.audience.channel_consent,
+            at=at,
+            rate_per_second=rate,
+            channel=send.channel,
+            message=send.message,
+            versions=versions,
+        ),
+        [],
+    )
+
+
+def _past_hint(at: datetime, now: datetime) -> str:
+    if at.tzinfo is None:
+        return (
+            f"write a time still to come everywhere: after {(now + LATEST_OFFSET):%Y-%m-%dT%H:%M} "
+            "(local times start 14 hours ahead of UTC), or add an offset to send at one instant"
+        )
+    return f"write a time after now ({now:%Y-%m-%dT%H:%M}Z); {AT_HINT}"
+
+
+def files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def load_path(path: Path, known: Known) -> tuple[list[BroadcastDefinition], list[Issue]]:
+    """Every file of the directory (or the one file), and every problem of any of them; a
+    second file of an id already used is a problem too."""
+    found: list[BroadcastDefinition] = []
+    issues: list[Issue] = []
+    owners: dict[str, str] = {}
+    for file in files_of(path):
+        try:
+            text = read_text(file)
+        except FileInvalid as exc:
+            issues += exc.issues
+            continue
+        definition, problems = _parse(text, str(file), known)
+        issues += problems
+        if definition is None:
+            continue
+        if definition.id in owners:
+            at = node_position(parse_yaml(text, str(file)), ["id"])
+            issues.append(
+                Issue(
+                    str(file),
+                    *at,
+                    f"broadcast id {definition.id!r} is already used by {owners[definition.id]}",
+                    "give each broadcast its own id",
+                )
+            )
+            continue
+        owners[definition.id] = str(file)
+        found.append(definition)
+    return found, issues
+
+
+def find(
+    path: Path, broadcast_id: str, known: Known
+) -> tuple[BroadcastDefinition | None, list[Issue]]:
+    """The file of `broadcast_id` in the directory, checked; the problems of that file only
+    (another file's mistakes do not hold this one back)."""
+    definitions, issues = load_path(path, known)
+    for definition in definitions:
+        if definition.id == broadcast_id:
+            return definition, []
+    mine = [issue for issue in issues if _declares(issue.file, broadcast_id)]
+    return None, mine
+
+
+def _declares(file: str, broadcast_id: str) -> bool:
+    """Whether a file (rejected) says `id: <broadcast_id>`, so its problems are this one's."""
+    try:
+        document = parse_yaml(read_text(Path(file)), file)
+    except FileInvalid:
+        return Path(file).stem == broadcast_id
+    return isinstance(document, dict) and str(document.get("id")) == broadcast_id
