@@ -31,6 +31,7 @@ from app.broadcasts.models import DONE, PENDING, QUEUED, RUNNING, SKIPPED, Broad
 from app.broadcasts.source import source_of
 from app.db import is_postgres, session_scope
 from app.delivery import outbox
+from app.delivery.models import Delivery
 from app.journeys.templates import TemplateRenderError
 from app.messages.service import compose, refusal
 from app.profiles.models import Profile
@@ -92,11 +93,20 @@ def key_of(broadcast_id: str, profile_id: str) -> str:
     return hashlib.sha256(f"broadcast\x00{broadcast_id}\x00{profile_id}".encode()).hexdigest()
 
 
+def _planned(session: Session, keys: list[str]) -> dict[str, int]:
+    """The deliveries these keys already have: none, unless a recipient's state was lost."""
+    rows = session.execute(
+        select(Delivery.idempotency_key, Delivery.id).where(Delivery.idempotency_key.in_(keys))
+    )
+    return {str(key): delivery_id for key, delivery_id in rows}
+
+
 def _plan(
     session: Session,
     definition: BroadcastDefinition,
     recipient: Recipient,
     person: dict[str, Any] | None,
+    already: dict[str, int],
     now: datetime,
 ) -> None:
     recipient.done_at = now
@@ -113,6 +123,9 @@ def _plan(
         recipient.state, recipient.reason = SKIPPED, f"the message cannot be made: {exc}"
         return
     key = key_of(definition.id, recipient.profile_id)
+    if (planned := already.get(key)) is not None:  # its row was put back to pending by hand
+        recipient.state, recipient.delivery_id = QUEUED, planned
+        return
     delivery = outbox.plan_without_trip(
         session,
         recipient.profile_id,
@@ -149,8 +162,10 @@ def run_chunk(broadcast_id: str, batch_size: int = BATCH_SIZE) -> int | None:
             )
         )
         people = views(session, list(live))
+        already = _planned(session, [key_of(broadcast_id, profile_id) for profile_id in ids])
         for recipient in recipients:
-            _plan(session, definition, recipient, people.get(recipient.profile_id), now)
+            person = people.get(recipient.profile_id)
+            _plan(session, definition, recipient, person, already, now)
         if broadcast.rate_per_second is not None:
             broadcast.tokens -= len(recipients)
         broadcast.updated_at = now
