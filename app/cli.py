@@ -563,7 +563,7 @@ def broadcasts_validate(
     for definition in files:
         typer.echo(
             f"ok  {definition.file}: {definition.id} ({definition.audience}, "
-            f"{definition.channel} message {definition.message}, at {definition.at.isoformat()})"
+            f"{definition.sends}, at {definition.at.isoformat()})"
         )
 
 
@@ -686,8 +686,9 @@ def broadcasts_status(
 def _print_broadcast(shown: Any) -> None:
     typer.echo(f"{shown.id}: {shown.name} ({shown.state})")
     typer.echo(f"  {shown.bar()}")
+    entered = f"  entered the journey {shown.entered:,}" if shown.entered else ""
     typer.echo(
-        f"  queued {shown.queued:,}  skipped {shown.skipped:,}  pending {shown.pending:,}"
+        f"  queued {shown.queued:,}{entered}  skipped {shown.skipped:,}  pending {shown.pending:,}"
         + (f"  withdrawn {shown.withdrawn:,}" if shown.withdrawn else "")
     )
     if shown.next_due is not None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.broadcasts.loader import BroadcastDefinition, Known, find, load_path
 from app.broadcasts.models import Broadcast
+from app.journeys import catalog as journeys
 from app.segments import catalog as segments
 from app.settings import get_settings, parse_rate_limits
 from app.yamlfiles import Issue
@@ -20,6 +21,7 @@ from app.yamlfiles import Issue
 def known(session: Session) -> Known:
     return Known(
         segments=frozenset(s.id for s in segments.current(session).every_segment),
+        journeys=frozenset(j.id for _, j in journeys.current_journeys(session) if j.enabled),
         now=clock.now(),
         limits=parse_rate_limits(get_settings().rate_limits),
         started=frozenset(session.scalars(select(Broadcast.id))),

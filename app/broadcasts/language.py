@@ -118,10 +118,30 @@ class Audience(YamlModel):
 
 
 class Send(YamlModel):
-    """What is sent: a message of `messages:` on one channel."""
+    """What is sent: a message of `messages:` on one channel, or a whole journey (each person
+    starts a trip, its splits are A/B tests like any other)."""
 
-    channel: Channel = Field(description="The channel to send on, e.g. email.")
-    message: MessageName = Field(description="The name of an entry of `messages:`.")
+    channel: Channel | None = Field(None, description="The channel to send on, e.g. email.")
+    message: MessageName | None = Field(None, description="The name of an entry of `messages:`.")
+    journey: Identifier | None = Field(
+        None, description="A journey's id (journeys/): each person starts a trip of it."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Send:
+        if self.journey is not None and (self.channel or self.message):
+            raise PydanticCustomError(
+                "send",
+                "{name} is either a journey or a message, not both",
+                {"hint": "send: {journey: winback} or send: {channel: email, message: news}"},
+            )
+        if self.journey is None and not (self.channel and self.message):
+            raise PydanticCustomError(
+                "send",
+                "{name} needs channel and message, or journey",
+                {"hint": "send: {channel: email, message: news} or send: {journey: winback}"},
+            )
+        return self
 
 
 class _Built:
@@ -170,10 +190,11 @@ def broadcast_model() -> type[YamlModel]:
                 ),
                 send=(Send, Field(description=Send.__doc__)),
                 messages=(
-                    Annotated[dict[MessageName, message], Field(min_length=1)],
+                    Annotated[dict[MessageName, message], Field(min_length=1)] | None,
                     Field(
+                        None,
                         description="The messages, as in a journey file: a variant per channel, "
-                        "and per locale under `locales`."
+                        "and per locale under `locales`. Needed by send: {channel, message}.",
                     ),
                 ),
             )

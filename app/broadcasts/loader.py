@@ -34,6 +34,15 @@ from app.yamlfiles.positions import node_position
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """A message of the file's `messages:`, on one channel."""
+
+    channel: str
+    name: str
+    versions: Versions
+
+
+@dataclass(frozen=True)
 class BroadcastDefinition:
     """A valid broadcast file, compiled."""
 
@@ -46,9 +55,9 @@ class BroadcastDefinition:
     consent_channel: str | None  # everyone with consent for this channel
     at: datetime  # naive: each person's local time
     rate_per_second: float | None
-    channel: str
-    message: str
-    versions: Versions
+    # What is sent: a message, or a trip of a journey.
+    message: SentMessage | None
+    journey: str | None
 
     @property
     def audience(self) -> str:
@@ -56,12 +65,19 @@ class BroadcastDefinition:
             return f"segment {self.segment}"
         return f"everyone with {self.consent_channel} consent"
 
+    @property
+    def sends(self) -> str:
+        if self.message is not None:
+            return f"{self.message.channel} message {self.message.name}"
+        return f"journey {self.journey}"
+
 
 @dataclass(frozen=True)
 class Known:
     """What the checks beyond the file compare it with; None leaves that check out."""
 
     segments: frozenset[str] | None = None
+    journeys: frozenset[str] | None = None  # those people may enter (enabled)
     now: datetime | None = None
     limits: Mapping[str, Limit] = field(default_factory=dict)
     started: frozenset[str] = frozenset()  # a started broadcast's time may be past
@@ -89,7 +105,7 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
         return None, exc.issues
     document = parse_yaml(text, file)
     checker = _Checker(file, text)
-    messages = _messages(checker, checker.entry(document, "messages"))
+    messages = _messages(checker, checker.entry(document, "messages")) if model.messages else {}
     issues = list(checker.issues)
 
     def issue(path: list[str | int], message: str, hint: str | None = None) -> None:
@@ -97,8 +113,17 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
 
     send = model.send
     versions = messages.get(send.message, {}).get(send.channel)
-    if send.message not in model.messages:
-        close = get_close_matches(send.message, list(model.messages), n=1)
+    if send.journey is not None:
+        if known.journeys is not None and send.journey not in known.journeys:
+            close = get_close_matches(send.journey, sorted(known.journeys), n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else "carillon journeys list shows the journeys the system runs (live)"
+            )
+            issue(["send", "journey"], f"send.journey: no live journey {send.journey!r}", hint)
+    elif send.message not in (model.messages or {}):
+        close = get_close_matches(send.message, list(model.messages or {}), n=1)
         hint = f"did you mean {close[0]!r}?" if close else "name it under messages:"
         issue(["send", "message"], f"send.message: unknown message {send.message!r}", hint)
     elif send.message in messages and versions is None:
@@ -131,7 +156,7 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
             f"write at most {limit.text}, or leave rate out to send as fast as it allows; "
             + RATE_HINT,
         )
-    if issues or versions is None:
+    if issues or (send.journey is None and versions is None):
         return None, sorted(issues, key=lambda i: (i.line, i.column, i.message))
     return (
         BroadcastDefinition(
@@ -144,9 +169,8 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
             consent_channel=model.audience.channel_consent,
             at=at,
             rate_per_second=rate,
-            channel=send.channel,
-            message=send.message,
-            versions=versions,
+            message=SentMessage(send.channel, send.message, versions) if versions else None,
+            journey=send.journey,
         ),
         [],
     )

@@ -20,6 +20,7 @@ DONE = "done"
 # Recipient states.
 PENDING = "pending"  # not planned yet: due at `due_at`
 QUEUED = "queued"  # its delivery is in the outbox (`delivery_id`)
+ENTERED = "entered"  # started a trip of the broadcast's journey
 SKIPPED = "skipped"  # no message planned, `reason` says why (no consent, no address, erased)
 WITHDRAWN = "cancelled"  # the broadcast was cancelled before their turn
 

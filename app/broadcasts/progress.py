@@ -11,7 +11,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.broadcasts.models import PENDING, QUEUED, SKIPPED, WITHDRAWN, Broadcast, Recipient
+from app.broadcasts.models import (
+    ENTERED,
+    PENDING,
+    QUEUED,
+    SKIPPED,
+    WITHDRAWN,
+    Broadcast,
+    Recipient,
+)
 from app.broadcasts.source import source_of
 from app.delivery.models import Delivery
 
@@ -27,6 +35,7 @@ class Progress:
     finished_at: datetime | None
     total: int
     queued: int
+    entered: int  # started a trip of the broadcast's journey
     skipped: int
     withdrawn: int
     pending: int
@@ -36,7 +45,7 @@ class Progress:
 
     @property
     def settled(self) -> int:
-        return self.queued + self.skipped + self.withdrawn
+        return self.queued + self.entered + self.skipped + self.withdrawn
 
     def bar(self, width: int = 30) -> str:
         """`[#########.....] 1,200/2,000 (60%)`, settled of the audience."""
@@ -55,7 +64,9 @@ class Progress:
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "total": self.total,
+            "settled": self.settled,
             "queued": self.queued,
+            "entered": self.entered,
             "skipped": self.skipped,
             "withdrawn": self.withdrawn,
             "pending": self.pending,
@@ -95,6 +106,7 @@ def of(session: Session, broadcast: Broadcast) -> Progress:
         finished_at=broadcast.finished_at,
         total=sum(counts.values()),
         queued=counts.get(QUEUED, 0),
+        entered=counts.get(ENTERED, 0),
         skipped=counts.get(SKIPPED, 0),
         withdrawn=counts.get(WITHDRAWN, 0),
         pending=counts.get(PENDING, 0),

@@ -1,5 +1,5 @@
-"""The scheduler's part: each running broadcast plans the messages of its recipients whose
-turn has come, a chunk per transaction, within its rate.
+"""The scheduler's part: each running broadcast plans the messages (or starts the journey
+trips) of its recipients whose turn has come, a chunk per transaction, within its rate.
 
 A chunk locks the broadcast's row (SKIP LOCKED: two schedulers never run one broadcast's
 chunk at once, and a pause waits for the chunk in progress), takes the recipients due, and
@@ -26,16 +26,28 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.broadcasts.loader import BroadcastDefinition, parse_broadcast
-from app.broadcasts.models import DONE, PENDING, QUEUED, RUNNING, SKIPPED, Broadcast, Recipient
+from app.broadcasts.loader import BroadcastDefinition, SentMessage, parse_broadcast
+from app.broadcasts.models import (
+    DONE,
+    ENTERED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    Broadcast,
+    Recipient,
+)
 from app.broadcasts.source import source_of
 from app.db import is_postgres, session_scope
 from app.delivery import outbox
 from app.delivery.models import Delivery
+from app.journeys import catalog, lifecycle, runtime
+from app.journeys.steps import StepContext
 from app.journeys.templates import TemplateRenderError
 from app.messages.service import compose, refusal
 from app.profiles.models import Profile
 from app.profiles.view import views
+from app.segments.expiry import latest_event
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -101,7 +113,7 @@ def _planned(session: Session, keys: list[str]) -> dict[str, int]:
     return {str(key): delivery_id for key, delivery_id in rows}
 
 
-def _plan(
+def _settle(
     session: Session,
     definition: BroadcastDefinition,
     recipient: Recipient,
@@ -112,29 +124,66 @@ def _plan(
     recipient.done_at = now
     if person is None:
         recipient.state, recipient.reason = SKIPPED, "erased, or merged into another profile"
-        return
-    why = refusal(definition.channel, person, transactional=False)
+    elif definition.message is not None:
+        _send(session, definition.id, definition.message, recipient, person, already)
+    elif definition.journey is not None:
+        _start_trip(session, definition.journey, recipient, person)
+
+
+def _send(
+    session: Session,
+    broadcast_id: str,
+    message: SentMessage,
+    recipient: Recipient,
+    person: dict[str, Any],
+    already: dict[str, int],
+) -> None:
+    why = refusal(message.channel, person, transactional=False)
     if why is not None:
         recipient.state, recipient.reason = SKIPPED, why
         return
     try:
-        content = compose(definition.channel, definition.versions, person, definition.message, {})
+        content = compose(message.channel, message.versions, person, message.name, {})
     except TemplateRenderError as exc:
         recipient.state, recipient.reason = SKIPPED, f"the message cannot be made: {exc}"
         return
-    key = key_of(definition.id, recipient.profile_id)
+    key = key_of(broadcast_id, recipient.profile_id)
     if (planned := already.get(key)) is not None:  # its row was put back to pending by hand
         recipient.state, recipient.delivery_id = QUEUED, planned
         return
     delivery = outbox.plan_without_trip(
         session,
         recipient.profile_id,
-        (source_of(definition.id), f"message:{definition.message}"),
-        definition.channel,
+        (source_of(broadcast_id), f"message:{message.name}"),
+        message.channel,
         content,
         (key, key),
     )
     recipient.state, recipient.delivery_id = QUEUED, delivery.id
+
+
+def _start_trip(
+    session: Session, journey_id: str, recipient: Recipient, person: dict[str, Any]
+) -> None:
+    """A trip of the journey, as if its trigger fired: its re-entry rule holds, its splits
+    draw an arm, its messages follow the journey's own policy. The trip reads the person's
+    latest event as its `event`, as a trip started by a segment's window does."""
+    found = [(v, j) for v, j in catalog.current_journeys(session) if j.id == journey_id]
+    if not found or not found[0][1].enabled:
+        recipient.state, recipient.reason = SKIPPED, f"journey {journey_id} is not live"
+        return
+    version_id, journey = found[0]
+    profile_id = recipient.profile_id
+    event = latest_event(session, profile_id)
+    started = None
+    if lifecycle.may_enter(session, journey, profile_id) and event is not None:
+        started = lifecycle.start(session, journey, version_id, profile_id, event)
+    if started is None or event is None:
+        recipient.state = SKIPPED
+        recipient.reason = f"already on journey {journey_id}, or its re_entry keeps them out"
+        return
+    runtime.advance(StepContext(session, started, journey, event.payload, person))
+    recipient.state = ENTERED
 
 
 def run_chunk(broadcast_id: str, batch_size: int = BATCH_SIZE) -> int | None:
@@ -165,7 +214,7 @@ def run_chunk(broadcast_id: str, batch_size: int = BATCH_SIZE) -> int | None:
         already = _planned(session, [key_of(broadcast_id, profile_id) for profile_id in ids])
         for recipient in recipients:
             person = people.get(recipient.profile_id)
-            _plan(session, definition, recipient, person, already, now)
+            _settle(session, definition, recipient, person, already, now)
         if broadcast.rate_per_second is not None:
             broadcast.tokens -= len(recipients)
         broadcast.updated_at = now

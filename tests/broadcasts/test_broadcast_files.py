@@ -222,3 +222,25 @@ def test_status_shows_the_progress_and_why_people_were_skipped(
     assert client.get("/ops/broadcasts").status_code == 401
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Recipient)) == 3
+
+
+def test_a_journey_sent_must_be_live_and_alone(
+    manual_clock: clock.ManualClock, write: Write
+) -> None:
+    body = newsletter().split("messages:")[0]
+    unknown = body.replace(
+        "send: {channel: email, message: news}", "send: {journey: cart-abandonmnt}"
+    )
+    assert problems(write(unknown)) == [
+        "5:17: send.journey: no live journey 'cart-abandonmnt' (hint: carillon journeys list "
+        "shows the journeys the system runs (live))"
+    ]
+    both = body.replace("message: news}", "message: news, journey: winback}")
+    [found] = problems(write(both))
+    assert found.startswith("5:7: send is either a journey or a message, not both (hint:")
+    neither = body.replace("{channel: email, message: news}", "{channel: email}")
+    [found] = problems(write(neither))
+    assert found.startswith("5:7: send needs channel and message, or journey (hint:")
+    no_messages = body  # a message send without `messages:`
+    [found] = problems(write(no_messages))
+    assert found == "5:33: send.message: unknown message 'news' (hint: name it under messages:)"

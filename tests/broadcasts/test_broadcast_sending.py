@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +29,18 @@ from app.db import session_scope
 from app.delivery import models as status_of
 from app.delivery import outbox
 from app.profiles.models import USER_ID, Identity
-from tests.broadcasts.conftest import Write, at_clock, recipients
-from tests.helpers import configure, deliver, deliveries, held, order, person_at, route
+from tests.broadcasts.conftest import Write, at_clock, cli, newsletter, recipients
+from tests.helpers import (
+    configure,
+    deliver,
+    deliveries,
+    held,
+    instances,
+    load,
+    order,
+    person_at,
+    route,
+)
 
 
 def customers(*users: str, **traits: Any) -> None:
@@ -300,3 +311,74 @@ def test_cancel_withdraws_those_still_to_come_and_the_messages_not_gone(
     assert (final.state, final.withdrawn, final.pending) == ("cancelled", 1, 0)
     with session_scope() as session, pytest.raises(control.Refused, match="is cancelled"):
         control.resume(session, "november")
+
+
+WINBACK = """\
+id: winback
+name: Win-back with an A/B test
+trigger: {event: Never Tracked}
+steps:
+  - split:
+      - name: a
+        weight: 50
+        steps:
+          - send: {channel: email, subject: "A", html: "<p>A</p>", text: A}
+      - name: b
+        weight: 50
+        steps:
+          - send: {channel: email, subject: "B", html: "<p>B</p>", text: B}
+"""
+
+
+def test_a_journey_broadcast_starts_one_trip_each_and_its_split_is_an_ab_test(
+    manual_clock: clock.ManualClock, write: Write, tmp_path: Path
+) -> None:
+    journey_dir = tmp_path / "journeys"
+    journey_dir.mkdir()
+    load(journey_dir, WINBACK)
+    users = [f"u{i}" for i in range(12)]
+    customers(*users)
+    text = newsletter(at="2026-11-03T09:00:00Z").replace(
+        "send: {channel: email, message: news}", "send: {journey: winback}"
+    )
+    write(text.split("messages:")[0])  # a journey broadcast needs no messages
+    start()
+    at_clock(manual_clock, "2026-11-03T09:00:00+00:00")
+    sending.send_due()
+    sending.send_due()
+
+    trips = instances()
+    assert sorted(users_of([t.profile_id for t in trips])) == sorted(users)
+    assert {t.journey_id for t in trips} == {"winback"}
+    assert {t.arm for t in trips} == {"a", "b"}  # both arms drawn, per person as always
+    messages = [d for d in deliveries() if d.journey_id == "winback"]
+    assert len(messages) == 12 and {d.instance_id for d in messages} == {t.id for t in trips}
+    done = shown()
+    assert (done.state, done.entered, done.queued, done.settled) == ("done", 12, 0, 12)
+    assert cli("broadcasts", "status", "november").stdout.count("entered the journey 12") == 1
+
+
+def test_a_journey_broadcast_keeps_the_journeys_re_entry_rule(
+    manual_clock: clock.ManualClock, write: Write, tmp_path: Path
+) -> None:
+    journey_dir = tmp_path / "journeys"
+    journey_dir.mkdir()
+    load(journey_dir, WINBACK)  # re_entry: never (the default)
+    customers("ann", "bob")
+    body = newsletter(at="2026-11-03T09:00:00Z").split("messages:")[0]
+    write(body.replace("send: {channel: email, message: news}", "send: {journey: winback}"))
+    start()
+    second = body.replace("id: november", "id: again").replace(
+        "send: {channel: email, message: news}", "send: {journey: winback}"
+    )
+    write(second.replace("2026-11-03T09:00:00Z", "2026-11-03T10:00:00Z"), name="again.yaml")
+    start("again")
+    at_clock(manual_clock, "2026-11-03T10:00:00+00:00")
+    sending.send_due()
+
+    assert len(instances()) == 2  # once each, by the first broadcast
+    again = recipients("again").values()
+    assert {r.state for r in again} == {SKIPPED}
+    assert {r.reason for r in again} == {
+        "already on journey winback, or its re_entry keeps them out"
+    }
