@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -78,8 +79,11 @@ def start(session: Session, definition: BroadcastDefinition) -> Broadcast:
         started_at=now,
         updated_at=now,
     )
-    session.add(broadcast)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(broadcast)
+    except IntegrityError:  # started by another command at the same moment
+        raise Refused(f"broadcast {definition.id!r} was just started by someone else") from None
     total = audience.snapshot(session, definition)
     log.info("broadcast %s started: %d recipients (%s)", definition.id, total, definition.audience)
     return broadcast

@@ -220,6 +220,10 @@ def test_status_shows_the_progress_and_why_people_were_skipped(
     assert missing.status_code == 404
     assert "never started" in missing.text
     assert client.get("/ops/broadcasts").status_code == 401
+    panel = client.get("/ops/panels", headers=bearer()).text
+    assert '<tr data-broadcast="november">' in panel
+    assert '<td class="text" data-field="state">done</td>' in panel
+    assert '<progress max="3" value="3"></progress> 3/3</td>' in panel
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Recipient)) == 3
 
@@ -244,3 +248,10 @@ def test_a_journey_sent_must_be_live_and_alone(
     no_messages = body  # a message send without `messages:`
     [found] = problems(write(no_messages))
     assert found == "5:33: send.message: unknown message 'news' (hint: name it under messages:)"
+
+
+def test_an_id_must_be_short_lowercase_text(manual_clock: clock.ManualClock, write: Write) -> None:
+    [long] = problems(write(id="n" * 81))
+    assert long.startswith("1:5: id must be at most 80 characters")
+    [shouting] = problems(write(id="November"))
+    assert shouting.startswith("1:5: id must be lowercase letters, digits, - and _")
