@@ -567,6 +567,14 @@ def broadcasts_validate(
         )
 
 
+@broadcasts_app.command("schema")
+def broadcasts_schema() -> None:
+    """Print the JSON Schema of broadcast files, for editors."""
+    from app.broadcasts.language import broadcast_model
+
+    typer.echo(json.dumps(broadcast_model().model_json_schema(), indent=2))
+
+
 @broadcasts_app.command("list")
 def broadcasts_list() -> None:
     """List the broadcast files and the started broadcasts, with their state and progress, and any file on disk that is rejected (and why)."""  # noqa: E501

@@ -3,6 +3,7 @@ of a file's mistakes at once, and nothing starts; the commands refuse what does 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -255,3 +256,11 @@ def test_an_id_must_be_short_lowercase_text(manual_clock: clock.ManualClock, wri
     assert long.startswith("1:5: id must be at most 80 characters")
     [shouting] = problems(write(id="November"))
     assert shouting.startswith("1:5: id must be lowercase letters, digits, - and _")
+
+
+def test_the_json_schema_describes_the_file_for_editors() -> None:
+    result = cli("broadcasts", "schema")
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert {"id", "name", "audience", "at", "rate", "send", "messages"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"id", "name", "audience", "at", "send"}
