@@ -41,7 +41,7 @@ def _broadcast_id(value: str) -> str:
     return value
 
 
-def _written_time(value: Any) -> Any:
+def written_time(value: Any) -> Any:
     """YAML reads `2027-11-26 09:00:00` as a timestamp: keep what was written, as text."""
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -91,7 +91,7 @@ def _rate(value: str) -> str:
 
 
 BroadcastId = Annotated[Identifier, AfterValidator(_broadcast_id)]
-At = Annotated[str, BeforeValidator(_written_time), AfterValidator(_at)]
+At = Annotated[str, BeforeValidator(written_time), AfterValidator(_at)]
 Rate = Annotated[str, AfterValidator(_rate)]
 
 

@@ -24,6 +24,7 @@ from app.broadcasts.language import (
     broadcast_model,
     moment,
     per_second,
+    written_time,
 )
 from app.journeys.loader.checker import _Checker
 from app.journeys.loader.messages import _messages
@@ -102,38 +103,77 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
     try:
         model: Any = validate_yaml(text, file, broadcast_model(), "the broadcast")
     except FileInvalid as exc:
-        return None, exc.issues
+        # Still tell what the running system finds wrong with the values that are readable,
+        # so one run shows every fix; a value the model already refused is not told twice.
+        try:
+            document = parse_yaml(text, file)
+        except FileInvalid:
+            return None, exc.issues
+        told = {(issue.line, issue.column) for issue in exc.issues}
+        more = [i for i in _against_system(document, file, known) if (i.line, i.column) not in told]
+        return None, _ordered(exc.issues + more)
     document = parse_yaml(text, file)
     checker = _Checker(file, text)
     messages = _messages(checker, checker.entry(document, "messages")) if model.messages else {}
-    issues = list(checker.issues)
-
-    def issue(path: list[str | int], message: str, hint: str | None = None) -> None:
-        issues.append(Issue(file, *node_position(document, path), message, hint))
-
+    issues = list(checker.issues) + _against_system(document, file, known)
     send = model.send
     versions = messages.get(send.message, {}).get(send.channel)
-    if send.journey is not None:
-        if known.journeys is not None and send.journey not in known.journeys:
-            close = get_close_matches(send.journey, sorted(known.journeys), n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else "carillon journeys list shows the journeys the system runs (live)"
-            )
-            issue(["send", "journey"], f"send.journey: no live journey {send.journey!r}", hint)
-    elif send.message not in (model.messages or {}):
+    if send.journey is None and send.message not in (model.messages or {}):
         close = get_close_matches(send.message, list(model.messages or {}), n=1)
         hint = f"did you mean {close[0]!r}?" if close else "name it under messages:"
-        issue(["send", "message"], f"send.message: unknown message {send.message!r}", hint)
-    elif send.message in messages and versions is None:
+        at = node_position(document, ["send", "message"])
+        issues.append(Issue(file, *at, f"send.message: unknown message {send.message!r}", hint))
+    elif send.journey is None and send.message in messages and versions is None:
         has = ", ".join(messages[send.message])
-        issue(
-            ["send", "channel"],
-            f"send.channel: message {send.message!r} has no {send.channel} variant",
-            f"it has {has}: add `{send.channel}:` to it, or send on one of those",
+        issues.append(
+            Issue(
+                file,
+                *node_position(document, ["send", "channel"]),
+                f"send.channel: message {send.message!r} has no {send.channel} variant",
+                f"it has {has}: add `{send.channel}:` to it, or send on one of those",
+            )
         )
-    segment = model.audience.segment
+    if issues or (send.journey is None and versions is None):
+        return None, _ordered(issues)
+    return (
+        BroadcastDefinition(
+            id=model.id,
+            name=model.name,
+            file=file,
+            source=text,
+            checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            segment=model.audience.segment,
+            consent_channel=model.audience.channel_consent,
+            at=moment(model.at),
+            rate_per_second=per_second(model.rate) if model.rate is not None else None,
+            message=SentMessage(send.channel, send.message, versions) if versions else None,
+            journey=send.journey,
+        ),
+        [],
+    )
+
+
+def _ordered(issues: list[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.line, i.column, i.message))
+
+
+def _against_system(document: Any, file: str, known: Known) -> list[Issue]:
+    """What the running system finds wrong: an unknown segment or journey, a time already
+    past, a rate over the channel's limit. Reads the document's values as written, so it
+    works on a file the model refused too (a value it cannot read is the model's to tell)."""
+    if not isinstance(document, dict):
+        return []
+    issues: list[Issue] = []
+
+    def issue(path: list[str | int], message: str, hint: str) -> None:
+        issues.append(Issue(file, *node_position(document, path), message, hint))
+
+    def named(key: str, within: Any) -> str | None:
+        value = within.get(key) if isinstance(within, dict) else None
+        return str(value) if isinstance(value, str) else None
+
+    audience, send = document.get("audience"), document.get("send")
+    segment = named("segment", audience)
     if segment is not None and known.segments is not None and segment not in known.segments:
         close = get_close_matches(segment, sorted(known.segments), n=1)
         hint = (
@@ -142,38 +182,39 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
             else "carillon segments list shows the segments and stages the system runs"
         )
         issue(["audience", "segment"], f"audience.segment: unknown segment {segment!r}", hint)
-    at = moment(model.at)
-    if known.now is not None and model.id not in known.started and earliest(at) <= known.now:
+    journey = named("journey", send)
+    if journey is not None and known.journeys is not None and journey not in known.journeys:
+        close = get_close_matches(journey, sorted(known.journeys), n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "carillon journeys list shows the journeys the system runs (live)"
+        )
+        issue(["send", "journey"], f"send.journey: no live journey {journey!r}", hint)
+    written = written_time(document.get("at"))
+    try:
+        at = moment(written) if isinstance(written, str) else None
+    except ValueError:
+        at = None
+    started = str(document.get("id")) in known.started
+    if at is not None and known.now is not None and not started and earliest(at) <= known.now:
         late = " for some people (it is each person's local time)" if at.tzinfo is None else ""
-        issue(["at"], f"at: {model.at} is in the past{late}", _past_hint(at, known.now))
-    rate = per_second(model.rate) if model.rate is not None else None
-    limit = known.limits.get(send.channel)
-    if rate is not None and limit is not None and rate > limit.per_second:
+        issue(["at"], f"at: {written} is in the past{late}", _past_hint(at, known.now))
+    rate, channel = named("rate", document), named("channel", send)
+    limit = known.limits.get(channel) if channel is not None else None
+    try:
+        fast = rate is not None and limit is not None and per_second(rate) > limit.per_second
+    except ValueError:
+        fast = False
+    if fast and limit is not None:
         issue(
             ["rate"],
-            f"rate: {model.rate} is over the {send.channel} provider limit {limit.text} "
+            f"rate: {rate} is over the {channel} provider limit {limit.text} "
             "(CARILLON_RATE_LIMITS)",
             f"write at most {limit.text}, or leave rate out to send as fast as it allows; "
             + RATE_HINT,
         )
-    if issues or (send.journey is None and versions is None):
-        return None, sorted(issues, key=lambda i: (i.line, i.column, i.message))
-    return (
-        BroadcastDefinition(
-            id=model.id,
-            name=model.name,
-            file=file,
-            source=text,
-            checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            segment=segment,
-            consent_channel=model.audience.channel_consent,
-            at=at,
-            rate_per_second=rate,
-            message=SentMessage(send.channel, send.message, versions) if versions else None,
-            journey=send.journey,
-        ),
-        [],
-    )
+    return issues
 
 
 def _past_hint(at: datetime, now: datetime) -> str:

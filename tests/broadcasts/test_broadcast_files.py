@@ -121,6 +121,13 @@ def test_every_mistake_of_a_file_is_told_at_once(
     )
     assert found[2].startswith("5:5: at needs a time of day (hint: write a date and a time")
     assert len(found) == 3  # the template is checked once the file's shape is right
+    # What the running system refuses is told beside what the file's shape gets wrong.
+    both = problems(write(audience="{segment: actve}", at="2026-11-02T10:00", extra="rate: 0/s\n"))
+    assert [line.split(": ")[0:2] for line in both] == [
+        ["3:21", "audience.segment"],
+        ["4:5", "at"],
+        ["5:7", "rate"],
+    ]
     fixed = newsletter().replace(
         '"News for {{ profile.traits.first_name }}"', '"News for {{ profile.traits. }}"'
     )
@@ -241,8 +248,9 @@ def test_a_journey_sent_must_be_live_and_alone(
         "shows the journeys the system runs (live))"
     ]
     both = body.replace("message: news}", "message: news, journey: winback}")
-    [found] = problems(write(both))
+    found, unknown_too = problems(write(both))
     assert found.startswith("5:7: send is either a journey or a message, not both (hint:")
+    assert unknown_too.startswith("5:48: send.journey: no live journey 'winback'")
     neither = body.replace("{channel: email, message: news}", "{channel: email}")
     [found] = problems(write(neither))
     assert found.startswith("5:7: send needs channel and message, or journey (hint:")
