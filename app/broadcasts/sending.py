@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -186,6 +187,12 @@ def _start_trip(
     recipient.state = ENTERED
 
 
+@lru_cache(maxsize=16)
+def _definition(source: str, file: str) -> BroadcastDefinition:
+    """A started broadcast's text never changes: compiled once per process, not per chunk."""
+    return parse_broadcast(source, file)
+
+
 def run_chunk(broadcast_id: str, batch_size: int = BATCH_SIZE) -> int | None:
     """Plan one chunk of one broadcast; how many recipients it settled, None when it could
     not move on (not running, another scheduler has it, nobody due, or the rate is spent)."""
@@ -203,7 +210,7 @@ def run_chunk(broadcast_id: str, batch_size: int = BATCH_SIZE) -> int | None:
                 broadcast.state, broadcast.finished_at, broadcast.updated_at = DONE, now, now
                 log.info("broadcast %s done", broadcast_id)
             return None
-        definition = parse_broadcast(broadcast.source, broadcast.file)
+        definition = _definition(broadcast.source, broadcast.file)
         ids = [recipient.profile_id for recipient in recipients]
         live = session.scalars(
             select(Profile).where(
