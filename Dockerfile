@@ -45,6 +45,7 @@ COPY channels ./channels
 COPY migrations ./migrations
 COPY journeys ./journeys
 COPY segments ./segments
+COPY broadcasts ./broadcasts
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && /opt/venv/bin/pip install --no-compile --no-deps -e . \
@@ -60,6 +61,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CARILLON_JOURNEYS_DIR=/app/journeys \
     CARILLON_SEGMENTS_DIR=/app/segments \
+    CARILLON_BROADCASTS_DIR=/app/broadcasts \
     CARILLON_DATABASE_URL=sqlite:////data/carillon.db
 # The user is written in directly: a base need not carry useradd.
 RUN echo 'carillon:x:10001:10001:Carillon:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -55,6 +55,11 @@ segments_app = typer.Typer(
 )
 app.add_typer(segments_app, name="segments")
 report_app = typer.Typer(help="Campaign results, as the marketer reads them.", no_args_is_help=True)
+broadcasts_app = typer.Typer(
+    help="One message to a whole audience at a set time (broadcasts/).", no_args_is_help=True
+)
+app.add_typer(broadcasts_app, name="broadcasts")
+BroadcastId = Annotated[str, typer.Argument(help="The broadcast's id (its file's `id:`).")]
 app.add_typer(report_app, name="report")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
@@ -531,6 +536,176 @@ def segments_members(
         rows = directory.members(session, segment_id, limit)
     for row in rows:
         typer.echo(f"{row.profile_id}\t{row.user_id or '-'}\t{row.entered_at.isoformat()}")
+
+
+@broadcasts_app.command("validate")
+def broadcasts_validate(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A broadcast file or a directory (default: broadcasts dir)."),
+    ] = None,
+) -> None:
+    """Check broadcast files against the running system (segments, the clock, rate limits); print every error as file:line:column and exit 1 if any."""  # noqa: E501
+    from app.broadcasts import catalog
+    from app.db import session_scope
+
+    target = path or catalog.directory()
+    if not target.exists():
+        typer.echo(f"{target}: no such file or directory", err=True)
+        raise typer.Exit(2)
+    with session_scope() as session:
+        files, issues = catalog.files(session, target)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        typer.echo(f"{len(issues)} error(s)", err=True)
+        raise typer.Exit(1)
+    for definition in files:
+        typer.echo(
+            f"ok  {definition.file}: {definition.id} ({definition.audience}, "
+            f"{definition.sends}, at {definition.at.isoformat()})"
+        )
+
+
+@broadcasts_app.command("schema")
+def broadcasts_schema() -> None:
+    """Print the JSON Schema of broadcast files, for editors."""
+    from app.broadcasts.language import broadcast_model
+
+    typer.echo(json.dumps(broadcast_model().model_json_schema(), indent=2))
+
+
+@broadcasts_app.command("list")
+def broadcasts_list() -> None:
+    """List the broadcast files and the started broadcasts, with their state and progress, and any file on disk that is rejected (and why)."""  # noqa: E501
+    from app.broadcasts import catalog, progress
+    from app.db import session_scope
+
+    with session_scope() as session:
+        files, issues = catalog.files(session)
+        started = {p.id: p for p in progress.every(session)}
+    typer.echo(f"{'broadcast':<28} {'state':<11} progress")
+    for definition in files:
+        if definition.id not in started:
+            typer.echo(f"{definition.id:<28} {'not started':<11} at {definition.at.isoformat()}")
+    for shown in started.values():
+        typer.echo(f"{shown.id:<28} {shown.state:<11} {shown.bar()}")
+    for issue in issues:
+        typer.echo(f"rejected  {issue}")
+
+
+def _broadcast_refused(exc: Exception) -> typer.Exit:
+    typer.echo(f"carillon: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@broadcasts_app.command("start")
+def broadcasts_start(broadcast_id: BroadcastId) -> None:
+    """Take the broadcast's audience now and send from its `at` on (each person's local time); a broadcast starts once."""  # noqa: E501
+    from app.broadcasts import catalog, control, progress
+    from app.db import session_scope
+
+    _logging("text")
+    try:
+        with session_scope() as session:
+            definition, issues = catalog.definition(session, broadcast_id)
+            if definition is None:
+                for issue in issues:
+                    typer.echo(str(issue), err=True)
+                if not issues:
+                    typer.echo(
+                        f"carillon: no broadcast file has the id {broadcast_id!r} in "
+                        f"{catalog.directory()} (carillon broadcasts list shows them)",
+                        err=True,
+                    )
+                raise typer.Exit(1)
+            broadcast = control.start(session, definition)
+            shown = progress.of(session, broadcast)
+    except control.Refused as exc:
+        raise _broadcast_refused(exc) from None
+    first = f", first at {shown.next_due:%Y-%m-%d %H:%M}Z" if shown.next_due else ""
+    typer.echo(f"started {broadcast_id}: {shown.total:,} recipients ({definition.audience}){first}")
+
+
+def _transition(verb: str, broadcast_id: str) -> None:
+    from app.broadcasts import control
+    from app.db import session_scope
+
+    moves = {"pause": control.pause, "resume": control.resume, "cancel": control.cancel}
+    _logging("text")
+    try:
+        with session_scope() as session:
+            broadcast = moves[verb](session, broadcast_id)
+            state = broadcast.state
+    except control.Refused as exc:
+        raise _broadcast_refused(exc) from None
+    typer.echo(f"{broadcast_id}: {state}")
+
+
+@broadcasts_app.command("pause")
+def broadcasts_pause(broadcast_id: BroadcastId) -> None:
+    """Plan no further message of the broadcast until resume (those already planned still go)."""
+    _transition("pause", broadcast_id)
+
+
+@broadcasts_app.command("resume")
+def broadcasts_resume(broadcast_id: BroadcastId) -> None:
+    """Go on with a paused broadcast where it stopped: nobody twice, nobody left out."""
+    _transition("resume", broadcast_id)
+
+
+@broadcasts_app.command("cancel")
+def broadcasts_cancel(broadcast_id: BroadcastId) -> None:
+    """Stop the broadcast for good: nobody else gets it, planned messages not yet gone are cancelled."""  # noqa: E501
+    _transition("cancel", broadcast_id)
+
+
+@broadcasts_app.command("status")
+def broadcasts_status(
+    broadcast_id: BroadcastId,
+    watch: Annotated[bool, typer.Option(help="Print it again every 2 s until it ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for a script.")] = False,
+) -> None:
+    """Show how far the broadcast got: a progress bar, who was skipped and why, what became of the messages."""  # noqa: E501
+    import time
+
+    from app.broadcasts import progress
+    from app.db import session_scope
+
+    while True:
+        with session_scope() as session:
+            shown = progress.one(session, broadcast_id)
+        if shown is None:
+            typer.echo(
+                f"carillon: broadcast {broadcast_id!r} was never started "
+                "(carillon broadcasts list shows the files and their state)",
+                err=True,
+            )
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps(shown.as_dict(), indent=2))
+        else:
+            _print_broadcast(shown)
+        if not watch or shown.state in ("done", "cancelled"):
+            return
+        time.sleep(2)
+
+
+def _print_broadcast(shown: Any) -> None:
+    typer.echo(f"{shown.id}: {shown.name} ({shown.state})")
+    typer.echo(f"  {shown.bar()}")
+    entered = f"  entered the journey {shown.entered:,}" if shown.entered else ""
+    typer.echo(
+        f"  queued {shown.queued:,}{entered}  skipped {shown.skipped:,}  pending {shown.pending:,}"
+        + (f"  withdrawn {shown.withdrawn:,}" if shown.withdrawn else "")
+    )
+    if shown.next_due is not None:
+        typer.echo(f"  next turn at {shown.next_due:%Y-%m-%d %H:%M}Z")
+    for reason, count in shown.skipped_because.items():
+        typer.echo(f"  skipped {count:,}: {reason}")
+    if shown.deliveries:
+        statuses = ", ".join(f"{status} {count:,}" for status, count in shown.deliveries.items())
+        typer.echo(f"  messages: {statuses}")
 
 
 @db_app.command("upgrade")

@@ -2,6 +2,7 @@
 
 from sqlalchemy import text
 
+from app.broadcasts.models import Broadcast, Recipient
 from app.db import Base, get_engine
 from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
@@ -12,6 +13,7 @@ from app.webhooks.models import InboundMessage
 
 __all__ = [
     "Base",
+    "Broadcast",
     "ComputedTrait",
     "Delivery",
     "DeliveryEvent",
@@ -24,6 +26,7 @@ __all__ = [
     "Membership",
     "Profile",
     "ProfileAudit",
+    "Recipient",
     "SegmentVersion",
     "Timer",
     "Trait",

@@ -1,6 +1,7 @@
 """Periodic jobs: fire due journey timers, recompute computed traits whose window moved,
-backfill existing profiles into new or edited segment files, sweep lost queue messages,
-finish erasures whose audience removals are settled.
+backfill existing profiles into new or edited segment files, plan the broadcasts' messages
+whose turn came, sweep lost queue messages, finish erasures whose audience removals are
+settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 """
@@ -17,6 +18,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app import sweeper
+from app.broadcasts import sending
 from app.db import session_scope
 from app.journeys import timers
 from app.profiles import erasure
@@ -46,6 +48,13 @@ def backfill_segments() -> None:
     done = backfill.backfill_pending()
     if done:
         log.info("backfilled %d people into new or edited segment files", done)
+
+
+def send_broadcasts() -> None:
+    """Running broadcasts: the recipients whose turn came, within each broadcast's rate."""
+    done = sending.send_due()
+    if done:
+        log.info("broadcasts: %d recipients settled", done)
 
 
 def sweep(older_than: timedelta | None = None) -> None:
@@ -85,6 +94,13 @@ def build(*, blocking: bool) -> BaseScheduler:
         "interval",
         seconds=settings.scheduler_interval_seconds,
         id="segments.backfill",
+        **common,
+    )
+    scheduler.add_job(
+        send_broadcasts,
+        "interval",
+        seconds=settings.scheduler_interval_seconds,
+        id="broadcasts.send",
         **common,
     )
     scheduler.add_job(

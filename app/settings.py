@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     journeys_dir: Path = Path("./journeys")
     # Computed traits, segments and lifecycle stages (docs/segments.md).
     segments_dir: Path = Path("./segments")
+    # Broadcasts: one message to a whole audience at a set time (docs/campaigns.md).
+    broadcasts_dir: Path = Path("./broadcasts")
     # Comma-separated write keys; `name=key` labels the source. Production must set its own.
     write_keys: str = "dev"
     admin_token: str | None = None

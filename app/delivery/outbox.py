@@ -90,7 +90,7 @@ def _log_planned(delivery: Delivery) -> None:
     )
 
 
-def plan_transactional(
+def plan_without_trip(
     session: Session,
     profile_id: str,
     source: tuple[str, str],
@@ -98,10 +98,11 @@ def plan_transactional(
     content: dict[str, Any],
     idempotency: tuple[str, str] | None = None,
 ) -> Delivery:
-    """Add a transactional send (`POST /v1/messages`) to the outbox: no trip, the same row,
-    queue and send-time checks as a journey's message. `source` is (journey_id, step_path):
-    the journey whose named message it is and `message:<name>`, or the inline marker;
-    `idempotency` is (hashed key, request digest)."""
+    """Add a message that belongs to no trip to the outbox: a transactional send (`POST
+    /v1/messages`) or a broadcast's. The same row, queue and send-time checks as a journey's
+    message. `source` is (journey_id, step_path): the journey whose named message it is, the
+    inline marker or the broadcast, and `message:<name>`; `idempotency` is (hashed key,
+    request digest), which also keeps a broadcast to one message per person."""
     now = clock.now()
     key, digest = idempotency or (None, None)
     delivery = Delivery(

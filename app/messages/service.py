@@ -26,7 +26,7 @@ from app.db import after_commit
 from app.delivery import outbox
 from app.delivery.models import Delivery
 from app.errors import BadInput, Conflict, Gone, NotFound, Unprocessable
-from app.journeys.templates import TemplateRenderError, render_variant
+from app.journeys.templates import TemplateRenderError, Versions, render_variant
 from app.messages import content
 from app.messages.request import SendRequest
 from app.profiles import requests
@@ -118,14 +118,42 @@ def _resolve(session: Session, request: SendRequest) -> content.Resolved:
     return content.inline(request.channel, request.content or {})
 
 
-def _reachable(channel: str, person: dict[str, Any]) -> None:
-    """409 with the reason when the message could only be refused at send time."""
+def refusal(channel: str, person: dict[str, Any], *, transactional: bool) -> str | None:
+    """Why the person cannot get a message on `channel` (no address, no consent), or None;
+    a transactional send and a broadcast ask the same question with their own consent rule."""
     address = registry.spec(channel).address
     if address is not None and not person.get(address):
-        raise Conflict(f"{channel}: the person has no {address} to send to")
-    reason = suppression_reason(channel, person["traits"], transactional=True)
-    if reason is not None:
-        raise Conflict(f"{channel}: no consent ({reason}); nothing was queued")
+        return f"the person has no {address} to send to"
+    reason = suppression_reason(channel, person["traits"], transactional=transactional)
+    return f"no consent ({reason})" if reason is not None else None
+
+
+def _reachable(channel: str, person: dict[str, Any]) -> None:
+    """409 with the reason when the message could only be refused at send time."""
+    why = refusal(channel, person, transactional=True)
+    if why is not None:
+        raise Conflict(f"{channel}: {why}; nothing was queued")
+
+
+def compose(
+    channel: str, versions: Versions, person: dict[str, Any], message: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The message rendered for one person, in their locale, as a journey's `send` step
+    renders it (`data` is what templates read as `event.properties`); raises
+    TemplateRenderError when the templates cannot be made with these values."""
+    _, variant = versions.pick(person["traits"].get("locale"))
+    variables = {
+        "event": {
+            "type": "track",
+            "event": message,
+            "userId": person["user_id"],
+            "properties": data,
+        },
+        "profile": person,
+        # The delivery has no id yet: the adapter swaps the placeholder for the signed link.
+        "unsubscribe_url": unsubscribe.PLACEHOLDER,
+    }
+    return render_variant(channel, variant, variables)
 
 
 def send(
@@ -141,25 +169,15 @@ def send(
     profile = _person(session, request)
     person = view(session, profile)
     _reachable(request.channel, person)
-    _, variant = resolved.versions.pick(person["traits"].get("locale"))
-    variables = {
-        "event": {
-            "type": "track",
-            "event": request.message or "",
-            "userId": person["user_id"],
-            "properties": request.data,
-        },
-        "profile": person,
-        # The delivery has no id yet: the adapter swaps the placeholder for the signed link.
-        "unsubscribe_url": unsubscribe.PLACEHOLDER,
-    }
     try:
-        rendered = render_variant(request.channel, variant, variables)
+        rendered = compose(
+            request.channel, resolved.versions, person, request.message or "", request.data
+        )
     except TemplateRenderError as exc:
         raise Unprocessable(f"the message cannot be made with this data: {exc}") from None
     try:
         with session.begin_nested():
-            delivery = outbox.plan_transactional(
+            delivery = outbox.plan_without_trip(
                 session, profile.id, resolved.source, request.channel, rendered, keyed
             )
     except IntegrityError:

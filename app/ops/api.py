@@ -8,6 +8,8 @@ GET  /ops/journeys                        people per journey step
 GET  /ops/channels                        per channel results, cost, conversions
 GET  /ops/experiments?min_per_arm=500      every split's A/B test results (app/analytics/)
 GET  /ops/experiments/{journey_id}        one journey's (404: not loaded, or no split)
+GET  /ops/broadcasts                      every started broadcast's progress, newest first
+GET  /ops/broadcasts/{broadcast_id}       one broadcast's (404: never started)
 GET  /ops/summary                         all of the above at once (the dashboard polls it)
 GET  /metrics                             Prometheus exposition
 """
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.analytics import experiments, report
 from app.analytics.repository import UnknownExperiment
+from app.broadcasts import progress
 from app.db import DbSession
 from app.errors import NotFound
 from app.ops import dead_letters, kpis, metrics, queues, story
@@ -34,6 +37,9 @@ Limit = Annotated[int, Query(ge=1, le=500, description="How many, newest first."
 # Delivery ids are BIGINT: a larger number is no delivery, and the database would refuse it.
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A delivery's id.")]
 JourneyId = Annotated[str, Path(min_length=1, max_length=100, description="A journey's id.")]
+BroadcastId = Annotated[
+    str, Path(min_length=1, max_length=100, description="A started broadcast's id.")
+]
 MinPerArm = Annotated[
     int, Query(ge=1, le=10**9, description="People every arm needs before a winner is called.")
 ]
@@ -52,6 +58,7 @@ def summary(
         "journeys": kpis.as_dicts(kpis.journeys(session)),
         "channels": kpis.as_dicts(kpis.channels(session)),
         "experiments": report.as_dicts(report.results(session) if found is None else found),
+        "broadcasts": [shown.as_dict() for shown in progress.every(session)],
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 
@@ -103,6 +110,19 @@ def get_experiment(
     except UnknownExperiment as exc:
         raise NotFound(str(exc)) from None
     return found
+
+
+@router.get("/broadcasts")
+def get_broadcasts(session: DbSession) -> list[dict[str, Any]]:
+    return [shown.as_dict() for shown in progress.every(session)]
+
+
+@router.get("/broadcasts/{broadcast_id}")
+def get_broadcast(session: DbSession, broadcast_id: BroadcastId) -> dict[str, Any]:
+    shown = progress.one(session, broadcast_id)
+    if shown is None:
+        raise NotFound(f"broadcast {broadcast_id!r} was never started")
+    return shown.as_dict()
 
 
 @router.get("/summary")

@@ -27,8 +27,9 @@ from app.segments.models import ComputedTrait
 log = logging.getLogger(__name__)
 
 
-def _latest_event(session: Session, profile_id: str) -> Event | None:
-    """What a trip started by a window's expiry reads as its `event`: the person's latest."""
+def latest_event(session: Session, profile_id: str) -> Event | None:
+    """What a trip started without an event of its own (a window's expiry, a broadcast)
+    reads as its `event`: the person's latest."""
     return session.scalars(
         select(Event)
         .where(Event.profile_id == profile_id, Event.processed_at.is_not(None))
@@ -68,7 +69,7 @@ def expire_due(batch_size: int) -> int:
             definitions = catalog.current(session)
             for profile in people:
                 decided = evaluation.recompute(session, definitions, profile, names[profile.id])
-                event = _latest_event(session, profile.id) if decided.flips else None
+                event = latest_event(session, profile.id) if decided.flips else None
                 if event is not None:
                     start_journeys(session, decided.flips, event, decided.person)
         done += len(people)

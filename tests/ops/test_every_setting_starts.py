@@ -41,6 +41,7 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_DATABASE_URL": database_url,
         "CARILLON_JOURNEYS_DIR": str(REPO / "journeys"),
         "CARILLON_SEGMENTS_DIR": str(REPO / "segments"),
+        "CARILLON_BROADCASTS_DIR": str(REPO / "broadcasts"),
         "CARILLON_WRITE_KEYS": "test-key,shop=shop-key",
         "CARILLON_ADMIN_TOKEN": "ops-token-0123456789",
         "CARILLON_READ_KEYS": "crm=crm-read-key-0123456789,support-read-key-0123456789",

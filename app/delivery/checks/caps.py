@@ -13,21 +13,26 @@ workers claiming two messages for one person at once, the second counts the firs
 Priority: a message does not take a slot that a message of a higher-priority journey, pending
 and due for the same person and channel, would need: each such message counts as if sent now.
 Transactional messages (a transactional journey's, `POST /v1/messages`) are never capped;
-they still count towards the caps.
+they still count towards the caps. A broadcast's messages are capped by CARILLON_FREQUENCY_CAPS
+with the default priority, and wait (never dropped) for a free slot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.delivery import models
+from app.delivery.checks.kind import is_transactional
 from app.delivery.checks.verdicts import Defer, SendContext, Suppress, Verdict
 from app.delivery.models import Delivery
 from app.delivery.retry_state import retries_due
 from app.journeys import catalog
+from app.journeys.definition import Cap, Journey
 from app.journeys.models import JourneyInstance
 from app.profiles.models import Profile
 
@@ -37,18 +42,16 @@ COUNTED = (models.SENT, models.DRY_RUN, models.SENDING, models.UNKNOWN)
 
 def check(context: SendContext) -> Verdict:
     session, delivery, now = context.session, context.delivery, context.now
-    if delivery.instance_id is None:  # a transactional send: never capped, always counted
-        return None
-    journey = catalog.journey_of_instance(session, delivery.instance_id)
-    if journey.kind == "transactional":
+    if is_transactional(session, delivery):  # never capped, always counted
         return None
     channel = delivery.channel
-    caps = journey.caps.get(channel, context.settings.caps_by_channel().get(channel, ()))
+    policy = _policy(session, delivery)
+    caps = policy.caps.get(channel, context.settings.caps_by_channel().get(channel, ()))
     if not caps:
         return None
     session.execute(select(Profile.id).where(Profile.id == delivery.profile_id).with_for_update())
     since = now - max(cap.window for cap in caps)
-    ahead = _higher_priority_due(session, delivery, journey.priority, now)
+    ahead = _higher_priority_due(session, delivery, policy.priority, now)
     # Newest first; each higher-priority message due now holds a slot as if sent now.
     taken = [now] * ahead + _counted_since(session, delivery, since)
     until, blocking = None, None
@@ -63,7 +66,24 @@ def check(context: SendContext) -> Verdict:
     reason = f"frequency cap {channel} {blocking}"
     if ahead:
         reason += f" ({ahead} higher-priority message(s) due first)"
-    return Suppress(reason) if journey.on_cap == "drop" else Defer(until, reason)
+    return Suppress(reason) if policy.on_cap == "drop" else Defer(until, reason)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    caps: Mapping[str, tuple[Cap, ...]]
+    priority: int
+    on_cap: str
+
+
+# A broadcast's messages (marketing, no trip): the configured caps, default priority, deferred.
+_BROADCAST = _Policy({}, 0, "defer")
+
+
+def _policy(session: Session, delivery: Delivery) -> _Policy | Journey:
+    if delivery.instance_id is None:
+        return _BROADCAST
+    return catalog.journey_of_instance(session, delivery.instance_id)
 
 
 def _counted_since(session: Session, delivery: Delivery, since: datetime) -> list[datetime]:

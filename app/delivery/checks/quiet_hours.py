@@ -33,10 +33,10 @@ def next_allowed(window: QuietHours, now: datetime, zone: ZoneInfo) -> datetime 
         return None
     ends_tomorrow = window.start > window.end and wall >= window.start
     day = local.date() + timedelta(days=1 if ends_tomorrow else 0)
-    return _clock_reaches(day, window.end, zone, now).astimezone(now.tzinfo)
+    return clock_reaches(day, window.end, zone, now).astimezone(now.tzinfo)
 
 
-def _clock_reaches(day: date, wall: time, zone: ZoneInfo, after: datetime) -> datetime:
+def clock_reaches(day: date, wall: time, zone: ZoneInfo, after: datetime) -> datetime:
     """When the clock in `zone` first shows `wall` on `day`, after `after`.
 
     A time DST repeats (autumn) is taken at its first occurrence still to come. A time DST skips
