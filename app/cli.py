@@ -480,16 +480,15 @@ def segments_reload() -> None:
 def segments_list() -> None:
     """List the segments and lifecycle stages the system runs, with their member counts and backfill progress, and any file on disk it rejected (and why)."""  # noqa: E501
     from app.db import session_scope
-    from app.segments import backfill, catalog, directory
+    from app.segments import catalog, directory
     from app.segments.loader import load_path
     from app.settings import get_settings
 
     with session_scope() as session:
         rows = directory.summary(session, catalog.current(session))
-        progress = backfill.progress(session)
     typer.echo(f"{'segment':<28} {'kind':<8} {'members':>8}  {'backfill':<24} file")
     for row in rows:
-        state = str(progress[row.file]) if row.file in progress else ""
+        state = str(row.backfill) if row.backfill is not None else ""
         typer.echo(f"{row.id:<28} {row.kind:<8} {row.members:>8}  {state:<24} {row.file}")
     folder = get_settings().segments_dir
     if folder.exists():
