@@ -261,14 +261,14 @@ def journeys_validate(
     ] = None,
 ) -> None:
     """Check journey files; print every error as file:line:column and exit 1 if any."""
-    from app.journeys.loader import load_path
+    from app.journeys.catalog import load_files
     from app.settings import get_settings
 
     target = path or get_settings().journeys_dir
     if not target.exists():
         typer.echo(f"{target}: no such file or directory", err=True)
         raise typer.Exit(2)
-    journeys, issues = load_path(target)
+    journeys, issues = load_files(target)
     for issue in issues:
         typer.echo(str(issue), err=True)
     if issues:
@@ -401,13 +401,13 @@ def journeys_list(
     ] = False,
 ) -> None:
     """List the journeys the system runs, and any file on disk it rejected (and why)."""
-    from app.journeys.loader import load_path
+    from app.journeys.catalog import load_files
     from app.settings import get_settings
 
     _print_versions(all_versions=versions)
     directory = get_settings().journeys_dir
     if directory.exists():
-        _, issues = load_path(directory)
+        _, issues = load_files(directory)
         for issue in issues:
             typer.echo(f"rejected  {issue}")
 

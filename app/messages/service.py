@@ -30,7 +30,7 @@ from app.journeys.templates import TemplateRenderError, render_variant
 from app.messages import content
 from app.messages.request import SendRequest
 from app.profiles import requests
-from app.profiles.consent import suppression_reason
+from app.profiles.consent import unreachable
 from app.profiles.models import USER_ID, Profile
 from app.profiles.references import Reference
 from app.profiles.view import view
@@ -120,12 +120,9 @@ def _resolve(session: Session, request: SendRequest) -> content.Resolved:
 
 def _reachable(channel: str, person: dict[str, Any]) -> None:
     """409 with the reason when the message could only be refused at send time."""
-    address = registry.spec(channel).address
-    if address is not None and not person.get(address):
-        raise Conflict(f"{channel}: the person has no {address} to send to")
-    reason = suppression_reason(channel, person["traits"], transactional=True)
+    reason = unreachable(channel, person, transactional=True)
     if reason is not None:
-        raise Conflict(f"{channel}: no consent ({reason}); nothing was queued")
+        raise Conflict(f"{channel}: {reason}; nothing was queued")
 
 
 def send(
