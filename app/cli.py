@@ -266,14 +266,14 @@ def journeys_validate(
     ] = None,
 ) -> None:
     """Check journey files; print every error as file:line:column and exit 1 if any."""
-    from app.journeys.loader import load_path
+    from app.journeys.catalog import load_files
     from app.settings import get_settings
 
     target = path or get_settings().journeys_dir
     if not target.exists():
         typer.echo(f"{target}: no such file or directory", err=True)
         raise typer.Exit(2)
-    journeys, issues = load_path(target)
+    journeys, issues = load_files(target)
     for issue in issues:
         typer.echo(str(issue), err=True)
     if issues:
@@ -406,13 +406,13 @@ def journeys_list(
     ] = False,
 ) -> None:
     """List the journeys the system runs, and any file on disk it rejected (and why)."""
-    from app.journeys.loader import load_path
+    from app.journeys.catalog import load_files
     from app.settings import get_settings
 
     _print_versions(all_versions=versions)
     directory = get_settings().journeys_dir
     if directory.exists():
-        _, issues = load_path(directory)
+        _, issues = load_files(directory)
         for issue in issues:
             typer.echo(f"rejected  {issue}")
 
@@ -485,16 +485,15 @@ def segments_reload() -> None:
 def segments_list() -> None:
     """List the segments and lifecycle stages the system runs, with their member counts and backfill progress, and any file on disk it rejected (and why)."""  # noqa: E501
     from app.db import session_scope
-    from app.segments import backfill, catalog, directory
+    from app.segments import catalog, directory
     from app.segments.loader import load_path
     from app.settings import get_settings
 
     with session_scope() as session:
         rows = directory.summary(session, catalog.current(session))
-        progress = backfill.progress(session)
     typer.echo(f"{'segment':<28} {'kind':<8} {'members':>8}  {'backfill':<24} file")
     for row in rows:
-        state = str(progress[row.file]) if row.file in progress else ""
+        state = str(row.backfill) if row.backfill is not None else ""
         typer.echo(f"{row.id:<28} {row.kind:<8} {row.members:>8}  {state:<24} {row.file}")
     folder = get_settings().segments_dir
     if folder.exists():

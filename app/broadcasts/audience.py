@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.broadcasts.loader import BroadcastDefinition
 from app.broadcasts.models import PENDING, Recipient
 from app.delivery.checks.quiet_hours import clock_reaches
-from app.messages.service import refusal
+from app.profiles.consent import unreachable
 from app.profiles.models import Profile
 from app.profiles.timezone import timezone_of
 from app.profiles.view import views
@@ -58,7 +58,7 @@ def snapshot(session: Session, definition: BroadcastDefinition) -> int:
         for profile in people:
             person = seen[profile.id]
             channel = definition.consent_channel
-            if channel is not None and refusal(channel, person, transactional=False):
+            if channel is not None and unreachable(channel, person, transactional=False):
                 continue
             zone = timezone_of(profile.id, person["traits"])
             if zone.key not in zones:

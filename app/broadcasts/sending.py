@@ -45,7 +45,8 @@ from app.delivery.models import Delivery
 from app.journeys import catalog, lifecycle, runtime
 from app.journeys.steps import StepContext
 from app.journeys.templates import TemplateRenderError
-from app.messages.service import compose, refusal
+from app.messages.service import compose
+from app.profiles.consent import unreachable
 from app.profiles.models import Profile
 from app.profiles.view import views
 from app.segments.expiry import latest_event
@@ -139,7 +140,7 @@ def _send(
     person: dict[str, Any],
     already: dict[str, int],
 ) -> None:
-    why = refusal(message.channel, person, transactional=False)
+    why = unreachable(message.channel, person, transactional=False)
     if why is not None:
         recipient.state, recipient.reason = SKIPPED, why
         return

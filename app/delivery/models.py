@@ -20,6 +20,9 @@ DEAD = "dead"
 CANCELLED = "cancelled"
 # Refused at send time by policy (no consent, capped and dropped): never sent, never retried.
 SUPPRESSED = "suppressed"
+# A `channel: preferred` send for which none of the person's channels would do when the step
+# ran (no consent, no address, no variant): nothing to send; the reason is in `error`.
+SKIPPED = "skipped"
 # Claimed, and its worker stopped during the provider call: it may or may not have been sent.
 # Never resent automatically (a second e-mail or SMS is worse than none); ops review and replay.
 UNKNOWN = "unknown"

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.delivery import models
+from app.delivery import history, models
 from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
@@ -17,6 +17,9 @@ from app.queue import enqueue
 from channels import registry
 
 log = logging.getLogger(__name__)
+
+# The history kind that says which channel a `channel: preferred` send took, and why.
+CHANNEL_CHOSEN = "channel"
 
 
 def units(channel: str, content: dict[str, Any]) -> int:
@@ -58,12 +61,22 @@ def plan(
     step_path: str,
     channel: str,
     content: dict[str, Any],
+    chosen: str | None = None,
 ) -> Delivery:
     """Add the message to the outbox. It is queued once its row is written (`_queue_planned`),
-    so a batch of trips planning many messages writes them in one multi-row INSERT."""
+    so a batch of trips planning many messages writes them in one multi-row INSERT. `chosen`
+    says why this channel (a `channel: preferred` send): the first line of its history, which
+    needs the row's id now."""
     delivery = _row(instance, step_path, channel, content, models.PENDING)
     session.add(delivery)
+    if chosen is not None:
+        _chosen(session, delivery, chosen)
     return delivery
+
+
+def _chosen(session: Session, delivery: Delivery, note: str) -> None:
+    session.flush()  # the history row needs the delivery's id
+    history.record(session, delivery.id, CHANNEL_CHOSEN, note, "journey")
 
 
 @event.listens_for(Session, "pending_to_persistent")
@@ -127,12 +140,31 @@ def plan_without_trip(
     return delivery
 
 
+def plan_skipped(
+    session: Session, instance: JourneyInstance, step_path: str, channel: str, reason: str
+) -> Delivery:
+    """Record a `channel: preferred` send none of the person's channels would do for, with
+    why each was passed over: nothing is sent, and the trip goes on."""
+    delivery = _row(instance, step_path, channel, {}, models.SKIPPED, reason)
+    session.add(delivery)
+    _chosen(session, delivery, reason)
+    _log_planned(delivery)
+    return delivery
+
+
 def plan_failed(
-    session: Session, instance: JourneyInstance, step_path: str, channel: str, error: str
+    session: Session,
+    instance: JourneyInstance,
+    step_path: str,
+    channel: str,
+    error: str,
+    chosen: str | None = None,
 ) -> Delivery:
     """Record a message that could not even be rendered, with the reason."""
     delivery = _row(instance, step_path, channel, {}, models.FAILED, error)
     session.add(delivery)
     session.flush()
+    if chosen is not None:
+        _chosen(session, delivery, chosen)
     _log_planned(delivery)
     return delivery

@@ -16,6 +16,9 @@ report how many rows moved, since a concurrent worker may have moved the row fir
                    └──resend (sweeper: idempotent channel)─── abandoned ──▶ unknown (sweeper)
   failed | dead | unknown ──replay (ops)──▶ pending
 ```
+
+A `channel: preferred` send none of the person's channels would do for is written `skipped`
+by its step, as an unrenderable one is written `failed`; a skipped row never moves again.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from app.db import once_per_session, session_scope
 from app.journeys.definition import Journey
 from app.journeys.loader import Issue, load_path, parse_journey
 from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
+from app.segments.loader import channel_lists
+from app.settings import get_settings
 from app.yamlfiles.versions import sync_versions
 
 log = logging.getLogger(__name__)
@@ -132,9 +134,15 @@ def sync(session: Session, journeys: list[Journey]) -> list[JourneyVersion]:
     return versions
 
 
+def load_files(path: Path) -> tuple[list[Journey], list[Issue]]:
+    """The journey files at `path` (a file or a directory) as the system takes them: each
+    `channel: preferred` send checked against the channels the segments directory lists."""
+    return load_path(path, channel_lists(get_settings().segments_dir))
+
+
 def sync_directory(path: Path) -> list[Issue]:
     """Load `path` and sync the valid journeys; invalid files keep their last good version."""
-    journeys, issues = load_path(path)
+    journeys, issues = load_files(path)
     for issue in issues:
         log.error("journey file rejected: %s", issue)
     invalid_files = {issue.file for issue in issues}

@@ -133,9 +133,17 @@ class UpdateProfileStep:
     set: Mapping[str, Template | str | int | float | bool | None]
 
 
+# `send: {channel: preferred, message: …}`: the channel is chosen per person when the step
+# runs, from their segment's `channels` (app/journeys/steps/channel_choice.py).
+PREFERRED = "preferred"
+
+
 @dataclass(frozen=True)
 class SendStep:
     """Send one message on `channel`; every content value is a template rendered at send time.
+
+    With `channel` PREFERRED, `message` names the `messages:` entry and the channel is chosen
+    when the step runs; `content` is then empty and `versions` None.
 
     `remove_on_exit` (meta_audience only): when the trip exits or reaches its goal, the person
     is taken out of the audience again."""
@@ -146,6 +154,10 @@ class SendStep:
     remove_on_exit: bool = False
     message: str | None = None  # the `messages:` entry sent, if any
     versions: Versions | None = None  # that entry's content for `channel`, per locale
+
+    @property
+    def preferred(self) -> bool:
+        return self.channel == PREFERRED
 
     def localized(self) -> Versions:
         """The content per locale; an inline send has the default only."""

@@ -96,7 +96,8 @@ def preview(
     within a channel the default, then each locale as written."""
     person = {"id": "preview", "traits": {}, **profile}
     variables = {"event": event, "profile": person, "unsubscribe_url": unsubscribe.PLACEHOLDER}
-    channels: dict[str, Versions] = {step.channel: step.localized()}
+    # A preferred send's channel is chosen per person when it runs: every variant is shown.
+    channels: dict[str, Versions] = {} if step.preferred else {step.channel: step.localized()}
     if step.message is not None:
         channels.update(journey.messages[step.message])  # the step's channel stays first
     chosen = step.localized().pick((person.get("traits") or {}).get("locale"))[0]

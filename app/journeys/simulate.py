@@ -31,6 +31,7 @@ from app.journeys.models import Timer
 from app.journeys.timeline import WENT_OUT, Entry, timeline
 from app.journeys.timers import fire_due
 from app.models import reset_all
+from app.segments import catalog as segment_files
 from app.settings import get_settings
 
 # The reference start of a journey test: a Monday 09:00 UTC, so `wait: {until}` is repeatable.
@@ -64,8 +65,11 @@ def run(
     """Simulate one person on one journey from `start`; returns the journey's timeline."""
     reset_all()
     catalog.forget_parsed()
+    segment_files.forget_parsed()
     with session_scope() as session:
         catalog.sync(session, [journey])
+    # The segments directory too: segments, lifecycle stages and `channel: preferred` as live.
+    segment_files.sync_directory(get_settings().segments_dir)
     virtual = clock.ManualClock(start)
     previous = clock.set_clock(virtual)
     try:

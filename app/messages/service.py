@@ -30,7 +30,7 @@ from app.journeys.templates import TemplateRenderError, Versions, render_variant
 from app.messages import content
 from app.messages.request import SendRequest
 from app.profiles import requests
-from app.profiles.consent import suppression_reason
+from app.profiles.consent import unreachable
 from app.profiles.models import USER_ID, Profile
 from app.profiles.references import Reference
 from app.profiles.view import view
@@ -118,21 +118,11 @@ def _resolve(session: Session, request: SendRequest) -> content.Resolved:
     return content.inline(request.channel, request.content or {})
 
 
-def refusal(channel: str, person: dict[str, Any], *, transactional: bool) -> str | None:
-    """Why the person cannot get a message on `channel` (no address, no consent), or None;
-    a transactional send and a broadcast ask the same question with their own consent rule."""
-    address = registry.spec(channel).address
-    if address is not None and not person.get(address):
-        return f"the person has no {address} to send to"
-    reason = suppression_reason(channel, person["traits"], transactional=transactional)
-    return f"no consent ({reason})" if reason is not None else None
-
-
 def _reachable(channel: str, person: dict[str, Any]) -> None:
     """409 with the reason when the message could only be refused at send time."""
-    why = refusal(channel, person, transactional=True)
-    if why is not None:
-        raise Conflict(f"{channel}: {why}; nothing was queued")
+    reason = unreachable(channel, person, transactional=True)
+    if reason is not None:
+        raise Conflict(f"{channel}: {reason}; nothing was queued")
 
 
 def compose(

@@ -6,6 +6,7 @@ POST /ops/dead-letters/{id}/replay        put one back in the outbox (idempotent
 GET  /ops/deliveries/{id}                 a delivery's story
 GET  /ops/journeys                        people per journey step
 GET  /ops/channels                        per channel results, cost, conversions
+GET  /ops/segments                        segments and stages: members, backfill progress
 GET  /ops/experiments?min_per_arm=500      every split's A/B test results (app/analytics/)
 GET  /ops/experiments/{journey_id}        one journey's (404: not loaded, or no split)
 GET  /ops/broadcasts                      every started broadcast's progress, newest first
@@ -29,6 +30,7 @@ from app.db import DbSession
 from app.errors import NotFound
 from app.ops import dead_letters, kpis, metrics, queues, story
 from app.ops.auth import require_admin
+from app.segments import catalog, directory
 
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_admin)])
 metrics_router = APIRouter(tags=["ops"], dependencies=[Depends(require_admin)])
@@ -59,8 +61,13 @@ def summary(
         "channels": kpis.as_dicts(kpis.channels(session)),
         "experiments": report.as_dicts(report.results(session) if found is None else found),
         "broadcasts": [shown.as_dict() for shown in progress.every(session)],
+        "segments": segments(session),
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
+
+
+def segments(session: Session) -> list[dict[str, Any]]:
+    return [row.as_dict() for row in directory.summary(session, catalog.current(session))]
 
 
 @router.get("/queues")
@@ -92,6 +99,11 @@ def get_journeys(session: DbSession) -> list[dict[str, Any]]:
 @router.get("/channels")
 def get_channels(session: DbSession) -> list[dict[str, Any]]:
     return kpis.as_dicts(kpis.channels(session))
+
+
+@router.get("/segments")
+def get_segments(session: DbSession) -> list[dict[str, Any]]:
+    return segments(session)
 
 
 @router.get("/experiments")

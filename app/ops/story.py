@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.delivery import history, models
 from app.delivery.models import Delivery
+from app.delivery.outbox import CHANNEL_CHOSEN
 from app.errors import NotFound
 from app.events.models import Event
 from app.journeys.models import JourneyInstance, Timer
@@ -28,6 +29,7 @@ WEBHOOKS_NOTE = "no provider webhook recorded for this delivery yet"
 
 # How a history row reads in the story; rows of other kinds show their kind and source.
 _MOMENTS = {
+    CHANNEL_CHOSEN: "channel chosen",
     "deferred": "deferred at send time",
     "suppressed": "suppressed at send time",
     "retry": "transient failure, retry planned",
@@ -88,6 +90,8 @@ def _outcome(d: Delivery) -> Step:
         return Step(d.sent_at, "dry run (nothing sent)", d.error or "")
     if d.status == models.FAILED:
         return Step(d.updated_at, "failed", f"{code}{d.error or ''}")
+    if d.status == models.SKIPPED:
+        return Step(d.updated_at, "skipped (nothing sent)", d.error or "")
     if d.status == models.CANCELLED:
         return Step(d.updated_at, "cancelled", d.error or "")
     if d.status == models.SENDING:

@@ -65,3 +65,15 @@ def suppression_reason(
     """Why a message on `channel` must not go out, or None when it may: the channel's spec
     says how its consent is kept and read, and what a transactional message is exempt from."""
     return registry.spec(channel).consent.refusal_of(traits, transactional=transactional)
+
+
+def unreachable(channel: str, person: Mapping[str, Any], *, transactional: bool) -> str | None:
+    """Why a message on `channel` could only be refused for this person (as the profile
+    reads now: `traits`, `email`, `phone`): no address to send to, or no consent; None when
+    it may go. Checked before planning, where a refusal at send time would come too late to
+    choose otherwise."""
+    address = registry.spec(channel).address
+    if address is not None and not person.get(address):
+        return f"the person has no {address} to send to"
+    reason = suppression_reason(channel, person.get("traits") or {}, transactional=transactional)
+    return f"no consent ({reason})" if reason else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
@@ -45,6 +46,11 @@ class Progress:
         if self.finished:
             return "up to date"
         return f"backfill {self.done:,}/{max(self.total, self.done):,}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the ops API; `text` is what `carillon segments list` prints."""
+        total = max(self.total, self.done)  # people who arrived meanwhile are done too
+        return {"done": self.done, "total": total, "finished": self.finished, "text": str(self)}
 
 
 def _claim(session: Session) -> SegmentVersion | None:

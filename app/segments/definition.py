@@ -8,7 +8,7 @@ global: an event is matched against every trait of every file in one pass.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -211,10 +211,7 @@ class Definitions:
     def segment(self, segment_id: str) -> Segment | None:
         return next((s for s in self.every_segment if s.id == segment_id), None)
 
-    def channels_of(self, segment_ids: list[str]) -> tuple[str, ...]:
-        """The preferred channels of the person's segments, in the segments' order, once."""
-        ordered: dict[str, None] = {}
-        for segment in self.every_segment:
-            if segment.id in segment_ids:
-                ordered.update(dict.fromkeys(segment.channels))
-        return tuple(ordered)
+    def first_listing_channels(self, segment_ids: Collection[str]) -> Segment | None:
+        """The first of these segments that lists channels, in the directory's order: the
+        segment files by name, then the lifecycle stage."""
+        return next((s for s in self.every_segment if s.id in segment_ids and s.channels), None)

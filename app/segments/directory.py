@@ -1,5 +1,7 @@
-"""What `carillon segments list|show|members` (and the ops pages) tell about segments: the
-current definitions with their member counts, one segment's rule, its members."""
+"""What `carillon segments list|show|members` and the ops pages (`GET /ops/segments`, the
+dashboard) tell about segments: the current definitions with their member counts and their
+file's backfill progress, one segment's rule, its members. One reading for every place, so the
+command line and the dashboard never disagree."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.profiles.models import USER_ID, Identity
+from app.segments.backfill import Progress, progress
 from app.segments.definition import Definitions
 from app.segments.models import Membership
 
@@ -21,6 +24,16 @@ class SegmentRow:
     kind: str  # segment | stage
     members: int
     file: str
+    backfill: Progress | None  # None: the file is not in the database (yet)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "members": self.members,
+            "file": self.file,
+            "backfill": self.backfill.as_dict() if self.backfill is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -36,9 +49,17 @@ def _counts(session: Session) -> dict[str, int]:
 
 
 def summary(session: Session, definitions: Definitions) -> list[SegmentRow]:
+    """Each current segment and stage with its member count and its file's backfill."""
     counts = _counts(session)
+    backfills = progress(session)
     return [
-        SegmentRow(s.id, "stage" if s.stage else "segment", counts.get(s.id, 0), s.file)
+        SegmentRow(
+            s.id,
+            "stage" if s.stage else "segment",
+            counts.get(s.id, 0),
+            s.file,
+            backfills.get(s.file),
+        )
         for s in definitions.every_segment
     ]
 

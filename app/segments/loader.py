@@ -76,6 +76,14 @@ def load_path(path: Path) -> tuple[list[SegmentDefinition], list[Issue]]:
     return [item.definition for item in loaded if item.file not in rejected], issues
 
 
+def channel_lists(path: Path) -> dict[str, tuple[str, ...]]:
+    """Each segment's and lifecycle stage's `channels`, by id, from the directory's valid
+    files (none when it does not exist): what journeys' `channel: preferred` sends are
+    checked against when they load."""
+    files = load_path(path)[0] if path.exists() else []
+    return {segment.id: segment.channels for file in files for segment in file.segments}
+
+
 def _expressions(item: _Loaded) -> list[tuple[list[str | int], Condition]]:
     """Where each profile expression of the file is written, with its compiled form."""
     found: list[tuple[list[str | int], Condition]] = []

@@ -144,9 +144,9 @@ def test_unknown_channel() -> None:
     issue = only(HEAD + "steps:\n  - send:\n      channel: mail\n      text: Hi\n")
     assert where(issue) == (7, 16)
     assert issue.message == "unknown channel 'mail'"
-    assert (
-        issue.hint
-        == "did you mean 'email'? allowed: email, sms, whatsapp, meta_audience, meta_capi, webhook"
+    assert issue.hint == (
+        "did you mean 'email'? allowed: email, sms, whatsapp, meta_audience, meta_capi, webhook, "
+        "preferred"
     )
 
 

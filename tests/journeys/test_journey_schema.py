@@ -109,7 +109,8 @@ def test_channels_and_content_keys_come_from_the_registry(
         }
 
     assert channels(journey_schema()) == {
-        name: sorted(registry.required_content(name)) for name in registry.names()
+        **{name: sorted(registry.required_content(name)) for name in registry.names()},
+        "preferred": ["message"],  # the channel chosen per person, the content from messages:
     }
     with push_channel(tmp_path, monkeypatch):
         schema = journey_schema()

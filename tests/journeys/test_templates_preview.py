@@ -81,6 +81,21 @@ def test_an_inline_send_of_a_shipped_journey(files: Path) -> None:
     assert "GSM-7" in out or "UCS-2" in out
 
 
+def test_a_preferred_send_shows_every_variant_none_chosen_yet(files: Path) -> None:
+    """The channel is chosen per person when the step runs, from their segment: the preview
+    cannot know it, so it marks none."""
+    shipped = Path(__file__).resolve().parents[2] / "journeys" / "abandoner_rescue.yaml"
+    code, out, _ = preview(str(shipped), "1")
+    assert code == 0, out
+    assert out.splitlines()[0] == (
+        "journey abandoner-rescue, step 1: send on preferred, message rescue"
+    )
+    assert [line for line in out.splitlines() if line.startswith("== ")] == [
+        "== email · default",
+        "== sms · default",
+    ]
+
+
 def test_a_variant_that_cannot_be_rendered_is_shown_and_exits_1(files: Path) -> None:
     # Without a first name the fr-CA SMS (no default filter) cannot be rendered.
     (files / "nameless.json").write_text(json.dumps({"traits": {"locale": "fr-CA"}}))

@@ -24,6 +24,7 @@ PROTECTED = [
     ("GET", "/ops/deliveries/1"),
     ("GET", "/ops/journeys"),
     ("GET", "/ops/channels"),
+    ("GET", "/ops/segments"),
     ("GET", "/ops/summary"),
     ("GET", "/ops/panels"),
     ("GET", "/metrics"),

@@ -330,6 +330,10 @@ def test_a_newcomer_sees_what_the_journeys_did_after_make_run(
         expect(row).to_contain_text("newsletter-welcome", timeout=WAIT_MS)
         expect(row.locator('td[data-field="status"]')).to_have_text("dry_run", timeout=WAIT_MS)
         expect(row).to_contain_text("would have gone to +33612345678")
+        # The shipped segment files, backfilled over the people there by serve's scheduler.
+        segment = page.locator('#segments tr[data-segment="frequent-abandoners"]')
+        backfill = segment.locator('td[data-field="backfill"]')
+        expect(backfill).to_have_text("up to date", timeout=WAIT_MS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ops-dashboard-make-run.png"), full_page=True)
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.journeys.conditions import Condition, compile_condition
 from app.journeys.definition import (
+    PREFERRED,
     BranchArm,
     BranchStep,
     Cap,
@@ -173,6 +174,8 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
         }
         return UpdateProfileStep(path, MappingProxyType(traits))
     remove = getattr(value, "remove_on_exit", False)
+    if value.channel == PREFERRED:
+        return SendStep(path, PREFERRED, MappingProxyType({}), False, value.message)
     if (name := getattr(value, "message", None)) is not None:
         versions = messages[name][value.channel]
         return SendStep(path, value.channel, versions.default.content, remove, name, versions)

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.journeys.definition import PREFERRED
 from app.journeys.language.values import NOT_BLANK, LocaleTag, MessageName, Offset, Text
 from app.yamlfiles import YamlModel
 from channels.base import ChannelSpec, Option
@@ -75,6 +76,31 @@ def channel_models(spec: ChannelSpec) -> ChannelModels:
         by_message=by_message,
         variant=_variant(spec, keys),
         expected=_expected(spec, keys),
+    )
+
+
+def preferred_model() -> type[YamlModel]:
+    """send: {channel: preferred, message}: the channel is chosen per person."""
+    channel: Any = (
+        Literal.__getitem__(PREFERRED),
+        Field(description="Chosen per person from their segment's channels."),
+    )
+    return create_model(
+        "send_preferred",
+        __base__=YamlModel,
+        __doc__="Send a message of `messages:` on the person's preferred channel: the first of "
+        "their segment's `channels` (the trigger segment's, else their first segment's that "
+        "lists channels) that the message has a variant for and that they can be reached and "
+        "have consent on. The channel chosen, or why none could be, is in the delivery's "
+        "history.",
+        channel=channel,
+        message=(
+            MessageName,
+            Field(
+                description="The name of an entry of `messages:` (top level of the file); the "
+                "variant of the chosen channel is sent, in the person's locale."
+            ),
+        ),
     )
 
 

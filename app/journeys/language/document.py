@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, create_model, model_validator
 
-from app.journeys.language.content import ChannelModels, channel_models, extended, message_model
+from app.journeys.language.content import (
+    ChannelModels,
+    channel_models,
+    extended,
+    message_model,
+    preferred_model,
+)
 from app.journeys.language.rules import EventRule, SegmentRule
 from app.journeys.language.steps import step_union
 from app.journeys.language.values import (
@@ -114,7 +120,11 @@ def journey_model() -> type[YamlModel]:
 
 def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
     names: Any = Literal.__getitem__(tuple(channels))
-    forms = [m.by_message for m in channels.values()] + [m.inline for m in channels.values()]
+    forms = [
+        *(m.by_message for m in channels.values()),
+        preferred_model(),
+        *(m.inline for m in channels.values()),
+    ]
     expected: Any = Union.__getitem__(tuple(m.expected for m in channels.values()))
     message: Any = message_model(channels)
     scenario: Any = create_model(

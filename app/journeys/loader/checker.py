@@ -57,6 +57,8 @@ class _Checker:
         self.splits: list[tuple[str, Pos]] = []  # (path, where) of every split step seen
         # `messages:` by name; None for one written with mistakes (already reported).
         self.messages: dict[str, Mapping[str, Versions] | None] = {}
+        # (message, where `message:` is written) of every `channel: preferred` send seen.
+        self.preferred: list[tuple[str, Pos]] = []
 
     def error(self, pos: Pos, message: str, hint: str | None = None) -> None:
         self.issues.append(Issue(self.file, pos[0], pos[1], message, hint))

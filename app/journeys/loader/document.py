@@ -15,7 +15,7 @@ from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
 from app.journeys.loader import segment_trigger
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
-from app.journeys.loader.messages import _channel, _messages
+from app.journeys.loader.messages import _channel, _messages, check_preferred
 from app.journeys.loader.scenarios import _scenarios
 from app.journeys.loader.splits import _one_split
 from app.journeys.loader.steps import _step_list
@@ -32,12 +32,21 @@ _SLUG = re.compile(ID_PATTERN)
 # --- public API ----------------------------------------------------------------------------
 
 
-def parse_journey(text: str, file: str) -> Journey:
-    """Parse one journey file's text; raise `JourneyInvalid` with all its issues."""
-    return _parse(text, file)[0]
+# Each segment's and lifecycle stage's `channels`, by id: what `channel: preferred` sends
+# choose from (app.segments.loader.channel_lists).
+SegmentChannels = Mapping[str, tuple[str, ...]]
 
 
-def load_directory(path: Path) -> tuple[list[Journey], list[Issue]]:
+def parse_journey(text: str, file: str, segments: SegmentChannels | None = None) -> Journey:
+    """Parse one journey file's text; raise `JourneyInvalid` with all its issues. With
+    `segments`, a `channel: preferred` send is also checked against their channels (a
+    version read back from the database is not: the segments may have changed since)."""
+    return _parse(text, file, segments)[0]
+
+
+def load_directory(
+    path: Path, segments: SegmentChannels | None = None
+) -> tuple[list[Journey], list[Issue]]:
     """Every `*.yaml` / `*.yml` file directly in `path`, in name order.
 
     An invalid file gives issues and no journey. A journey id already used by an earlier file
@@ -51,7 +60,7 @@ def load_directory(path: Path) -> tuple[list[Journey], list[Issue]]:
         if file.suffix not in (".yaml", ".yml") or file.name.startswith(".") or file.is_dir():
             continue
         try:
-            journey, id_pos = _parse(_read(file), str(file))
+            journey, id_pos = _parse(_read(file), str(file), segments)
         except JourneyInvalid as exc:
             issues.extend(exc.issues)
             continue
@@ -64,12 +73,14 @@ def load_directory(path: Path) -> tuple[list[Journey], list[Issue]]:
     return journeys, issues
 
 
-def load_path(path: Path) -> tuple[list[Journey], list[Issue]]:
+def load_path(
+    path: Path, segments: SegmentChannels | None = None
+) -> tuple[list[Journey], list[Issue]]:
     """A single journey file, or a directory of them."""
     if path.is_dir():
-        return load_directory(path)
+        return load_directory(path, segments)
     try:
-        return [parse_journey(_read(path), str(path))], []
+        return [parse_journey(_read(path), str(path), segments)], []
     except JourneyInvalid as exc:
         return [], exc.issues
 
@@ -84,7 +95,7 @@ def _read(path: Path) -> str:
 # --- the journey document ------------------------------------------------------------------
 
 
-def _parse(text: str, file: str) -> tuple[Journey, Pos]:
+def _parse(text: str, file: str, segments: SegmentChannels | None) -> tuple[Journey, Pos]:
     """The journey, and where its id is written (for duplicate-id issues)."""
     c = _Checker(file, text)
     try:
@@ -125,6 +136,8 @@ def _parse(text: str, file: str) -> tuple[Journey, Pos]:
             "remove exit_when: reaching the goal already ends the trip (as converted)",
         )
     tests = _scenarios(c, f) if (f := c.field(data, "tests")) else ()
+    if segments is not None:
+        check_preferred(c, segments, trigger[2] if trigger else None)
     if c.issues:
         raise JourneyInvalid(sorted(c.issues, key=lambda issue: (issue.line, issue.column)))
     if not (id_field and journey_id and name and trigger and re_entry and steps):

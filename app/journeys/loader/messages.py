@@ -11,7 +11,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, cast
 
-from app.journeys.definition import SendStep, Step
+from app.journeys.definition import PREFERRED, SendStep, Step
 from app.journeys.loader.checker import _Checker, _Field
 from app.journeys.templates import (
     LOCALE_PATTERN,
@@ -43,7 +43,9 @@ def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
             hint = f"a send step sends on one channel: write one send step per channel; {hint}"
         c.error(f.key, "send is missing required key 'channel'", hint)
         return None
-    if (channel := _channel(c, channel_field)) is None:
+    if channel_field.value == PREFERRED:
+        return _preferred_send(c, f, send, uses, path)
+    if (channel := _channel(c, channel_field, sending=True)) is None:
         return None
     content_keys = sorted(registry.required_content(channel))
     undoable = registry.spec(channel).undo is not None
@@ -101,15 +103,85 @@ def _content(c: _Checker, given: Any, keys: Iterable[str], where: str) -> dict[s
     return content
 
 
-def _channel(c: _Checker, f: _Field) -> str | None:
-    """A channel name from the channel registry, the one list of channels."""
+def _channel(c: _Checker, f: _Field, sending: bool = False) -> str | None:
+    """A channel name from the channel registry, the one list of channels (a send step may
+    also say `preferred`, handled before this)."""
     if (channel := c.text(f, "channel")) is None:
         return None
     if channel not in registry.names():
-        channels = list(registry.names())
+        channels = [*registry.names(), *([PREFERRED] if sending else [])]
         c.error(f.at, f"unknown channel {channel!r}", allowed_hint(channel, channels))
         return None
     return channel
+
+
+_PREFERRED_EXAMPLE = "e.g. send: {channel: preferred, message: reminder}"
+
+
+def _preferred_send(
+    c: _Checker, f: _Field, send: Any, uses: _Field | None, path: str
+) -> Step | None:
+    """`send: {channel: preferred, message: name}`: the person's segment says which channels
+    to try, in order, when the step runs; the message holds a variant per channel."""
+    content_keys = {key for name in registry.names() for key in registry.required_content(name)}
+    moved = "channel: preferred sends a message of messages: (a variant per channel)"
+    undoable = [name for name, spec in registry.specs().items() if spec.undo is not None]
+    c.keys(
+        send,
+        f.key,
+        "send (preferred)",
+        (),
+        ("channel", "message"),
+        {
+            **_send_hints(uses, []),
+            **{key: f"{moved}: put {key} under messages:" for key in content_keys},
+            "remove_on_exit": "remove_on_exit needs a fixed channel: "
+            f"channel: {' or '.join(undoable) or '...'}",
+        },
+    )
+    if uses is None:
+        c.error(
+            f.key,
+            "send (preferred) is missing required key 'message'",
+            f"{moved}, {_PREFERRED_EXAMPLE}",
+        )
+        return None
+    if (name := c.text(uses, "message")) is None:
+        return None
+    if name not in c.messages:
+        _unknown_message(c, uses, name)
+        return None
+    if c.messages[name] is not None:  # a message with mistakes is reported where written
+        c.preferred.append((name, uses.at))
+    return SendStep(path, PREFERRED, MappingProxyType({}), False, name)
+
+
+def check_preferred(
+    c: _Checker, segments: Mapping[str, tuple[str, ...]], trigger_segment: str | None
+) -> None:
+    """Each `channel: preferred` send's message has a variant for a channel the segments list
+    (the trigger segment's, when it lists any: it decides for every trip of the journey), or
+    no person could ever get it. `segments`: each segment's and stage's channels, by id."""
+    listed = segments.get(trigger_segment or "", ())
+    who = f"segment {trigger_segment}" if listed else "any segment"
+    if not listed:
+        listed = tuple(dict.fromkeys(ch for channels in segments.values() for ch in channels))
+    for name, at in c.preferred:
+        message = c.messages.get(name) or {}
+        if any(channel in message for channel in listed):
+            continue
+        hint = (
+            f"it has {', '.join(message)}; the channels listed are {', '.join(listed)}: add "
+            f"{listed[0]}: under messages.{name}"
+            if listed
+            else "no segment lists channels yet: give one "
+            f"channels: [{', '.join(message)}] in the segments directory"
+        )
+        c.error(
+            at,
+            f"channel preferred: message {name!r} has no variant for a channel {who} lists",
+            hint,
+        )
 
 
 def _messages(c: _Checker, f: _Field) -> dict[str, Mapping[str, Versions]]:
@@ -246,13 +318,7 @@ def _sent_message(c: _Checker, f: _Field, channel: str) -> Versions | None:
     if (name := c.text(f, "message")) is None:
         return None
     if name not in c.messages:
-        close = get_close_matches(name, list(c.messages), n=1)
-        hint = (
-            f"did you mean {close[0]!r}?"
-            if close
-            else f"define it under messages: at the top level, {_MESSAGE_EXAMPLE}"
-        )
-        c.error(f.at, f"unknown message {name!r}", hint)
+        _unknown_message(c, f, name)
         return None
     if (message := c.messages[name]) is None:
         return None  # its own mistakes are reported where it is written
@@ -264,6 +330,16 @@ def _sent_message(c: _Checker, f: _Field, channel: str) -> Versions | None:
         )
         return None
     return message[channel]
+
+
+def _unknown_message(c: _Checker, f: _Field, name: str) -> None:
+    close = get_close_matches(name, list(c.messages), n=1)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else f"define it under messages: at the top level, {_MESSAGE_EXAMPLE}"
+    )
+    c.error(f.at, f"unknown message {name!r}", hint)
 
 
 def _message_channels_hint(c: _Checker, f: _Field | None) -> str | None:

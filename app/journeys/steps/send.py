@@ -7,8 +7,9 @@ import logging
 from app import unsubscribe
 from app.delivery import outbox
 from app.journeys.definition import SendStep
+from app.journeys.steps import channel_choice
 from app.journeys.steps.context import Outcome, StepContext
-from app.journeys.templates import TemplateRenderError, render_variant
+from app.journeys.templates import TemplateRenderError, Versions, render_variant
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +21,32 @@ def run(ctx: StepContext, step: SendStep) -> Outcome:
         # The control group: nothing is sent, the trip goes on so its conversions count.
         log.info("instance %s step %s: holdout, nothing sent", ctx.instance.id, step.path)
         return Outcome.NEXT
-    locale, variant = step.localized().pick((ctx.profile.get("traits") or {}).get("locale"))
+    if not step.preferred:
+        _plan(ctx, step, step.channel, step.localized())
+        return Outcome.NEXT
+    variants = ctx.journey.messages[str(step.message)]
+    choice = channel_choice.choose(
+        ctx.session, ctx.journey, ctx.profile, str(step.message), variants
+    )
+    if choice.channel is None:
+        # Recorded, not raised: ops see why this person got nothing; the trip goes on.
+        outbox.plan_skipped(ctx.session, ctx.instance, step.path, choice.first, choice.note)
+    else:
+        _plan(ctx, step, choice.channel, variants[choice.channel], choice.note)
+    return Outcome.NEXT
+
+
+def _plan(
+    ctx: StepContext, step: SendStep, channel: str, versions: Versions, chosen: str | None = None
+) -> None:
+    locale, variant = versions.pick((ctx.profile.get("traits") or {}).get("locale"))
     try:
         # The delivery has no id yet: the adapter swaps the placeholder for the signed link.
         variables = {**ctx.variables, "unsubscribe_url": unsubscribe.PLACEHOLDER}
-        content = render_variant(step.channel, variant, variables)
+        content = render_variant(channel, variant, variables)
     except TemplateRenderError as exc:
         # Recorded, not raised: ops must see why this person got nothing; the trip goes on.
         reason = f"locale {locale}: {exc}" if locale else str(exc)
-        outbox.plan_failed(ctx.session, ctx.instance, step.path, step.channel, reason)
-        return Outcome.NEXT
-    outbox.plan(ctx.session, ctx.instance, step.path, step.channel, content)
-    return Outcome.NEXT
+        outbox.plan_failed(ctx.session, ctx.instance, step.path, channel, reason, chosen)
+        return
+    outbox.plan(ctx.session, ctx.instance, step.path, channel, content, chosen)
