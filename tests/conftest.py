@@ -47,6 +47,13 @@ from tests.providers.sendgrid import SendGridServer  # noqa: E402
 from tests.providers.twilio import TwilioServer  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _connections_released() -> Iterator[None]:
+    """The sending loop's pooled connections closed at the end, as a worker closes them."""
+    yield
+    service.close_channels()
+
+
 @pytest.fixture
 def manual_clock() -> clock.ManualClock:
     manual = clock.ManualClock(T0)
