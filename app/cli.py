@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -72,6 +72,22 @@ def _logging(default_format: str = "json") -> None:
     from app.ops import logs
 
     logs.configure(default_format)
+
+
+def _must_exist(target: Path) -> None:
+    """A folder or file of YAML to check: exit 2 with one line when there is none."""
+    if not target.exists():
+        typer.echo(f"{target}: no such file or directory", err=True)
+        raise typer.Exit(2)
+
+
+def _refuse_on(issues: Sequence[object]) -> None:
+    """Every problem of the files, one per line (file:line:column), then exit 1."""
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        typer.echo(f"{len(issues)} error(s)", err=True)
+        raise typer.Exit(1)
 
 
 def _exit_0_on_sigterm() -> None:
@@ -270,15 +286,9 @@ def journeys_validate(
     from app.settings import get_settings
 
     target = path or get_settings().journeys_dir
-    if not target.exists():
-        typer.echo(f"{target}: no such file or directory", err=True)
-        raise typer.Exit(2)
+    _must_exist(target)
     journeys, issues = load_files(target)
-    for issue in issues:
-        typer.echo(str(issue), err=True)
-    if issues:
-        typer.echo(f"{len(issues)} error(s)", err=True)
-        raise typer.Exit(1)
+    _refuse_on(issues)
     for journey in journeys:
         steps = len(journey.steps)
         typer.echo(f"ok  {journey.file}: {journey.id} ({steps} step{'s' if steps != 1 else ''})")
@@ -444,15 +454,9 @@ def segments_validate(
     from app.settings import get_settings
 
     target = path or get_settings().segments_dir
-    if not target.exists():
-        typer.echo(f"{target}: no such file or directory", err=True)
-        raise typer.Exit(2)
+    _must_exist(target)
     files, issues = load_path(target)
-    for issue in issues:
-        typer.echo(str(issue), err=True)
-    if issues:
-        typer.echo(f"{len(issues)} error(s)", err=True)
-        raise typer.Exit(1)
+    _refuse_on(issues)
     for definition in files:
         traits = len(definition.aggregates) + len(definition.derived)
         kind = "stages" if definition.has_stages else "segment"
@@ -549,16 +553,10 @@ def broadcasts_validate(
     from app.db import session_scope
 
     target = path or catalog.directory()
-    if not target.exists():
-        typer.echo(f"{target}: no such file or directory", err=True)
-        raise typer.Exit(2)
+    _must_exist(target)
     with session_scope() as session:
         files, issues = catalog.files(session, target)
-    for issue in issues:
-        typer.echo(str(issue), err=True)
-    if issues:
-        typer.echo(f"{len(issues)} error(s)", err=True)
-        raise typer.Exit(1)
+    _refuse_on(issues)
     for definition in files:
         typer.echo(
             f"ok  {definition.file}: {definition.id} ({definition.audience}, "

@@ -26,7 +26,6 @@ from sqlalchemy import and_, case, distinct, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.analytics import roi
-from app.analytics.report import amount, change
 from app.delivery import models
 from app.delivery.models import Delivery, DeliveryEvent
 from app.journeys import catalog
@@ -221,28 +220,17 @@ def render(rows: list[JourneyRow], fmt: str) -> str:
     if not rows:
         return "No journey is loaded and nothing was sent yet."
     header = ("JOURNEY", "ARM", *(n.upper().replace("_", " ") for n in FUNNEL_FIELDS),
-              "SENT", "UNITS", "COST", "REVENUE", "ROI")  # fmt: skip
+              *roi.MONEY_HEADER)  # fmt: skip
     cells = [header] + [
         (
             row.journey,
             row.arm,
             *(_cell(getattr(row, name)) for name in FUNNEL_FIELDS),
-            f"{row.sent:,}",
-            f"{row.units:,}",
-            f"{amount(row.cost)} {row.currency}",
-            f"{amount(row.revenue)} {row.currency}",
-            change(row.roi),
+            *roi.money_cells(row),
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in cells
-    ]
+    lines = roi.aligned(cells, 2)
     lines += [
         "ENTERED to CONVERTED count trips (people on the journey); REACHED = sent at least one "
         "message, DRY RUN = a message only rendered (no provider keys); DELIVERED and CLICKED "

@@ -16,8 +16,9 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -187,6 +188,50 @@ def number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
+MONEY_HEADER = ("SENT", "UNITS", "COST", "REVENUE", "ROI")
+
+
+class Priced(Protocol):
+    """A table row with what its messages cost and brought back (a channel's, a journey's)."""
+
+    # Read-only, as the rows are frozen dataclasses.
+    @property
+    def sent(self) -> int: ...
+    @property
+    def units(self) -> int: ...
+    @property
+    def cost(self) -> float | None: ...
+    @property
+    def revenue(self) -> float: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def roi(self) -> float | None: ...
+
+
+def money_cells(row: Priced) -> tuple[str, ...]:
+    """The `MONEY_HEADER` columns of a row, as the tables print them."""
+    return (
+        f"{row.sent:,}",
+        f"{row.units:,}",
+        f"{amount(row.cost)} {row.currency}",
+        f"{amount(row.revenue)} {row.currency}",
+        change(row.roi),
+    )
+
+
+def aligned(cells: Sequence[Sequence[str]], names: int) -> list[str]:
+    """A plain-text table's lines: the first `names` columns to the left, figures right."""
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < names else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in cells
+    ]
+
+
 def render(rows: list[Figures], fmt: str, by: str) -> str:
     """`by`: "channels" or "journeys", the columns that name a row."""
     names = ("channel",) if by == "channels" else ("journey", "arm")
@@ -213,25 +258,10 @@ def render(rows: list[Figures], fmt: str, by: str) -> str:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not rows:
         return "Nothing sent yet."
-    header = (*(name.upper() for name in names), "SENT", "UNITS", "COST", "REVENUE", "ROI")
+    header = (*(name.upper() for name in names), *MONEY_HEADER)
     cells = [header] + [
-        (
-            *(str(getattr(row, name) or "") for name in names),
-            f"{row.sent:,}",
-            f"{row.units:,}",
-            f"{amount(row.cost)} {row.currency}",
-            f"{amount(row.revenue)} {row.currency}",
-            change(row.roi),
-        )
-        for row in rows
+        (*(str(getattr(row, name) or "") for name in names), *money_cells(row)) for row in rows
     ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < len(names) else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in cells
-    ]
+    lines = aligned(cells, len(names))
     lines.append("ROI = (revenue - cost) / cost; n/a without a known price or with no cost.")
     return "\n".join(lines)
