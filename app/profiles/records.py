@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.broadcasts.models import Recipient
 from app.db import Base
 from app.delivery.models import Delivery, DeliveryEvent
 from app.events.models import Event
@@ -99,12 +100,16 @@ HOLDINGS: dict[str, Callable[[Person], ColumnElement[bool]]] = {
     ComputedTrait.__tablename__: lambda p: ComputedTrait.profile_id.in_(p.profile_ids),
     TraitEvent.__tablename__: lambda p: TraitEvent.profile_id.in_(p.profile_ids),
     Membership.__tablename__: lambda p: Membership.profile_id.in_(p.profile_ids),
+    # Which broadcasts reached them, or skipped them and why (an erased person's pending turn
+    # is skipped at send time: the sending finds them erased).
+    Recipient.__tablename__: lambda p: Recipient.profile_id.in_(p.profile_ids),
 }
 
 NOT_PERSONAL = {
     "journey_versions": "the marketers' journey files, the same for everybody",
     "alembic_version": "the schema's revision",
     "segment_versions": "the marketers' segment files, the same for everybody",
+    "broadcasts": "the marketers' broadcast files and their progress, the same for everybody",
 }
 
 
