@@ -14,6 +14,8 @@ import httpx
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
+from channels.base import httpx_departure_trace
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +45,7 @@ class HttpxTwilioClient(AsyncHttpClient):
             auth=auth,
             timeout=timeout or self.timeout,
             follow_redirects=allow_redirects,
+            extensions={"trace": httpx_departure_trace},  # the rate-limit turn, held to the last
         )
         return Response(answer.status_code, answer.text, answer.headers)
 
