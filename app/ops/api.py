@@ -24,7 +24,7 @@ from app.analytics import experiments, report
 from app.analytics.repository import UnknownExperiment
 from app.db import DbSession
 from app.errors import NotFound
-from app.ops import dead_letters, kpis, metrics, queues, story
+from app.ops import budgets, dead_letters, kpis, metrics, queues, story
 from app.ops.auth import require_admin
 
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_admin)])
@@ -48,6 +48,7 @@ def summary(session: Session, limit: int = 50) -> dict[str, Any]:
         "journeys": kpis.as_dicts(kpis.journeys(session)),
         "channels": kpis.as_dicts(kpis.channels(session)),
         "experiments": report.as_dicts(report.results(session)),
+        "budgets": [b.as_dict() for b in budgets.standings(session)],
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 
@@ -55,6 +56,12 @@ def summary(session: Session, limit: int = 50) -> dict[str, Any]:
 @router.get("/queues")
 def get_queues(session: DbSession) -> dict[str, Any]:
     return queues.snapshot(session).as_dict()
+
+
+@router.get("/budgets")
+def get_budgets(session: DbSession) -> list[dict[str, Any]]:
+    """Spend against each channel's and each journey's budget in the current period."""
+    return [b.as_dict() for b in budgets.standings(session)]
 
 
 @router.get("/dead-letters")

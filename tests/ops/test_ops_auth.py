@@ -25,6 +25,7 @@ PROTECTED = [
     ("GET", "/ops/journeys"),
     ("GET", "/ops/channels"),
     ("GET", "/ops/summary"),
+    ("GET", "/ops/budgets"),
     ("GET", "/ops/panels"),
     ("GET", "/metrics"),
 ]
