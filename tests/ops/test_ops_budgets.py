@@ -13,10 +13,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.clock import ManualClock
 from app.delivery import models
 from app.main import create_app
-from tests.delivery.conftest import SMS, journey_yaml
 from tests.helpers import TOKEN, bearer, configure, deliver, deliveries, load, person, route
 from tests.helpers import track_now as track
 from tests.providers.twilio import TwilioServer
+
+
+def _sms_journey(journey_id: str, event: str, policy: str = "") -> str:
+    return (
+        f"id: {journey_id}\nname: {journey_id}\ntrigger:\n  event: {event}\nre_entry: always\n"
+        f"{policy}steps:\n  - send: {{channel: sms, text: Bonjour}}\n"
+    )
 
 
 @pytest.fixture
@@ -34,7 +40,7 @@ def spent(
         admin_token=TOKEN,
     )
     policy = "budget: {amount: 0.14EUR, per: day, on_budget: skip}\n"
-    load(tmp_path, journey_yaml("welcome", "Go", SMS, policy), journey_yaml("plain", "X", SMS))
+    load(tmp_path, _sms_journey("welcome", "Go", policy), _sms_journey("plain", "X"))
     route(*(person(f"p{i}", sms_consent="opted_in") for i in range(3)))
     route(*(track(f"p{i}", "Go") for i in range(3)))
     statuses = [deliver(d.id).status for d in deliveries()]
