@@ -15,6 +15,7 @@ report how many rows moved, since a concurrent worker may have moved the row fir
    failed          └──retry (transient, back-off)────────────┘ └─give_up──▶ dead
                    └──resend (sweeper: idempotent channel)─── abandoned ──▶ unknown (sweeper)
   failed | dead | unknown ──replay (ops)──▶ pending
+  sending ──reroute (a budget's fallback: another channel, same row)──▶ pending
 ```
 """
 

@@ -76,10 +76,8 @@ def spent(settings: Settings, units: dict[str, float]) -> float:
 
 def check(context: SendContext) -> Verdict:
     settings, delivery, session = context.settings, context.delivery, context.session
-    if is_transactional(session, delivery):
-        return None
     cost = round((delivery.units or 1) * price(settings, delivery.channel), 9)
-    if not cost:
+    if not cost or is_transactional(session, delivery):
         return None
     journey = (
         catalog.journey_of_instance(session, delivery.instance_id)
