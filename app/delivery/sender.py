@@ -254,6 +254,12 @@ class Sender:
         loop = asyncio.get_running_loop()
         while not turn.fresh():
             turn.held = False
+            if turn.taken and time.monotonic() >= turn.deadline:  # stalls past the bound
+                interval = rate_limit.limiter().interval(turn.channel)
+                raise NotNow(
+                    interval,
+                    f"provider rate limit of {turn.channel}: no turn free, {turn.taken} missed",
+                )
             granted, seconds = await loop.run_in_executor(
                 self._limiter_pool, _reserve, rate_limit.limiter(), turn
             )
