@@ -438,6 +438,14 @@ class Budget:
         return f"{self.amount:g}{self.currency}/{self.period}"
 
 
+def parse_money(text: str) -> tuple[float, str] | None:
+    """`50EUR` or `12.5 USD`: an amount above zero and its ISO 4217 code; None otherwise."""
+    matched = _BUDGET.match(text.strip())
+    if matched is None or float(matched["amount"]) <= 0:
+        return None
+    return float(matched["amount"]), matched["currency"]
+
+
 def parse_budgets(text: str, currency: str) -> dict[str, Budget]:
     """`channel=50EUR/day` items: an amount, the cost currency, a period."""
     names = channel_names()
@@ -449,7 +457,7 @@ def parse_budgets(text: str, currency: str) -> dict[str, Budget]:
             continue
         channel, _, rest = (part.strip() for part in item.partition("="))
         money, slash, period = (part.strip() for part in rest.partition("/"))
-        matched = _BUDGET.match(money)
+        matched = parse_money(money)
         problem = None
         if channel not in names:
             problem = f"unknown channel {channel!r} (one of: {', '.join(names)})"
@@ -459,14 +467,14 @@ def parse_budgets(text: str, currency: str) -> dict[str, Budget]:
             problem = "a budget without a period: say per what it is spent"
         elif period not in BUDGET_PERIODS:
             problem = f"unknown period {period!r}"
-        elif matched is None or float(matched["amount"]) <= 0:
+        elif matched is None:
             problem = "the amount must be a number above zero followed by a currency code"
-        elif matched["currency"] != currency:
+        elif matched[1] != currency:
             problem = (
-                f"the budget is in {matched['currency']} but costs are counted in {currency} "
+                f"the budget is in {matched[1]} but costs are counted in {currency} "
                 "(CARILLON_COST_CURRENCY)"
             )
         if problem is not None or matched is None:
             raise ValueError(f"CARILLON_BUDGETS: {item!r}: {problem}; {hint}")
-        found[channel] = Budget(float(matched["amount"]), matched["currency"], period)
+        found[channel] = Budget(*matched, period)
     return found

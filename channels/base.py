@@ -11,7 +11,8 @@ caps, retries) lives in `app.delivery` and asks the channel's `ChannelSpec` inst
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -99,6 +100,32 @@ class AsyncChannel(Protocol):
 
     async def aclose(self) -> None:
         """Release what `send_async` opened; a later `send_async` opens it again."""
+
+
+class NotNow(Exception):
+    """Raised by a departure gate: the call was not made, so the adapter lets it through; the
+    sending loop puts the message off `seconds`, no attempt counted."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds, self.reason = seconds, reason
+
+
+# The sending loop's say over the last moment before a request's bytes leave. A provider
+# counts arrivals, and anything between a rate-limit turn and the call (a connection to wait
+# for, a process the machine did not schedule) would bunch calls it counts; so an adapter with
+# `send_async` awaits `before_departure()` there, the very last thing before writing (with
+# aiohttp: `channels._async_http.Pool` does, once its connection is in hand). It returns at
+# once when no gate is set, may wait, and may raise NotNow.
+departure_gate: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "departure_gate", default=None
+)
+
+
+async def before_departure() -> None:
+    gate = departure_gate.get()
+    if gate is not None:
+        await gate()
 
 
 class ContentRefused(ValueError):

@@ -14,10 +14,11 @@ its turn, so each send costs one Redis call and waiting workers are served in or
 further off than `CARILLON_RATE_LIMIT_MAX_WAIT_SECONDS` is not reserved: the worker hands the
 delivery back (pending, due later) rather than hold a thread every queue shares.
 
-The provider counts arrivals, which come a few milliseconds after the token, and a process can
-stall for ~170 ms between a token and its call (measured: a garbage collection or a busy GIL
-let three calls arrive together); tokens are issued `HEADROOM` under the configured rate so
-that such a bunch never makes the provider see more than its limit in any window.
+The provider counts arrivals, which come a few milliseconds after the call, and a process can
+stall between a token and its call (a garbage collection, a busy GIL, a machine past its
+cores); tokens are issued `HEADROOM` under the configured rate, and a call that leaves later
+than a share of that headroom after its turn takes a new one (`app.delivery.sender`), so no
+bunch makes the provider see more than its limit in any window.
 A 429 halves the account's rate for the provider's `Retry-After` (60 s without one) in the
 shared state, so every worker slows down; the retry machinery re-queues the refused delivery.
 """
@@ -232,16 +233,16 @@ class RateLimiter:
         bucket = self._bucket(channel)
         return 1 / bucket[1] if bucket is not None else 0.0
 
-    def reserve(self, channel: str) -> tuple[bool, float]:
+    def reserve(self, channel: str, max_wait: float | None = None) -> tuple[bool, float]:
         """Take a token for one call without waiting: (True, seconds until the reserved turn)
         once it is ours, or (False, how long to put the delivery off) when no turn is free
-        within the bound. The caller waits for its turn (a thread sleeps, the sending loop
-        awaits)."""
+        within the bound (`max_wait`, else the configured one). The caller waits for its turn
+        (a thread sleeps, the sending loop awaits)."""
         bucket = self._bucket(channel)
         if bucket is None:
             return True, 0.0
         try:
-            grant = self.buckets.take(*bucket, self.max_wait)
+            grant = self.buckets.take(*bucket, self.max_wait if max_wait is None else max_wait)
         except redis.RedisError as exc:
             # No token without the bucket: the claimed row goes back to pending, not astray.
             log.warning("rate limit of %s unreachable, delivery put off: %s", channel, exc)

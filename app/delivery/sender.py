@@ -14,8 +14,20 @@ Every wait is bounded, so a batch always comes back:
   counted), as a rate-limit turn too far off is;
 - the rate-limit turn: the limiter's own bound (CARILLON_RATE_LIMIT_MAX_WAIT_SECONDS), taken
   once the slot is held, so tokens are spent at the pace calls really start;
+  a turn gone stale is taken again within that same bound;
 - the call: the provider timeout plus `CALL_MARGIN_SECONDS`; past that it is a transient
   failure, as an adapter's own timeout is.
+
+A rate-limit turn holds only if the call leaves on time. The bucket issues turns at least
+one interval apart, at `HEADROOM` under the limit; a call that leaves within `late_tolerance`
+of its turn therefore never makes the provider count more than the limit in any window, while
+one held up longer (a process the machine did not schedule, a loop held up, a connection to
+wait for) would leave in the same window as later turns. So each call checks its turn at the
+last moment before its bytes leave (`channels.base.departure_gate`, awaited by the adapter's
+HTTP client; before the adapter is called for any other): a turn gone stale is not used, and
+another is taken. A turn is judged against the moment the limiter was asked, and waited for
+from the moment it answered, so a stall on the way to Redis or back is counted as lateness
+and never as an early start.
 
 An adapter that raises (it should not) leaves its row `sending`: the sweeper then applies the
 ambiguous-window policy, as it did when the raise failed the whole job.
@@ -38,7 +50,15 @@ from app.delivery import rate_limit
 from app.ops import logs
 from app.ops.instruments import observe_provider_call
 from app.settings import Settings
-from channels.base import AsyncChannel, Channel, Message, Outcome, SendResult
+from channels.base import (
+    AsyncChannel,
+    Channel,
+    Message,
+    NotNow,
+    Outcome,
+    SendResult,
+    departure_gate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +99,53 @@ def slot_wait_seconds(settings: Settings) -> float:
     return max(0.1, min(settings.provider_timeout_seconds, spare / 2))
 
 
-def _reserve(limiter: rate_limit.RateLimiter, channel: str) -> tuple[bool, float, float]:
-    """A rate-limit turn, and when it is on the monotonic clock (read as the token is taken)."""
-    granted, seconds = limiter.reserve(channel)
-    return granted, seconds, time.monotonic() + seconds
+def late_tolerance(period_seconds: float) -> float:
+    """How late after its turn a call may still leave. Turns come at least `1/r` apart at
+    `r = (1 - HEADROOM) * N / period`, so calls each within `t` of their turn put at most
+    `r * (period + t)` turns' calls in one window: under N for any `t < period * HEADROOM /
+    (1 - HEADROOM)`. A fifth of that: the rest covers the way to the provider (up to 0.1 s
+    measured on a machine loaded past its cores, at 20/s; with a third, 20 calls then reached
+    the provider in some second, at the limit)."""
+    headroom = rate_limit.HEADROOM
+    return period_seconds * headroom / (1 - headroom) / 5
+
+
+@dataclass
+class _Turn:
+    """One call's rate-limit turn on the monotonic clock: it may leave from `go` (the turn
+    counted from when the limiter answered) until `earliest + tolerance` (counted from when
+    it was asked, the earliest the turn can have been). Every turn it takes, the first and
+    those taken again, must come before `deadline`."""
+
+    channel: str
+    tolerance: float
+    deadline: float
+    earliest: float = 0.0
+    go: float = 0.0
+    held: bool = False
+    taken: int = 0
+
+    def fresh(self) -> bool:
+        return self.held and time.monotonic() - self.earliest <= self.tolerance
+
+
+def _reserve(limiter: rate_limit.RateLimiter, turn: _Turn) -> tuple[bool, float]:
+    """Ask the bucket for a turn (blocking: on the limiter's threads); on success `turn` holds
+    it. Answers as `RateLimiter.reserve`, within what is left of the turn's bound."""
+    asked = time.monotonic()
+    granted, seconds = limiter.reserve(turn.channel, max(0.0, turn.deadline - asked))
+    answered = time.monotonic()
+    turn.taken += 1
+    if granted:
+        turn.earliest, turn.go, turn.held = asked + seconds, answered + seconds, True
+    return granted, seconds
+
+
+def _send_if_fresh(channel: Channel, message: Message, turn: _Turn | None) -> SendResult | None:
+    """On the channel's thread: the call, or None (no call) when the turn went stale."""
+    if turn is not None and not turn.fresh():
+        return None
+    return channel.send(message)
 
 
 class Sender:
@@ -96,7 +159,6 @@ class Sender:
         self._call_timeout = call_timeout_seconds(settings)
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._last_call: dict[str, float] = {}  # when each limited channel's last call left
         self._idle = threading.Condition()
         self._busy = 0  # batches being sent, from worker threads
         # Rate-limit turns ask Redis (a blocking client): off the loop, on threads of their own.
@@ -176,63 +238,92 @@ class Sender:
                 f"no send slot of {message.channel} free within {self._slot_wait:g}s",
             )
         try:
-            turn = await self._turn(message.channel)
-            if turn is not None:
-                return turn
             return await self._call(message)
+        except NotNow as exc:
+            return PutOff(exc.seconds, exc.reason)
         except Exception:
             log.exception("delivery %s: its adapter raised", message.delivery_id)
             return None
         finally:
             slots.release()
 
-    async def _turn(self, channel: str) -> PutOff | None:
-        """Wait for the channel's rate-limit turn; a turn too far off puts the message off."""
+    async def _depart(self, turn: _Turn | None) -> None:
+        """Return once `turn` is fresh: at once if it is, else after waiting for a new one;
+        raise NotNow when no turn is free within the bound."""
+        if turn is None:
+            return
+        loop = asyncio.get_running_loop()
+        while not turn.fresh():
+            turn.held = False
+            if turn.taken and time.monotonic() >= turn.deadline:  # stalls past the bound
+                interval = rate_limit.limiter().interval(turn.channel)
+                raise NotNow(
+                    interval,
+                    f"provider rate limit of {turn.channel}: no turn free, {turn.taken} missed",
+                )
+            granted, seconds = await loop.run_in_executor(
+                self._limiter_pool, _reserve, rate_limit.limiter(), turn
+            )
+            if not granted:
+                missed = f", {turn.taken - 1} missed" if turn.taken > 1 else ""
+                raise NotNow(
+                    seconds, f"provider rate limit of {turn.channel}: no turn free{missed}"
+                )
+            await asyncio.sleep(max(0.0, turn.go - time.monotonic()))
+
+    def _turn(self, channel: str) -> _Turn | None:
+        """A call's turn, none held yet; None when the channel is not rate limited."""
         limiter = rate_limit.limiter()
         if not limiter.limited(channel):
             return None
-        loop = asyncio.get_running_loop()
-        granted, seconds, turn_at = await loop.run_in_executor(
-            self._limiter_pool, _reserve, limiter, channel
-        )
-        if not granted:
-            return PutOff(seconds, f"provider rate limit of {channel}: no turn free")
-        # Until the turn itself, not `seconds` from now: the hop back to the loop is not added.
-        await asyncio.sleep(max(0.0, turn_at - time.monotonic()))
-        # A loop held up (a busy interpreter lock) wakes several turns at once: they leave at
-        # least a token's interval apart, so a stall never makes a burst the provider counts.
-        interval = limiter.interval(channel)
-        while (gap := self._last_call.get(channel, -interval) + interval - time.monotonic()) > 0:
-            await asyncio.sleep(gap)
-        self._last_call[channel] = time.monotonic()
-        return None
+        tolerance = late_tolerance(limiter.limits[channel].period_seconds)
+        return _Turn(channel, tolerance, time.monotonic() + limiter.max_wait)
 
     async def _call(self, message: Message) -> SendResult:
+        """The adapter's call, on its turn: checked before the adapter is called, and again
+        by the adapter as the bytes leave (`departure_gate`) or, for a blocking adapter, on
+        its thread just before the call (a stale turn there comes back for a new one)."""
         channel = self.channels[message.channel]
+        turn = self._turn(message.channel)
+        await self._depart(turn)
         started = time.perf_counter()
         result: SendResult | None = None
+        called = True
         try:
             async with asyncio.timeout(self._call_timeout):
                 if isinstance(channel, AsyncChannel):
+                    departure_gate.set(lambda: self._depart(turn))  # this task's own context
                     result = await channel.send_async(message)
                 else:
-                    pool = self._pools.get(message.channel)
-                    if pool is None:
-                        pool = self._pools[message.channel] = ThreadPoolExecutor(
-                            self._concurrency, thread_name_prefix=f"carillon-send-{message.channel}"
-                        )
-                    result = await asyncio.get_running_loop().run_in_executor(
-                        pool, channel.send, message
-                    )
+                    result = await self._call_blocking(channel, message, turn)
         except TimeoutError:
             result = SendResult(
                 Outcome.FAILED,
                 error=f"no answer from the provider within {self._call_timeout:g}s",
                 transient=True,
             )
+        except NotNow:
+            called = False  # the gate held it back: no call to observe
+            raise
         finally:
-            observe_provider_call(message, result, time.perf_counter() - started)
+            if called:
+                observe_provider_call(message, result, time.perf_counter() - started)
         return result
+
+    async def _call_blocking(
+        self, channel: Channel, message: Message, turn: _Turn | None
+    ) -> SendResult:
+        pool = self._pools.get(message.channel)
+        if pool is None:
+            pool = self._pools[message.channel] = ThreadPoolExecutor(
+                self._concurrency, thread_name_prefix=f"carillon-send-{message.channel}"
+            )
+        loop = asyncio.get_running_loop()
+        while True:
+            result = await loop.run_in_executor(pool, _send_if_fresh, channel, message, turn)
+            if result is not None:
+                return result
+            await self._depart(turn)  # went stale on the way to the thread
 
     def close(self) -> None:
         """Stop the loop once the batches being sent have come back (each is bounded), so a

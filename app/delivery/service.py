@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import is_postgres, session_scope
-from app.delivery import checks, history, rate_limit, state
+from app.delivery import checks, history, outbox, rate_limit, state
 from app.delivery.models import DRY_RUN, FAILED, PENDING, SENDING, SENT, Delivery
 from app.delivery.retry_state import record_retry, retries_due
 from app.delivery.sender import Answer, PutOff, Sender
@@ -238,11 +238,19 @@ def _claim_rows(session: Session, ids: list[int]) -> list[Message]:
 
 
 def _hold(
-    session: Session, delivery: Delivery, verdict: checks.Suppress | checks.Defer, now: datetime
+    session: Session,
+    delivery: Delivery,
+    verdict: checks.Suppress | checks.Defer | checks.Reroute,
+    now: datetime,
 ) -> None:
     """A check objected: the claim is undone (it made no attempt) and the reason recorded."""
     if isinstance(verdict, checks.Suppress):
         state.suppress(session, delivery, verdict.reason, now)
+    elif isinstance(verdict, checks.Reroute):
+        units = outbox.units(verdict.channel, verdict.content)
+        state.reroute(
+            session, delivery, verdict.channel, verdict.content, units, verdict.reason, now
+        )
     else:
         state.defer(session, delivery, verdict.until, verdict.reason, now)
     log.info("delivery %s %s", delivery.id, delivery.error)

@@ -15,6 +15,7 @@ report how many rows moved, since a concurrent worker may have moved the row fir
    failed          └──retry (transient, back-off)────────────┘ └─give_up──▶ dead
                    └──resend (sweeper: idempotent channel)─── abandoned ──▶ unknown (sweeper)
   failed | dead | unknown ──replay (ops)──▶ pending
+  sending ──reroute (a budget's fallback: another channel, same row)──▶ pending
 ```
 
 A `channel: preferred` send none of the person's channels would do for is written `skipped`
@@ -75,9 +76,22 @@ GIVE_UP = _t("give_up", {SENDING}, DEAD)
 FINISH = _t("finish", {SENDING}, *FINISHED)
 CANCEL = _t("cancel", {PENDING}, CANCELLED)
 RESEND = _t("resend", {SENDING}, PENDING)
+REROUTE = _t("reroute", {SENDING}, PENDING)
 ABANDON = _t("abandon", {SENDING}, UNKNOWN)
 REPLAY = _t("replay", DEAD_LETTERS, PENDING)
-TRANSITIONS = (CLAIM, SUPPRESS, DEFER, RETRY, GIVE_UP, FINISH, CANCEL, RESEND, ABANDON, REPLAY)
+TRANSITIONS = (
+    CLAIM,
+    SUPPRESS,
+    DEFER,
+    REROUTE,
+    RETRY,
+    GIVE_UP,
+    FINISH,
+    CANCEL,
+    RESEND,
+    ABANDON,
+    REPLAY,
+)
 
 
 def allowed(source: str, target: str) -> bool:
@@ -156,6 +170,33 @@ def defer(
     delivery.error = f"deferred until {until.isoformat()}: {reason}"
     _due_later(session, delivery, until, now)
     history.record(session, delivery.id, "deferred", delivery.error, "policy", now)
+
+
+def reroute(
+    session: Session,
+    delivery: Delivery,
+    channel: str,
+    content: dict[str, Any],
+    units: int,
+    reason: str,
+    now: datetime,
+) -> None:
+    """A budget's fallback: the same message, due now on another channel's queue; the claim
+    made no attempt. One row still, so the step still has one delivery."""
+    _move(delivery, REROUTE, PENDING, now)
+    was = delivery.channel
+    delivery.attempts -= 1
+    delivery.channel, delivery.content, delivery.units = channel, content, units
+    delivery.error, delivery.next_attempt_at, delivery.enqueued_at = None, None, now
+    history.record(
+        session,
+        delivery.id,
+        "fallback",
+        f"{reason}: sent by {channel} instead of {was}",
+        "policy",
+        now,
+    )
+    enqueue(session, send_delivery(channel), delivery.id)
 
 
 def retry(

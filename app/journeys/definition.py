@@ -18,6 +18,7 @@ from typing import Any, Literal
 from app.durations import Cap, parse_cap, parse_duration
 from app.journeys.conditions import Condition
 from app.journeys.templates import Template, Variant, Versions
+from app.settings import Budget
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ class Goal:
     within: timedelta | None
     value: Condition | None = None
     currency: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    """The journey's `budget:`. `limit`: at most so much spent on its messages per period,
+    every channel together. `on_budget`: what a message of the journey does when a budget
+    (this one or its channel's) holds it; None: CARILLON_ON_BUDGET. `fallback` (with
+    `on_budget` "fallback"): the channel it goes out on instead."""
+
+    limit: Budget | None = None
+    on_budget: Literal["skip", "wait", "fallback"] | None = None
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +262,7 @@ class Journey:
     priority: int = 0
     on_cap: Literal["defer", "drop"] = "defer"
     caps: Mapping[str, tuple[Cap, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    budget: BudgetPolicy | None = None
 
     @cached_property
     def _index(self) -> tuple[dict[str, Step], dict[str, str | None]]:

@@ -28,7 +28,7 @@ from app.analytics.repository import UnknownExperiment
 from app.broadcasts import progress
 from app.db import DbSession
 from app.errors import NotFound
-from app.ops import dead_letters, kpis, metrics, queues, story
+from app.ops import budgets, dead_letters, kpis, metrics, queues, story
 from app.ops.auth import require_admin
 from app.segments import catalog, directory
 
@@ -62,6 +62,7 @@ def summary(
         "experiments": report.as_dicts(report.results(session) if found is None else found),
         "broadcasts": [shown.as_dict() for shown in progress.every(session)],
         "segments": segments(session),
+        "budgets": [b.as_dict() for b in budgets.standings(session)],
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
 
@@ -73,6 +74,12 @@ def segments(session: Session) -> list[dict[str, Any]]:
 @router.get("/queues")
 def get_queues(session: DbSession) -> dict[str, Any]:
     return queues.snapshot(session).as_dict()
+
+
+@router.get("/budgets")
+def get_budgets(session: DbSession) -> list[dict[str, Any]]:
+    """Spend against each channel's and each journey's budget in the current period."""
+    return [b.as_dict() for b in budgets.standings(session)]
 
 
 @router.get("/dead-letters")

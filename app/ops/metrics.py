@@ -34,7 +34,7 @@ from app.analytics.roi import CurrencyMismatch
 from app.db import session_scope
 from app.delivery.models import Delivery
 from app.delivery.rate_limit import limiter
-from app.ops import broker_state, queues
+from app.ops import broker_state, budgets, queues
 from app.queue import get_broker
 from app.settings import get_settings
 from channels import registry
@@ -89,6 +89,10 @@ class StateCollector(Collector):
             database_up.add_metric([], 0.0)
         yield database_up
         try:
+            yield from self._budgets()
+        except Exception:
+            log.exception("metrics: budgets could not be read")
+        try:
             yield from self._spend()
         except CurrencyMismatch as exc:  # `carillon report channels` says the same, exit 2
             log.warning("metrics: no cost and ROI figures: %s", exc)
@@ -128,6 +132,23 @@ class StateCollector(Collector):
             if row.roi is not None:
                 ratio.add_metric([channel], row.roi)
         return [units, cost, revenue, ratio]
+
+    def _budgets(self) -> list[GaugeMetricFamily]:
+        """Each budget and its spend in the current period (`/ops/budgets`)."""
+        labels = ["scope", "name", "period", "currency"]
+        amount = _gauge("carillon_budget_amount", "What a budget allows per period.", labels)
+        spent = _gauge(
+            "carillon_budget_spent",
+            "Spent against a budget in its current period (sent, sending or unknown messages).",
+            labels,
+        )
+        with session_scope() as session:
+            found = budgets.standings(session)
+        for standing in found:
+            names = [standing.scope, standing.name, standing.period, standing.currency]
+            amount.add_metric(names, standing.amount)
+            spent.add_metric(names, standing.spent)
+        return [amount, spent]
 
     def _rate_limits(self) -> list[GaugeMetricFamily]:
         """The shared provider buckets (limited live channels only)."""

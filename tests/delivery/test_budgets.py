@@ -1,7 +1,9 @@
-"""Budgets per channel and period (CARILLON_BUDGETS=sms=…EUR/day): counted in billed units
-times the price, never passed, not even by three workers claiming at once (PostgreSQL: the
-per-channel lock; SQLite: one writer at a time); a message over it waits for the next period
-or is dropped; transactional messages count but are never held; bad values refused at start."""
+"""Budgets per channel and period (CARILLON_BUDGETS=sms=…EUR/day) and per journey (its
+`budget:`): counted in billed units times the price, never passed, not even by three workers
+claiming at once (PostgreSQL: the per-channel and per-journey locks; SQLite: one writer at a
+time); a message over one waits for the next period, is dropped, or goes out on the journey's
+fallback channel; transactional messages count but are never held; bad values refused at
+start."""
 
 from __future__ import annotations
 
@@ -16,7 +18,19 @@ from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import checks, models, service
 from tests.delivery.conftest import SMS, journey_yaml, refusal_at_start
-from tests.helpers import configure, deliver, deliveries, load, person, route, row, track_now
+from tests.helpers import (
+    WELCOME,
+    Providers,
+    configure,
+    deliver,
+    deliveries,
+    held,
+    load,
+    person,
+    route,
+    row,
+    track_now,
+)
 from tests.providers.twilio import TwilioServer
 
 # Three one-segment SMS at 0.07 EUR: a budget of two messages' worth.
@@ -85,13 +99,21 @@ def test_transactional_messages_are_never_held_but_count(
     assert deliver(promo.id).status == models.PENDING
 
 
+@pytest.mark.parametrize("whose", ["channel", "journey"])
 def test_three_workers_racing_never_pass_the_budget(
-    budgeted: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    budgeted: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings_env: pytest.MonkeyPatch,
+    whose: str,
 ) -> None:
     """All three claims are made (three `sending` rows, none committed) before any counts. On
-    PostgreSQL each count waits for the channel's lock, held by the claim's transaction until
-    it commits, and then sees the rows claimed before; SQLite runs one writer at a time."""
-    ids = three_sms(tmp_path)
+    PostgreSQL each count waits for the channel's (or the journey's) lock, held by the claim's
+    transaction until it commits, and then sees the rows claimed before; SQLite runs one
+    writer at a time."""
+    if whose == "journey":
+        configure(settings_env, budgets=None)
+    ids = three_sms(tmp_path, JOURNEY_BUDGET if whose == "journey" else "")
     with session_scope() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
     all_claimed = threading.Barrier(3, timeout=30)
@@ -127,6 +149,116 @@ def test_three_workers_racing_never_pass_the_budget(
         thread.join(timeout=60)
     assert errors == [] and not any(t.is_alive() for t in threads)
     assert sorted(row(i).status for i in ids) == [models.PENDING, models.SENT, models.SENT]
+
+
+JOURNEY_BUDGET = "budget: {amount: 0.14EUR, per: day}\n"
+
+
+@pytest.fixture
+def priced(
+    settings_env: pytest.MonkeyPatch, twilio: TwilioServer, manual_clock: ManualClock
+) -> ManualClock:
+    """SMS at 0.07 EUR, no channel budget."""
+    configure(settings_env, cost_per_message="sms=0.07")
+    return manual_clock
+
+
+def test_a_journey_budget_holds_its_own_messages_only(
+    priced: ManualClock, tmp_path: Path, twilio: TwilioServer
+) -> None:
+    load(
+        tmp_path,
+        journey_yaml("welcome", "Go", SMS, JOURNEY_BUDGET),
+        journey_yaml("other", "Go", SMS),
+    )
+    route(*(person(f"p{i}", sms_consent="opted_in") for i in range(3)))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    statuses = {
+        journey: [deliver(d.id).status for d in deliveries() if d.journey_id == journey]
+        for journey in ("welcome", "other")
+    }
+    assert statuses == {
+        "welcome": [models.SENT, models.SENT, models.PENDING],
+        "other": [models.SENT] * 3,  # its messages neither count nor are held
+    }
+    [waiting] = [d for d in deliveries() if d.status == models.PENDING]
+    assert waiting.next_attempt_at == priced.now().replace(hour=0) + timedelta(days=1)
+    reason = "budget of journey welcome 0.14EUR/day: 0.14 EUR spent, this message costs 0.07"
+    assert any(kind == "deferred" and reason in (detail or "") for kind, detail in held(waiting.id))
+    assert len(twilio.requests) == 5
+    priced.advance(timedelta(days=1))
+    assert deliver(waiting.id).status == models.SENT
+
+
+def test_a_journey_that_says_skip_drops_what_its_budget_holds(
+    priced: ManualClock, tmp_path: Path
+) -> None:
+    policy = "budget: {amount: 0.14EUR, per: day, on_budget: skip}\n"
+    ids = three_sms(tmp_path, policy)
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.SUPPRESSED]
+
+
+def test_a_journeys_on_budget_also_rules_its_messages_held_by_a_channel_budget(
+    budgeted: ManualClock, tmp_path: Path
+) -> None:
+    ids = three_sms(tmp_path, "budget: {on_budget: skip}\n")  # CARILLON_ON_BUDGET: wait
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.SUPPRESSED]
+
+
+FALLBACK = (
+    "id: welcome\nname: Welcome\ntrigger:\n  event: Go\nre_entry: always\n"
+    + WELCOME.split("steps:")[0]
+    + "steps:\n  - send: {channel: sms, message: welcome}\n"
+    + "budget:\n  on_budget: {fallback: email}\n"
+)
+
+
+@pytest.fixture
+def sms_over_budget(
+    settings_env: pytest.MonkeyPatch, providers: Providers, manual_clock: ManualClock
+) -> Providers:
+    """Two SMS' worth on the SMS budget; e-mail cheap and not budgeted."""
+    configure(settings_env, cost_per_message="sms=0.07,email=0.001", budgets=TWO_SMS)
+    return providers
+
+
+def test_fallback_sends_the_messages_email_variant_when_the_sms_budget_is_spent(
+    sms_over_budget: Providers, tmp_path: Path
+) -> None:
+    load(tmp_path, FALLBACK)
+    route(*(person(f"p{i}", sms_consent="opted_in", first_name=f"P{i}") for i in range(3)))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    ids = [d.id for d in deliveries()]
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.PENDING]
+    moved = row(ids[2])
+    assert (moved.channel, moved.attempts, moved.next_attempt_at) == ("email", 0, None)
+    assert moved.content["subject"] == "Bienvenue P2"
+    assert held(ids[2]) == [
+        (
+            "fallback",
+            "budget sms 0.14EUR/day: 0.14 EUR spent, this message costs 0.07: sent by email "
+            "instead of sms",
+        )
+    ]
+    assert deliver(ids[2]).status == models.SENT  # by e-mail, on its own queue's checks
+    [mail] = sms_over_budget.sendgrid.requests
+    assert mail.body["personalizations"][0]["to"][0]["email"] == "p2@example.com"
+    assert len(sms_over_budget.twilio.requests) == 2
+
+
+def test_without_consent_for_the_fallback_the_message_waits_and_says_why(
+    sms_over_budget: Providers, tmp_path: Path
+) -> None:
+    load(tmp_path, FALLBACK)
+    route(*(person(f"p{i}", sms_consent="opted_in") for i in range(2)))
+    route(person("p2", sms_consent="opted_in", email_consent="unsubscribed"))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    ids = [d.id for d in deliveries()]
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.PENDING]
+    waiting = row(ids[2])
+    assert waiting.channel == "sms" and waiting.next_attempt_at is not None
+    assert "no fallback to email: " in (waiting.error or "")
+    assert sms_over_budget.sendgrid.requests == []
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ The Redis back-end is exercised whenever CARILLON_REDIS_URL is set (the PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,12 +31,21 @@ from app.db import session_scope
 from app.delivery import models, rate_limit, service
 from app.delivery.models import Delivery, DeliveryEvent
 from app.delivery.rate_limit import KEY_PREFIX, Buckets, LocalBuckets, RateLimiter, RedisBuckets
+from app.delivery.sender import PutOff, Sender, late_tolerance
 from app.journeys import catalog
 from app.main import create_app
 from app.ops import queues
 from app.settings import Settings, get_settings
 from app.tasks import broker
-from channels.base import Outcome, SendResult
+from channels.base import (
+    Message,
+    Outcome,
+    Recipient,
+    SendResult,
+    before_departure,
+    departure_gate,
+)
+from channels.registry import build_channels
 from tests.helpers import (
     SHIPPED,
     TOKEN,
@@ -358,6 +369,108 @@ def test_ops_see_the_bucket_in_the_snapshot_the_table_and_the_metrics(
     assert samples[("carillon_rate_limit_lowered", sms_label)] == 1.0
     assert samples[("carillon_rate_limit_tokens", sms_label)] <= 1
     assert ("carillon_rate_limit_tokens", (("channel", "email"),)) not in samples
+
+
+# --------------------------------------------------------------- a turn is held to departure
+
+
+class HeldUp:
+    """An asynchronous SMS adapter whose first call is held up `stall` seconds after it starts
+    and before its bytes leave, as a process the machine does not schedule is; it records when
+    each call leaves, as the provider counts them."""
+
+    name = "sms"
+
+    def __init__(self, stall: float) -> None:
+        self.stall, self.departures, self.started = stall, list[float](), 0
+
+    def send(self, message: Message) -> SendResult:
+        raise AssertionError("the sending loop calls send_async")
+
+    def close(self) -> None:
+        pass
+
+    async def send_async(self, message: Message) -> SendResult:
+        self.started += 1
+        if self.started == 1:
+            await asyncio.sleep(self.stall)
+        await before_departure()
+        self.departures.append(time.monotonic())
+        return SendResult(Outcome.SENT, provider_message_id=message.delivery_id, status_code=201)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _messages(count: int) -> list[Message]:
+    return [
+        Message(str(n), "sms", Recipient(f"p{n}", phone=f"+3361111111{n}"), {"text": "Hi"})
+        for n in range(count)
+    ]
+
+
+def _busiest_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+def test_a_call_held_up_past_its_turn_takes_a_new_one_before_it_leaves(
+    settings_env: pytest.MonkeyPatch, twilio: TwilioServer
+) -> None:
+    """2/s: turns come 1/1.7 s apart. The first call is held up 0.7 s after its turn: leaving
+    then, it would share a second with the next two turns' calls (three, over the limit)."""
+    configure(settings_env, {"rate_limits": "sms=2/s"})
+    adapter = HeldUp(stall=0.7)
+    sender = Sender({"sms": adapter}, get_settings())
+    try:
+        answers = sender.send(_messages(3))
+    finally:
+        sender.close()
+    assert all(isinstance(a, SendResult) and a.outcome is Outcome.SENT for a in answers)
+    assert len(adapter.departures) == 3
+    assert _busiest_second(adapter.departures) <= 2
+
+
+def test_a_held_up_call_without_a_new_turn_in_reach_is_put_off_not_sent(
+    settings_env: pytest.MonkeyPatch, twilio: TwilioServer
+) -> None:
+    configure(settings_env, {"rate_limits": "sms=2/s", "rate_limit_max_wait_seconds": 0.1})
+    adapter = HeldUp(stall=0.3)  # past its turn; the next is 0.29 s off, beyond the bound
+    sender = Sender({"sms": adapter}, get_settings())
+    try:
+        [answer] = sender.send(_messages(1))
+    finally:
+        sender.close()
+    assert isinstance(answer, PutOff) and adapter.departures == []
+    assert "provider rate limit of sms: no turn free, 1 missed" in answer.reason
+
+
+def test_the_lateness_a_turn_allows_keeps_any_window_under_the_limit() -> None:
+    """Turns at `(1 - HEADROOM) * N / period`, each call within the tolerance of its turn:
+    the N+1 turns that one window would need span more than the window and the tolerance."""
+    for count, period in ((1, 1.0), (20, 1.0), (100, 1.0), (200, 3600.0)):
+        rate = (1 - rate_limit.HEADROOM) * count / period
+        assert count / rate > period + 2 * late_tolerance(period)  # room left for the way
+
+
+def test_twilio_calls_leave_through_the_gate(
+    settings_env: pytest.MonkeyPatch, twilio: TwilioServer
+) -> None:
+    """The real adapter awaits the gate as its request is about to leave, not before."""
+    seen: list[int] = []
+
+    async def gate() -> None:
+        seen.append(len(twilio.requests))
+
+    async def send() -> SendResult:
+        adapter = build_channels(get_settings())["sms"]
+        departure_gate.set(gate)
+        try:
+            return await adapter.send_async(_messages(1)[0])  # type: ignore[attr-defined, no-any-return]
+        finally:
+            await adapter.aclose()  # type: ignore[attr-defined]
+
+    result = asyncio.run(send())
+    assert result.outcome is Outcome.SENT and seen == [0] and len(twilio.requests) == 1
 
 
 # --------------------------------------------------------------- the limit, as Twilio sees it

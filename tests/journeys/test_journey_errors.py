@@ -303,7 +303,7 @@ def test_several_errors_reported_at_once_in_file_order() -> None:
     assert rendered.splitlines()[0] == (
         "j.yaml:3:1: unknown key 'colour' in the journey (hint: allowed: id, name, trigger, "
         "steps, description, enabled, exit_when, re_entry, goal, tests, messages, kind, "
-        "priority, on_cap, caps)"
+        "priority, on_cap, caps, budget)"
     )
 
 

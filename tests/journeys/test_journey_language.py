@@ -51,6 +51,8 @@ PARTS = {
         "  - name: nothing\n    events: [{at: 0s, event: Y}]\n    expect: []\n"
     ),
     "re_entry always": "steps: [exit]\nre_entry: always\n",
+    "a budget that skips": "steps: [exit]\nbudget: {amount: 0.5 EUR, per: week, on_budget: skip}\n",
+    "only what a budget does": "steps: [exit]\nbudget: {on_budget: wait}\n",
 }
 
 
@@ -75,6 +77,14 @@ def test_messages_compile_as_the_loader_builds_them() -> None:
     compiled, loaded = both(HEAD + WELCOME, "j.yaml")
     assert compiled == loaded
     assert "Versions(" in compiled and "'fr-CA': Variant(" in compiled
+
+
+def test_a_budget_falling_back_to_a_variant_compiles_as_the_loader_builds_it() -> None:
+    budget = "budget:\n  amount: 20EUR\n  per: day\n  on_budget:\n    fallback: email\n"
+    compiled, loaded = both(HEAD + WELCOME + budget, "j.yaml")
+    assert compiled == loaded
+    assert "BudgetPolicy(limit=Budget(amount=20.0, currency='EUR', period='day')" in compiled
+    assert "on_budget='fallback', fallback='email'" in compiled
 
 
 def test_the_docs_snippets_compile_as_the_loader_builds_them() -> None:

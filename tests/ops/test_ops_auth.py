@@ -26,6 +26,7 @@ PROTECTED = [
     ("GET", "/ops/channels"),
     ("GET", "/ops/segments"),
     ("GET", "/ops/summary"),
+    ("GET", "/ops/budgets"),
     ("GET", "/ops/panels"),
     ("GET", "/metrics"),
 ]

@@ -78,6 +78,8 @@ def test_names_follow_prometheus_conventions(client: TestClient, admin: str) -> 
         "carillon_channel_cost": "gauge",
         "carillon_channel_revenue": "gauge",
         "carillon_channel_roi": "gauge",
+        "carillon_budget_amount": "gauge",
+        "carillon_budget_spent": "gauge",
     }
     assert {name: f.type for name, f in ours.items()} == expected
     assert "# TYPE carillon_events_ingested_total counter" in answer.text

@@ -4,8 +4,9 @@ DESIGN.md asks for consent, frequency caps and quiet hours to be checked when th
 about to go out, not only when it was planned: people unsubscribe, move timezone or receive
 another journey's message in between. Each check is one small module with the same shape: it
 reads the delivery and the person as of now and answers `None` (go on), `Suppress` (never send,
-never retry) or `Defer` (pending again, due at `until`). They run in `CHECKS` order inside the
-claim's transaction, so a check that counts rows sees those other workers have claimed.
+never retry), `Defer` (pending again, due at `until`) or, a budget's fallback, `Reroute`
+(pending again on another channel). They run in `CHECKS` order inside the claim's
+transaction, so a check that counts rows sees those other workers have claimed.
 
 Provider rate limits are not a check: they decide nothing about the person, they only make the
 worker wait for a token before the call.
@@ -14,7 +15,7 @@ worker wait for a token before the call.
 from __future__ import annotations
 
 from app.delivery.checks import budgets, caps, consent, quiet_hours
-from app.delivery.checks.verdicts import Check, Defer, SendContext, Suppress, Verdict
+from app.delivery.checks.verdicts import Check, Defer, Reroute, SendContext, Suppress, Verdict
 
 # In order: consent first, so nobody who said no is ever merely deferred. Quiet hours before
 # caps: a message that cannot go now takes no lock and no slot, and the cap is counted last,
@@ -36,4 +37,4 @@ def decide(context: SendContext) -> Verdict:
     return None
 
 
-__all__ = ["CHECKS", "Check", "Defer", "SendContext", "Suppress", "Verdict", "decide"]
+__all__ = ["CHECKS", "Check", "Defer", "Reroute", "SendContext", "Suppress", "Verdict", "decide"]

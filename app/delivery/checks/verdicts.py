@@ -38,5 +38,15 @@ class Defer:
     reason: str
 
 
-Verdict = Suppress | Defer | None
+@dataclass(frozen=True)
+class Reroute:
+    """Not on this channel: the message goes out on `channel` with `content` instead (pending
+    again on that channel's queue, its own checks still to pass), with the reason recorded."""
+
+    channel: str
+    content: dict[str, Any]
+    reason: str
+
+
+Verdict = Suppress | Defer | Reroute | None
 Check = Callable[[SendContext], Verdict]

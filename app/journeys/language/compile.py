@@ -16,6 +16,7 @@ from app.journeys.definition import (
     PREFERRED,
     BranchArm,
     BranchStep,
+    BudgetPolicy,
     Cap,
     ExitStep,
     ExitWhen,
@@ -41,6 +42,7 @@ from app.journeys.language.rules import SegmentRule
 from app.journeys.loader import HOLDOUT
 from app.journeys.loader.splits import _arm_names
 from app.journeys.templates import Template, Variant, Versions, compile_template
+from app.settings import Budget, parse_money
 from channels import registry
 
 
@@ -78,7 +80,19 @@ def compile_journey(document: Any, text: str, file: str) -> Journey:
                 for channel, rules in (document.caps or {}).items()
             }
         ),
+        budget=_budget(document.budget) if document.budget else None,
     )
+
+
+def _budget(budget: Any) -> BudgetPolicy:
+    money = parse_money(budget.amount) if budget.amount else None
+    limit = Budget(*money, budget.per) if money and budget.per else None
+    on_budget = budget.on_budget
+    if on_budget is None:
+        return BudgetPolicy(limit)
+    if on_budget in ("skip", "wait"):
+        return BudgetPolicy(limit, "skip" if on_budget == "skip" else "wait")
+    return BudgetPolicy(limit, "fallback", on_budget.fallback)
 
 
 def _caps(rules: str | list[str]) -> tuple[Cap, ...]:

@@ -30,6 +30,7 @@ from app.journeys.language.values import (
     Text,
 )
 from app.journeys.loader import ID_PATTERN, MAX_ID_LENGTH
+from app.settings import parse_money
 from app.yamlfiles import YamlModel
 from channels import registry
 
@@ -246,6 +247,7 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
     }
+    fields["budget"] = (_budget_model(names) | None, Field(None))
     return create_model(
         "Journey",
         __base__=extended(_TRANSACTIONAL_UNCAPPED),
@@ -255,6 +257,56 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
     )
 
 
+def _budget_model(names: Any) -> Any:
+    fallback = create_model(
+        "Fallback",
+        __base__=YamlModel,
+        __doc__="Send the message on another channel instead, if the person may get it there "
+        "and the message has a variant for it.",
+        fallback=(names, Field(description="The channel, e.g. email.")),
+    )
+    period: Any = Literal["hour", "day", "week"] | None
+    held: Any = Literal["skip", "wait"] | fallback | None
+    return create_model(
+        "Budget",
+        __base__=YamlModel,
+        __doc__="What the journey's messages may spend per period, every channel together "
+        "(counted as the ROI report counts cost), and what a message held by a budget does.",
+        amount=(
+            Annotated[str, Field(pattern=MONEY)] | None,
+            Field(None, description="An amount in CARILLON_COST_CURRENCY, e.g. 20EUR."),
+        ),
+        per=(
+            period,
+            Field(None, description="The period: hour, day or week, from 00:00 UTC."),
+        ),
+        on_budget=(
+            held,
+            Field(
+                None,
+                description="When a budget (this one or the channel's) holds a message: skip "
+                "(dropped), wait (for the next period) or {fallback: <channel>}. Default: "
+                "CARILLON_ON_BUDGET.",
+            ),
+        ),
+        __validators__=_validators(_budget_whole),
+    )
+
+
+MONEY = r"^\s*[0-9]+(\.[0-9]+)?\s*[A-Z]{3}\s*$"
+
+
+def _budget_whole(budget: Any) -> Any:
+    """An amount is spent per period; a budget says something."""
+    if (budget.amount is None) != (budget.per is None):
+        raise ValueError("a budget needs both amount and per (a budget without a period)")
+    if budget.amount is not None and parse_money(budget.amount) is None:
+        raise ValueError("budget.amount must be a number above zero and a currency code")
+    if budget.amount is None and budget.on_budget is None:
+        raise ValueError("budget needs an amount and a period, or on_budget")
+    return budget
+
+
 _STEPS = (
     "The steps, run in order. A step is `exit` or a mapping with one step kind: wait, "
     "wait_for, branch, split, update_profile, send."
@@ -262,14 +314,21 @@ _STEPS = (
 # A transactional journey is never capped: caps or on_cap there is a mistake.
 _TRANSACTIONAL_UNCAPPED = {
     "if": {"required": ["kind"], "properties": {"kind": {"const": "transactional"}}},
-    "then": {"not": {"anyOf": [{"required": ["caps"]}, {"required": ["on_cap"]}]}},
+    "then": {
+        "not": {
+            "anyOf": [{"required": ["caps"]}, {"required": ["on_cap"]}, {"required": ["budget"]}]
+        }
+    },
 }
 
 
 def _transactional_uncapped(journey: Any) -> Any:
     fields = journey.model_fields_set
-    if journey.kind == "transactional" and ({"caps", "on_cap"} & fields):
-        raise ValueError("a transactional journey is never capped: remove caps and on_cap")
+    if journey.kind == "transactional" and ({"caps", "on_cap", "budget"} & fields):
+        raise ValueError(
+            "a transactional journey is never capped or held by a budget: remove caps, on_cap "
+            "and budget"
+        )
     return journey
 
 

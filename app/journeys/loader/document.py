@@ -14,6 +14,7 @@ from typing import Any
 from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
 from app.journeys.loader import segment_trigger
+from app.journeys.loader.budgets import _budget, check_fallback, currency_problem
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages, check_preferred
 from app.journeys.loader.scenarios import _scenarios
@@ -135,6 +136,8 @@ def _parse(text: str, file: str, segments: SegmentChannels | None) -> tuple[Jour
             "event, and exit_when is checked first",
             "remove exit_when: reaching the goal already ends the trip (as converted)",
         )
+    if (f := c.field(data, "budget")) and policy.get("budget") and steps:
+        check_fallback(c, f, policy["budget"], steps, messages)
     tests = _scenarios(c, f) if (f := c.field(data, "tests")) else ()
     if segments is not None:
         check_preferred(c, segments, trigger[2] if trigger else None)
@@ -203,14 +206,15 @@ def _re_entry(c: _Checker, f: _Field | None) -> ReEntry | None:
 
 
 # What a journey's messages obey at send time (docs/delivery.md); all optional.
-POLICY_KEYS = ("kind", "priority", "on_cap", "caps")
+POLICY_KEYS = ("kind", "priority", "on_cap", "caps", "budget")
 KINDS = ("marketing", "transactional")
 ON_CAP = ("defer", "drop")
 _CAP_HINT = 'write count/duration, e.g. caps: {email: ["1/24h", "3/7d"]}'
 
 
 def _send_policy(c: _Checker, data: Any) -> dict[str, Any]:
-    """`kind`, `priority`, `on_cap` and `caps`, as Journey fields (only those written)."""
+    """`kind`, `priority`, `on_cap`, `caps` and `budget`, as Journey fields (only those
+    written)."""
     policy: dict[str, Any] = {}
     if (f := c.field(data, "kind")) is not None:
         hint = "transactional: messages the person asked for (receipts), never capped or held"
@@ -229,12 +233,14 @@ def _send_policy(c: _Checker, data: Any) -> dict[str, Any]:
         policy["on_cap"] = _choice(c, f, "on_cap", ON_CAP, hint)
     if (f := c.field(data, "caps")) is not None:
         policy["caps"] = _caps(c, f)
+    if (f := c.field(data, "budget")) is not None:
+        policy["budget"] = _budget(c, f)
     if policy.get("kind") == "transactional":
-        for key in ("on_cap", "caps"):
+        for key, held in (("on_cap", "capped"), ("caps", "capped"), ("budget", "held by a budget")):
             if (f := c.field(data, key)) is not None:
                 c.error(
                     f.key,
-                    f"{key} has no effect: a transactional journey is never capped",
+                    f"{key} has no effect: a transactional journey is never {held}",
                     "remove it, or make the journey kind: marketing",
                 )
     return {key: value for key, value in policy.items() if value is not None}
@@ -305,5 +311,8 @@ def _currency(c: _Checker, f: _Field) -> str | None:
     text = c.text(f, "goal.currency", _VALUE_HINT)
     if text is not None and (len(text) != 3 or not text.isascii() or not text.isupper()):
         c.error(f.at, f"goal.currency must be an ISO 4217 code such as EUR or USD, not {text!r}")
+        return None
+    if text is not None and (problem := currency_problem(text)) is not None:
+        c.error(f.at, f"goal revenue is {problem[0]}: ROI needs one currency", problem[1])
         return None
     return text
