@@ -399,6 +399,29 @@ def journeys_reload() -> None:
         raise typer.Exit(1)
 
 
+@journeys_app.command("history")
+def journeys_history(
+    journey_id: Annotated[str, typer.Argument(help="The journey's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the history as JSON.")] = False,
+) -> None:
+    """What happened to a journey itself: each version loaded, and each A/B test its split's winner rule decided (after which new entrants all take the winning arm). Exits 1 for a journey never loaded."""  # noqa: E501
+    from app.db import session_scope
+    from app.journeys import timeline
+
+    with session_scope() as session:
+        entries = timeline.history(session, journey_id)
+    if not entries:
+        typer.echo(
+            f"error: no journey {journey_id!r} was ever loaded (see `carillon journeys list`)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
+    else:
+        typer.echo(timeline.render(entries))
+
+
 @journeys_app.command("list")
 def journeys_list(
     versions: Annotated[

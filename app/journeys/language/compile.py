@@ -34,12 +34,13 @@ from app.journeys.definition import (
     WaitForStep,
     WaitStep,
     WaitUntilStep,
+    WinnerRule,
     parse_cap,
     parse_duration,
 )
 from app.journeys.language.rules import SegmentRule
 from app.journeys.loader import HOLDOUT
-from app.journeys.loader.splits import _arm_names
+from app.journeys.loader.splits import _arm_names, threshold
 from app.journeys.templates import Template, Variant, Versions, compile_template
 from channels import registry
 
@@ -141,7 +142,7 @@ def _steps(items: list[Any], prefix: str, messages: dict[str, Any]) -> tuple[Ste
 def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
     if item == "exit":
         return ExitStep(path)
-    kind = next(iter(item.model_fields_set - {"on_timeout"}))
+    kind = next(iter(item.model_fields_set - {"on_timeout", "winner"}))
     value = getattr(item, kind)
     if kind == "wait" and isinstance(value, str):
         return WaitStep(path, parse_duration(value))
@@ -166,7 +167,13 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
             ),
         )
     if kind == "split":
-        return SplitStep(path, tuple(_split_arms(value, path, messages)))
+        rule = item.winner
+        winner = (
+            None
+            if rule is None
+            else WinnerRule(rule.metric, threshold(rule.at) or 0.0, rule.min_per_arm)
+        )
+        return SplitStep(path, tuple(_split_arms(value, path, messages)), winner)
     if kind == "update_profile":
         traits = {
             key: compile_template(v, html=False) if isinstance(v, str) else v

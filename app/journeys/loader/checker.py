@@ -55,6 +55,8 @@ class _Checker:
         self.lines = text.splitlines()
         self.issues: list[Issue] = []
         self.splits: list[tuple[str, Pos]] = []  # (path, where) of every split step seen
+        # (metric, where it is written) of every split's `winner:`, checked against the goal.
+        self.winners: list[tuple[str, Pos]] = []
         # `messages:` by name; None for one written with mistakes (already reported).
         self.messages: dict[str, Mapping[str, Versions] | None] = {}
         # (message, where `message:` is written) of every `channel: preferred` send seen.
