@@ -61,13 +61,14 @@ def split_counts(
         and (split.winner is not None or not undecided_winners)
     ]
     if undecided_winners and splits:
-        decided = set(
-            session.execute(
+        decided = {
+            (version_id, path)
+            for version_id, path in session.execute(
                 select(SplitWinner.journey_version_id, SplitWinner.split_path).where(
                     SplitWinner.journey_version_id.in_([v for v, _j, _s in splits])
                 )
-            ).tuples()
-        )
+            )
+        }
         splits = [(v, j, s) for v, j, s in splits if (v, s.path) not in decided]
     if journey_id is not None and not splits:
         known = session.scalar(
