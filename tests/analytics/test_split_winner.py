@@ -22,8 +22,7 @@ from app.db import session_scope
 from app.journeys.definition import WinnerRule
 from app.journeys.models import SplitWinner
 from app.journeys.timeline import timeline
-from app.profiles.models import Identity
-from tests.helpers import instances, journeys, route, track
+from tests.helpers import AUTO_WINNER, instances, journeys, route, track, users_by_arm
 
 CONVERSION = WinnerRule("conversion", 0.05, 500)
 REVENUE = WinnerRule("revenue", 0.05, 500)
@@ -83,17 +82,6 @@ def test_the_recorded_p_value_is_the_reports() -> None:
     assert decide(arms, CONVERSION) == Decision("B", analyse(arms).p_value or -1)
 
 
-JOURNEY = """
-id: ab-auto
-name: Automatic winner
-trigger: {event: Cart Abandoned}
-goal: {event: Order Completed, within: 7d}
-steps:
-  - split:
-      - {weight: 50, steps: [wait: 1d]}
-      - {weight: 50, steps: [wait: 1d]}
-    winner: {metric: conversion, at: "p<0.05", min_per_arm: MIN}
-"""
 PEOPLE = [f"u{i:03}" for i in range(80)]
 
 
@@ -118,27 +106,11 @@ def recorded() -> list[tuple[str, str, str]]:
         ]
 
 
-def by_arm() -> dict[str, list[str]]:
-    """The people of each arm, by their profile's user id."""
-    found: dict[str, list[str]] = {}
-    ids = profile_ids()
-    for trip in instances():
-        found.setdefault(trip.arm or "", []).append(ids[trip.profile_id])
-    return found
-
-
-def profile_ids() -> dict[str, str]:
-    with session_scope() as session:
-        return {
-            i.profile_id: i.value for i in session.scalars(select(Identity)) if i.kind == "user_id"
-        }
-
-
 @pytest.fixture
 def started(tmp_path: Path, manual_clock: ManualClock, request: pytest.FixtureRequest) -> dict:
-    journeys(tmp_path, JOURNEY.replace("MIN", str(getattr(request, "param", 20))))
+    journeys(tmp_path, AUTO_WINNER.replace("MIN", str(getattr(request, "param", 20))))
     enter(PEOPLE)
-    groups = by_arm()
+    groups = users_by_arm()
     assert set(groups) == {"A", "B"} and min(map(len, groups.values())) >= 20
     return groups
 
