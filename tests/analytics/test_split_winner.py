@@ -172,6 +172,9 @@ def test_the_winner_takes_every_new_entrant(
     lines = history.output.splitlines()
     assert "loaded" in lines[0] and "version 1" in lines[0]
     assert "winner" in lines[1] and "version 1: arm B won on conversion" in lines[1]
+    as_json = runner.invoke(app, ["journeys", "history", "ab-auto", "--json"])
+    [_loaded, decided] = json.loads(as_json.stdout)
+    assert (decided["kind"], decided["step"], decided["arm"]) == ("winner", "0", "B")
     with session_scope() as session:
         kinds = [entry.kind for entry in timeline(session, "ab-auto")]
     assert kinds.count("winner") == 1

@@ -167,13 +167,7 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
             ),
         )
     if kind == "split":
-        rule = item.winner
-        winner = (
-            None
-            if rule is None
-            else WinnerRule(rule.metric, threshold(rule.at) or 0.0, rule.min_per_arm)
-        )
-        return SplitStep(path, tuple(_split_arms(value, path, messages)), winner)
+        return SplitStep(path, tuple(_split_arms(value, path, messages)), _winner(item.winner))
     if kind == "update_profile":
         traits = {
             key: compile_template(v, html=False) if isinstance(v, str) else v
@@ -191,6 +185,15 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
         for key, source in value.model_dump(exclude={"channel", "remove_on_exit"}).items()
     }
     return SendStep(path, value.channel, MappingProxyType(content), remove)
+
+
+def _winner(rule: Any) -> WinnerRule | None:
+    if rule is None:
+        return None
+    at = threshold(rule.at)
+    if at is None:  # the model's pattern and bounds are those `threshold` accepts
+        raise AssertionError(f"winner.at {rule.at!r} passed the model but is no threshold")
+    return WinnerRule(rule.metric, at, rule.min_per_arm)
 
 
 def _split_arms(arms: list[Any], path: str, messages: dict[str, Any]) -> Iterator[SplitArm]:
