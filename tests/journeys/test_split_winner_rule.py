@@ -12,6 +12,7 @@ from app.journeys.language import journey_model
 from app.journeys.language.compile import compile_journey
 from app.journeys.loader import Issue, JourneyInvalid, parse_journey
 from app.yamlfiles import validate_yaml
+from app.yamlfiles.issues import FileInvalid
 
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\n"  # lines 1-4
 GOAL = "goal: {event: Order Completed, within: 7d, value: event.properties.total, currency: EUR}\n"
@@ -175,3 +176,23 @@ def test_winner_beside_another_step_kind_is_refused() -> None:
         "winner goes with split, not with wait",
     )
     assert issue.hint == "write winner lined up under its split, with no '- ' before it"
+
+
+@pytest.mark.parametrize(
+    "at",
+    ['"p<0.05"', '"p < .01"', '"p<00.05"', '"p<0.0"', '"p<1"', '"0.05"', "0.05", "1", "0", "true"],
+)
+def test_the_loader_and_the_language_models_accept_the_same_thresholds(at: str) -> None:
+    source = text(f"{{metric: conversion, at: {at}}}")
+    try:
+        parse_journey(source, "j.yaml")
+        loaded = True
+    except JourneyInvalid:
+        loaded = False
+    try:
+        validate_yaml(source, "j.yaml", journey_model(), "the journey")
+        modelled = True
+    except FileInvalid:
+        modelled = False
+    assert loaded == modelled
+    assert loaded == (at in ('"p<0.05"', '"p < .01"', "0.05"))

@@ -102,7 +102,7 @@ def _one_split(c: _Checker) -> None:
 
 
 THRESHOLD_PATTERN = r"^\s*p\s*<\s*0?\.[0-9]*[1-9][0-9]*\s*$"  # "p<0.05", in the JSON Schema too
-_THRESHOLD = re.compile(r"\s*p\s*<\s*(\d*\.?\d+)\s*")
+_THRESHOLD = re.compile(r"\s*p\s*<\s*(0?\.[0-9]+)\s*")  # the same texts as the pattern
 
 
 def threshold(value: Any) -> float | None:
