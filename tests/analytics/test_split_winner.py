@@ -5,6 +5,7 @@ while earlier trips and the experiment's figures stay as they were."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,16 @@ def test_the_winner_takes_every_new_entrant(
     with session_scope() as session:
         kinds = [entry.kind for entry in timeline(session, "ab-auto")]
     assert kinds.count("winner") == 1
+
+
+def test_two_schedulers_deciding_at_once_record_one_winner(
+    started: dict[str, list[str]],
+) -> None:
+    buy(started["B"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(scheduler.decide_winners) for _ in range(2)]:
+            done.result()  # neither fails on the other's row
+    assert recorded() == [("0", "B", "conversion")]
 
 
 def test_before_a_decision_the_report_says_what_the_rule_waits_for(
