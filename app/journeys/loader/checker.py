@@ -38,8 +38,8 @@ class JourneyInvalid(FileInvalid):
 class _Field:
     """A value from the document, with where its key and the value itself are written.
 
-    `beside` holds the keys written next to a step kind in the same list item (only
-    `on_timeout`, beside `wait_for`), so step parsers keep one signature."""
+    `beside` holds the keys written next to a step kind in the same list item (`on_timeout`
+    beside `wait_for`, `winner` beside `split`), so step parsers keep one signature."""
 
     value: Any
     key: Pos

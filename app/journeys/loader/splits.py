@@ -135,7 +135,7 @@ def _winner(c: _Checker, f: _Field) -> WinnerRule | None:
                 f"unknown experiment metric {describe(m.value)}",
                 allowed_hint(str(m.value), list(WINNER_METRICS)),
             )
-    threshold = _threshold(c, at) if (at := c.field(rule, "at")) is not None else None
+    limit = _threshold(c, at) if (at := c.field(rule, "at")) is not None else None
     min_per_arm = MIN_PER_ARM
     if (n := c.field(rule, "min_per_arm")) is not None:
         if isinstance(n.value, int) and not isinstance(n.value, bool) and n.value >= 1:
@@ -146,9 +146,9 @@ def _winner(c: _Checker, f: _Field) -> WinnerRule | None:
                 f"min_per_arm must be a whole number of at least 1, not {describe(n.value)}",
                 f"the default is {MIN_PER_ARM}: smaller samples call noise a winner",
             )
-    if len(c.issues) > before or metric is None or threshold is None:
+    if len(c.issues) > before or metric is None or limit is None:
         return None
-    return WinnerRule(metric, threshold, min_per_arm)
+    return WinnerRule(metric, limit, min_per_arm)
 
 
 def _threshold(c: _Checker, f: _Field) -> float | None:

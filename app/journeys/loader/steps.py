@@ -82,7 +82,7 @@ def _always_exits(step: Step) -> bool:
 
 def _step(c: _Checker, f: _Field, path: str) -> Step | None:
     """One list item: a bare word (`exit`) or a mapping with exactly one step kind, plus the
-    keys that may sit beside it (`on_timeout` beside `wait_for`)."""
+    keys that may sit beside it (`on_timeout` beside `wait_for`, `winner` beside `split`)."""
     kinds = [*STEP_PARSERS, *BARE_STEPS]
     if isinstance(f.value, str) and f.value in BARE_STEPS:
         return BARE_STEPS[f.value](path)
