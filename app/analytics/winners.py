@@ -31,57 +31,52 @@ class Decision:
 
 
 def decide(arms: Sequence[ArmCounts], rule: WinnerRule) -> Decision | None:
-    """The winning arm, or None while the test is undecided (or must not be trusted)."""
+    """The winning arm, or None while the test is undecided (or must not be trusted).
+
+    The best arm must also beat every other arm on its own, the control included: sending
+    everyone down one of two arms that do equally well would be a coin toss called a result."""
     experiment = experiments.analyse(arms, rule.min_per_arm)
     if min(arm.recipients for arm in arms) < rule.min_per_arm:
         return None
     if experiment.sample_ratio_mismatch:  # people were lost or moved: no figure is sound
         return None
-    control = next(arm for arm in arms if arm.name == experiment.control)
     if rule.metric == "revenue":
-        return _by_revenue(arms, control, rule.threshold)
+        return _by_revenue(arms, rule.threshold)
     if experiment.p_value is None or experiment.p_value >= rule.threshold:
         return None
     best = max((arm for arm in arms if not arm.holdout), key=_rate)
-    if best is control:
-        # The control keeps its place only if it beats every other arm on its own.
-        for other in arms:
-            if other is not control and _beats(control, other, rule.threshold) is None:
-                return None
+    if all(_beats(best, other, rule.threshold) for other in arms if other is not best):
         return Decision(best.name, experiment.p_value)
-    if _rate(best) <= _rate(control):
-        return None
-    return Decision(best.name, experiment.p_value)
+    return None
 
 
 def _rate(arm: ArmCounts) -> float:
     return arm.conversions / arm.recipients if arm.recipients else 0.0
 
 
-def _beats(arm: ArmCounts, other: ArmCounts, threshold: float) -> float | None:
-    """The z-test's p-value if `arm` converts better than `other` below `threshold`."""
+def _beats(arm: ArmCounts, other: ArmCounts, threshold: float) -> bool:
+    """`arm` converts better than `other`, by a z-test below `threshold`."""
     p = proportions.z_test(arm.conversions, arm.recipients, other.conversions, other.recipients)
-    return p if p is not None and p < threshold and _rate(arm) > _rate(other) else None
+    return p is not None and p < threshold and _rate(arm) > _rate(other)
 
 
 def _amounts(arm: ArmCounts) -> means.Amounts:
     return means.Amounts(arm.recipients, arm.revenue, arm.revenue_squares)
 
 
-def _by_revenue(arms: Sequence[ArmCounts], control: ArmCounts, threshold: float) -> Decision | None:
-    """The arm with the most revenue per person, if it beats every arm it is compared with.
+def _by_revenue(arms: Sequence[ArmCounts], threshold: float) -> Decision | None:
+    """The arm with the most revenue per person, if it beats every other arm by a Welch test.
 
     Each comparison's p-value is multiplied by their number (Bonferroni): picking the best of
     several arms and then testing it alone would find winners in noise."""
     best = max((arm for arm in arms if not arm.holdout), key=lambda a: _amounts(a).mean)
-    rivals = [control] if best is not control else [arm for arm in arms if arm is not best]
-    comparisons = len(arms) - 1
+    rivals = [arm for arm in arms if arm is not best]
     worst = 0.0
     for rival in rivals:
         p = means.welch_p_value(_amounts(best), _amounts(rival))
         if p is None or _amounts(best).mean <= _amounts(rival).mean:
             return None
-        worst = max(worst, min(1.0, p * comparisons))
+        worst = max(worst, min(1.0, p * len(rivals)))
     return Decision(best.name, worst) if worst < threshold else None
 
 

@@ -41,6 +41,10 @@ def spend(name: str, people: int, buyers: int, amount: float, holdout: bool = Fa
     return ArmCounts(name, 50, people, buyers, holdout, total, buyers * amount**2)
 
 
+# 50/50 weights, 600 against 900 people: a sample-ratio mismatch.
+MISMATCH = [arm("A", 600, 60), arm("B", 900, 300)]
+
+
 @pytest.mark.parametrize(
     ("arms", "rule", "expected"),
     [
@@ -59,19 +63,34 @@ def spend(name: str, people: int, buyers: int, amount: float, holdout: bool = Fa
         ([arm("A", 600, 120), arm("B", 600, 60), arm("C", 600, 110)], CONVERSION, None),
         # A holdout that converts best never wins, and the arms do not beat it.
         (
-            [arm("A", 600, 60, weight=45), arm("B", 600, 62, weight=45),
-             arm("holdout", 600, 120, True, weight=10)],
+            [arm("A", 600, 60, weight=33), arm("B", 600, 62, weight=33),
+             arm("holdout", 600, 120, True, weight=34)],
             CONVERSION,
             None,
         ),
+        # Both arms beat the holdout, but not each other: rolling one out would be a coin toss.
+        (
+            [arm("A", 600, 100, weight=33), arm("B", 600, 104, weight=33),
+             arm("holdout", 600, 30, True, weight=34)],
+            CONVERSION,
+            None,
+        ),
+        (
+            [arm("A", 600, 60, weight=33), arm("B", 600, 120, weight=33),
+             arm("holdout", 600, 30, True, weight=34)],
+            CONVERSION,
+            "B",
+        ),
         # A sample-ratio mismatch (50/50 weights, 600 against 900 people): nothing is trusted.
-        ([arm("A", 600, 60), arm("B", 900, 300)], CONVERSION, None),
+        (MISMATCH, CONVERSION, None),
         # Revenue: B's buyers spend twice as much at the same rate.
         ([spend("A", 600, 60, 30.0), spend("B", 600, 60, 60.0)], REVENUE, "B"),
         ([spend("A", 600, 60, 30.0), spend("B", 600, 60, 31.0)], REVENUE, None),
     ],
 )  # fmt: skip
 def test_decided_from_counts(arms: list[ArmCounts], rule: WinnerRule, expected: str | None) -> None:
+    # Only the case written for it fails the sample-ratio check, which stops every other one.
+    assert analyse(arms).sample_ratio_mismatch is (arms is MISMATCH)
     decision = decide(arms, rule)
     assert (decision.arm if decision else None) == expected
     if decision is not None:
