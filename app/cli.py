@@ -261,7 +261,7 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run the scheduler (production): fires due journey waits and re-enqueues lost work."""
+    """Run the scheduler (production): fires due journey waits, decides A/B tests with a winner rule and re-enqueues lost work."""  # noqa: E501
     _exit_0_on_sigterm()
     _settings_or_exit(production=True)
     from app import scheduler as periodic
@@ -407,6 +407,29 @@ def journeys_reload() -> None:
     _print_versions(all_versions=False)
     if issues:
         raise typer.Exit(1)
+
+
+@journeys_app.command("history")
+def journeys_history(
+    journey_id: Annotated[str, typer.Argument(help="The journey's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the history as JSON.")] = False,
+) -> None:
+    """What happened to a journey itself: each version loaded, and each A/B test its split's winner rule decided (after which new entrants all take the winning arm). Exits 1 for a journey never loaded."""  # noqa: E501
+    from app.db import session_scope
+    from app.journeys import timeline
+
+    with session_scope() as session:
+        entries = timeline.history(session, journey_id)
+    if not entries:
+        typer.echo(
+            f"error: no journey {journey_id!r} was ever loaded (see `carillon journeys list`)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
+    else:
+        typer.echo(timeline.render(entries))
 
 
 @journeys_app.command("list")

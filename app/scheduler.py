@@ -1,7 +1,7 @@
 """Periodic jobs: fire due journey timers, recompute computed traits whose window moved,
 backfill existing profiles into new or edited segment files, plan the broadcasts' messages
-whose turn came, sweep lost queue messages, finish erasures whose audience removals are
-settled.
+whose turn came, decide A/B splits whose `winner:` rule is met, sweep lost queue messages,
+finish erasures whose audience removals are settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 """
@@ -18,6 +18,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app import sweeper
+from app.analytics import winners
 from app.broadcasts import sending
 from app.db import session_scope
 from app.journeys import timers
@@ -28,6 +29,9 @@ from app.settings import get_settings
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 10
+# A test is decided on hundreds of people: a minute's delay changes nothing, and each run
+# counts the arms of every undecided split.
+WINNER_INTERVAL_SECONDS = 60
 
 
 def fire_timers() -> None:
@@ -55,6 +59,21 @@ def send_broadcasts() -> None:
     done = sending.send_due()
     if done:
         log.info("broadcasts: %d recipients settled", done)
+
+
+def decide_winners() -> None:
+    """Splits whose `winner:` rule is met: the winner recorded, new entrants sent down it."""
+    with session_scope() as session:
+        decided = winners.decide_pending(session)
+    for winner in decided:
+        log.info(
+            "split %s of journey version %d: arm %s won on %s (p = %.3g)",
+            winner.split_path,
+            winner.journey_version_id,
+            winner.arm,
+            winner.metric,
+            winner.p_value,
+        )
 
 
 def sweep(older_than: timedelta | None = None) -> None:
@@ -101,6 +120,13 @@ def build(*, blocking: bool) -> BaseScheduler:
         "interval",
         seconds=settings.scheduler_interval_seconds,
         id="broadcasts.send",
+        **common,
+    )
+    scheduler.add_job(
+        decide_winners,
+        "interval",
+        seconds=WINNER_INTERVAL_SECONDS,
+        id="experiments.decide_winners",
         **common,
     )
     scheduler.add_job(

@@ -123,6 +123,33 @@ def run_ab_test(
     route(*(track(user, "Order Completed", {"total": 30}, at) for user in buyers))
 
 
+# A 50/50 split that decides itself on conversions; MIN is its minimum per arm.
+AUTO_WINNER = """
+id: ab-auto
+name: Automatic winner
+trigger: {event: Cart Abandoned}
+goal: {event: Order Completed, within: 7d}
+steps:
+  - split:
+      - {weight: 50, steps: [wait: 1d]}
+      - {weight: 50, steps: [wait: 1d]}
+    winner: {metric: conversion, at: "p<0.05", min_per_arm: MIN}
+"""
+
+
+def users_by_arm() -> dict[str, list[str]]:
+    """The user ids of each split arm's trips."""
+    with session_scope() as session:
+        users = {
+            i.profile_id: i.value
+            for i in session.scalars(select(Identity).where(Identity.kind == "user_id"))
+        }
+        found: dict[str, list[str]] = {}
+        for trip in session.scalars(select(JourneyInstance).order_by(JourneyInstance.id)):
+            found.setdefault(trip.arm or "", []).append(users[trip.profile_id])
+        return found
+
+
 class _Server(uvicorn.Server):
     """uvicorn with an event set once it listens (or once it gave up trying)."""
 

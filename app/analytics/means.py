@@ -39,3 +39,14 @@ def difference_interval(arm: Amounts, base: Amounts, confidence: float = 0.95) -
     diff = arm.mean - base.mean
     spread = z_for(confidence) * math.sqrt(arm.variance / arm.n + base.variance / base.n)
     return Interval(diff - spread, diff + spread)
+
+
+def welch_p_value(arm: Amounts, base: Amounts) -> float | None:
+    """Two-sided p-value of the arm's mean differing from the base's (normal approximation,
+    as the interval); None while either has under 2 people or neither varies."""
+    if arm.n < 2 or base.n < 2:
+        return None
+    spread = math.sqrt(arm.variance / arm.n + base.variance / base.n)
+    if spread == 0:
+        return None
+    return math.erfc(abs(arm.mean - base.mean) / spread / math.sqrt(2))

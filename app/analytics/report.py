@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,9 +17,27 @@ from app.analytics import experiments
 from app.analytics.experiments import ArmResult, Experiment
 from app.analytics.proportions import Interval
 from app.analytics.repository import split_counts
+from app.analytics.winners import winners
 
 FORMATS = ("table", "csv", "json")
 NO_GOAL = "no goal: add `goal:` to the journey, so that conversions are counted"
+
+
+@dataclass(frozen=True)
+class DeclaredWinner:
+    """The arm the split's `winner:` rule declared: every new entrant since goes down it."""
+
+    arm: str
+    metric: str
+    p_value: float
+    decided_at: datetime
+
+    def sentence(self) -> str:
+        when = self.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"winner: {self.arm} since {when} ({self.metric}, p = {p_value(self.p_value)}); "
+            f"new entrants all go to {self.arm}"
+        )
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,9 @@ class ExperimentReport:
     goal: str | None
     currency: str | None  # of the revenue figures; None when the goal has no value
     experiment: Experiment
+    # The `winner:` rule: None without one; `declared` None while the test is undecided.
+    winner_rule: str | None = None
+    declared: DeclaredWinner | None = None
 
 
 def results(
@@ -37,10 +59,21 @@ def results(
 ) -> list[ExperimentReport]:
     """Every current split's results, or the named journey's (UnknownExperiment if none)."""
     reports = []
-    for split in split_counts(session, journey_id):
+    splits = split_counts(session, journey_id)
+    declared = winners(session, [split.version_id for split in splits])
+    for split in splits:
         experiment = experiments.analyse(split.arms, min_per_arm)
         if split.goal is None:  # every rate is 0 %: say why rather than "nobody converted"
             experiment = replace(experiment, verdict=NO_GOAL)
+        rule = split.winner
+        row = declared.get((split.version_id, split.step))
+        winner = (
+            None
+            if row is None
+            else DeclaredWinner(row.arm, row.metric, row.p_value, row.decided_at)
+        )
+        if winner is not None:
+            experiment = replace(experiment, verdict=winner.sentence())
         reports.append(
             ExperimentReport(
                 split.journey_id,
@@ -50,6 +83,10 @@ def results(
                 split.goal,
                 split.currency,
                 experiment,
+                None
+                if rule is None
+                else f"{rule.metric} at p < {rule.threshold:g}, {rule.min_per_arm:,} per arm",
+                winner,
             )
         )
     return reports
@@ -60,7 +97,7 @@ def as_dicts(reports: list[ExperimentReport]) -> list[dict[str, Any]]:
 
 
 def as_json(reports: list[ExperimentReport]) -> str:
-    return json.dumps(as_dicts(reports), indent=2)
+    return json.dumps(as_dicts(reports), indent=2, default=datetime.isoformat)
 
 
 def _number(value: float | None, digits: int = 6) -> str:
@@ -197,6 +234,8 @@ def as_table(reports: list[ExperimentReport]) -> str:
             f"; minimum {e.min_per_arm:,} per arm",
             f"=> {e.verdict}",
         ]
+        if report.winner_rule and report.declared is None:
+            lines.append(f"   automatic winner when: {report.winner_rule}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.analytics.experiments import ArmCounts
 from app.journeys import catalog
-from app.journeys.definition import Journey, SplitArm, SplitStep
-from app.journeys.models import JourneyInstance, JourneyVersion
+from app.journeys.definition import Journey, SplitArm, SplitStep, WinnerRule
+from app.journeys.models import JourneyInstance, JourneyVersion, SplitWinner
 
 
 class UnknownExperiment(LookupError):
@@ -32,6 +32,8 @@ class SplitCounts:
     goal: str | None  # the goal's event; None when the journey has none (nothing converts)
     currency: str | None  # the goal value's currency; None when the goal has no value
     arms: tuple[ArmCounts, ...]
+    version_id: int = 0
+    winner: WinnerRule | None = None  # the split's `winner:` rule
 
 
 def _split(journey: Journey) -> SplitStep | None:
@@ -44,14 +46,30 @@ def _arm(arm: SplitArm, counts: tuple[int, int, float, float]) -> ArmCounts:
     return ArmCounts(arm.name, arm.weight, trips, converted, arm.holdout, revenue, squares)
 
 
-def split_counts(session: Session, journey_id: str | None = None) -> list[SplitCounts]:
-    """Every current journey with a split, or the one named (UnknownExperiment if it has none)."""
+def split_counts(
+    session: Session, journey_id: str | None = None, *, undecided_winners: bool = False
+) -> list[SplitCounts]:
+    """Every current journey with a split, or the one named (UnknownExperiment if it has none);
+    with `undecided_winners`, only the splits with a `winner:` rule that has not fired.
+
+    Trips whose arm a declared winner gave are left out: they were not drawn at random."""
     splits = [
         (version_id, journey, split)
         for version_id, journey in catalog.current_journeys(session)
         if (journey_id is None or journey.id == journey_id)
         and (split := _split(journey)) is not None
+        and (split.winner is not None or not undecided_winners)
     ]
+    if undecided_winners and splits:
+        decided = {
+            (version_id, path)
+            for version_id, path in session.execute(
+                select(SplitWinner.journey_version_id, SplitWinner.split_path).where(
+                    SplitWinner.journey_version_id.in_([v for v, _j, _s in splits])
+                )
+            )
+        }
+        splits = [(v, j, s) for v, j, s in splits if (v, s.path) not in decided]
     if journey_id is not None and not splits:
         known = session.scalar(
             select(func.count()).where(
@@ -79,6 +97,7 @@ def split_counts(session: Session, journey_id: str | None = None) -> list[SplitC
             .where(
                 JourneyInstance.journey_version_id.in_(version_ids),
                 JourneyInstance.arm.is_not(None),
+                JourneyInstance.arm_by_winner.is_(False),
             )
             .group_by(JourneyInstance.journey_version_id, JourneyInstance.arm)
         )
@@ -103,6 +122,8 @@ def split_counts(session: Session, journey_id: str | None = None) -> list[SplitC
                 _arm(arm, counted.get((version_id, arm.name), (0, 0, 0.0, 0.0)))
                 for arm in split.arms
             ),
+            version_id=version_id,
+            winner=split.winner,
         )
         for version_id, journey, split in splits
     ]

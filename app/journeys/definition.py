@@ -130,12 +130,27 @@ class SplitArm:
     steps: tuple[Step, ...]
 
 
+WINNER_METRICS = ("conversion", "revenue")
+
+
+@dataclass(frozen=True)
+class WinnerRule:
+    """When an arm is declared the winner: every arm holds `min_per_arm` people and the best
+    one beats the others on `metric` with a p-value below `threshold`. From then on new
+    entrants all take that arm."""
+
+    metric: str  # one of WINNER_METRICS
+    threshold: float  # the p-value under which a difference counts
+    min_per_arm: int
+
+
 @dataclass(frozen=True)
 class SplitStep:
     """Weighted random arms; a person's arm depends only on the profile and journey version."""
 
     path: str
     arms: tuple[SplitArm, ...]
+    winner: WinnerRule | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -66,6 +67,11 @@ class JourneyInstance(Base):
     cursor: Mapped[str] = mapped_column(String(100))
     # The A/B/n arm a `split` put this person in (None before any split).
     arm: Mapped[str | None] = mapped_column(String(50))
+    # True when the arm was given by a split's declared winner rather than drawn: such trips
+    # are left out of the experiment's counts, which compare drawn arms only.
+    arm_by_winner: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     # Set once, when the journey's goal event arrives within its window.
     converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The conversion's value (the goal's `value`, in its `currency`), and the message credited
@@ -102,3 +108,20 @@ class Timer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SplitWinner(Base):
+    """The arm a split's `winner:` rule declared, once per journey version and split: from
+    `decided_at` on, new entrants all take it. Never updated; a new file version starts a new
+    test."""
+
+    __tablename__ = "split_winners"
+    __table_args__ = (UniqueConstraint("journey_version_id", "split_path"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    journey_version_id: Mapped[int] = mapped_column(ForeignKey("journey_versions.id"))
+    split_path: Mapped[str] = mapped_column(String(100))
+    arm: Mapped[str] = mapped_column(String(50))
+    metric: Mapped[str] = mapped_column(String(16))
+    p_value: Mapped[float] = mapped_column(Float)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)

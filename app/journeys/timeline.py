@@ -15,10 +15,19 @@ from sqlalchemy.orm import Session
 
 from app.delivery import models
 from app.delivery.models import Delivery
-from app.journeys.models import JourneyInstance, JourneyVersion, Timer
+from app.journeys.models import JourneyInstance, JourneyVersion, SplitWinner, Timer
 
 # Within one instant, the order things happen in.
-_RANK = {"entered": 0, "wait": 1, "resumed": 2, "send": 3, "conversion": 4, "left": 5}
+_RANK = {
+    "loaded": -1,
+    "winner": 0,
+    "entered": 1,
+    "wait": 2,
+    "resumed": 3,
+    "send": 4,
+    "conversion": 5,
+    "left": 6,
+}
 
 # Sent, or would have been (a dry run): what a journey test counts as a send.
 WENT_OUT = (models.SENT, models.DRY_RUN)
@@ -28,7 +37,7 @@ WENT_OUT = (models.SENT, models.DRY_RUN)
 class Entry:
     at: datetime
     step: str  # the step's path; "" for the trip as a whole
-    kind: str  # entered | wait | resumed | send | conversion | left
+    kind: str  # loaded | winner | entered | wait | resumed | send | conversion | left
     detail: str
     channel: str | None = None
     content: dict[str, Any] | None = None
@@ -77,7 +86,45 @@ def timeline(session: Session, journey_id: str) -> list[Entry]:
         if trip.ended_at is not None:
             detail = f"{trip.status}: {trip.exit_reason}"
             entries.append(Entry(trip.ended_at, "", "left", detail, arm=trip.arm))
+    entries.extend(winner_entries(session, journey_id))
     return sorted(entries, key=lambda e: (e.at, _RANK[e.kind]))
+
+
+def history(session: Session, journey_id: str) -> list[Entry]:
+    """The journey's own story, without its trips: each version loaded and each A/B test
+    decided. Empty when no version of the journey was ever loaded."""
+    entries = [
+        Entry(loaded_at, "", "loaded", f"version {version} from {file}")
+        for version, loaded_at, file in session.execute(
+            select(JourneyVersion.version, JourneyVersion.loaded_at, JourneyVersion.file).where(
+                JourneyVersion.journey_id == journey_id
+            )
+        )
+    ]
+    entries.extend(winner_entries(session, journey_id))
+    return sorted(entries, key=lambda e: (e.at, _RANK[e.kind]))
+
+
+def winner_entries(session: Session, journey_id: str) -> list[Entry]:
+    """The A/B test decisions of every version of the journey: from then on, new entrants
+    all took the winning arm."""
+    rows = session.execute(
+        select(SplitWinner, JourneyVersion.version)
+        .join(JourneyVersion, JourneyVersion.id == SplitWinner.journey_version_id)
+        .where(JourneyVersion.journey_id == journey_id)
+        .order_by(SplitWinner.decided_at)
+    ).all()
+    return [
+        Entry(
+            row.decided_at,
+            row.split_path,
+            "winner",
+            f"version {version}: arm {row.arm} won on {row.metric} (p = {row.p_value:.3g}); "
+            f"new entrants all go to {row.arm}",
+            arm=row.arm,
+        )
+        for row, version in rows
+    ]
 
 
 def render(entries: list[Entry]) -> str:

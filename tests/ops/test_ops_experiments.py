@@ -9,9 +9,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app import scheduler
 from app.clock import ManualClock
 from app.journeys import catalog
-from tests.helpers import AB_TEST, REPO, bearer, run_ab_test
+from tests.helpers import (
+    AB_TEST,
+    AUTO_WINNER,
+    REPO,
+    bearer,
+    journeys,
+    route,
+    run_ab_test,
+    track,
+    users_by_arm,
+)
 
 PEOPLE = [f"p{i:02}" for i in range(20)]
 
@@ -73,3 +84,21 @@ def test_bad_requests_are_refused_with_a_reason(
 def test_the_admin_token_is_required(client: TestClient, admin: str) -> None:
     assert client.get("/ops/experiments").status_code == 401
     assert client.get("/ops/experiments", headers=bearer("wrong")).status_code == 401
+
+
+def test_a_declared_winner_is_shown_with_its_time_and_p_value(
+    client: TestClient, admin: str, tmp_path: Path, manual_clock: ManualClock
+) -> None:
+    journeys(tmp_path, AUTO_WINNER.replace("MIN", "20"))
+    route(*(track(f"u{i:03}", "Cart Abandoned") for i in range(80)))
+    later = "2026-11-02T09:30:00Z"
+    route(*(track(user, "Order Completed", timestamp=later) for user in users_by_arm()["B"]))
+    scheduler.decide_winners()
+
+    [found] = client.get("/ops/experiments", headers=bearer()).json()
+    assert (found["declared"]["arm"], found["declared"]["metric"]) == ("B", "conversion")
+    assert found["declared"]["p_value"] < 0.05
+    assert found["experiment"]["verdict"].startswith("winner: B since 2026-11-02 09:00 UTC")
+    panels = client.get("/ops/panels", headers=bearer())
+    assert panels.status_code == 200
+    assert "new entrants all go to B" in panels.text

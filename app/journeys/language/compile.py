@@ -35,12 +35,13 @@ from app.journeys.definition import (
     WaitForStep,
     WaitStep,
     WaitUntilStep,
+    WinnerRule,
     parse_cap,
     parse_duration,
 )
 from app.journeys.language.rules import SegmentRule
 from app.journeys.loader import HOLDOUT
-from app.journeys.loader.splits import _arm_names
+from app.journeys.loader.splits import _arm_names, threshold
 from app.journeys.templates import Template, Variant, Versions, compile_template
 from app.settings import Budget, parse_money
 from channels import registry
@@ -155,7 +156,7 @@ def _steps(items: list[Any], prefix: str, messages: dict[str, Any]) -> tuple[Ste
 def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
     if item == "exit":
         return ExitStep(path)
-    kind = next(iter(item.model_fields_set - {"on_timeout"}))
+    kind = next(iter(item.model_fields_set - {"on_timeout", "winner"}))
     value = getattr(item, kind)
     if kind == "wait" and isinstance(value, str):
         return WaitStep(path, parse_duration(value))
@@ -180,7 +181,7 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
             ),
         )
     if kind == "split":
-        return SplitStep(path, tuple(_split_arms(value, path, messages)))
+        return SplitStep(path, tuple(_split_arms(value, path, messages)), _winner(item.winner))
     if kind == "update_profile":
         traits = {
             key: compile_template(v, html=False) if isinstance(v, str) else v
@@ -198,6 +199,15 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
         for key, source in value.model_dump(exclude={"channel", "remove_on_exit"}).items()
     }
     return SendStep(path, value.channel, MappingProxyType(content), remove)
+
+
+def _winner(rule: Any) -> WinnerRule | None:
+    if rule is None:
+        return None
+    at = threshold(rule.at)
+    if at is None:  # the model's pattern and bounds are those `threshold` accepts
+        raise AssertionError(f"winner.at {rule.at!r} passed the model but is no threshold")
+    return WinnerRule(rule.metric, at, rule.min_per_arm)
 
 
 def _split_arms(arms: list[Any], path: str, messages: dict[str, Any]) -> Iterator[SplitArm]:

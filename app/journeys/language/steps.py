@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from typing_extensions import TypeAliasType
 
+from app.analytics.experiments import MIN_PER_ARM
 from app.journeys.language.rules import EventRule
 from app.journeys.language.values import CONDITION, DURATION, Condition, Duration, Text, TimeOfDay
-from app.journeys.loader import HOLDOUT, MAX_ARM_NAME_LENGTH
+from app.journeys.loader import HOLDOUT, MAX_ARM_NAME_LENGTH, THRESHOLD_PATTERN
 from app.yamlfiles import YamlModel
 
 if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
@@ -70,6 +71,24 @@ class Holdout(YamlModel):
 
     holdout: Literal[True] = Field(description="Marks the holdout arm.")
     weight: Weight = Field(description=WEIGHT)
+
+
+class Winner(YamlModel):
+    """Decide the test automatically: once every arm holds `min_per_arm` people and the best
+    arm (never the holdout) beats the others on `metric` with a p-value under `at`, new
+    entrants all take that arm. The decision is recorded in the journey's history."""
+
+    metric: Literal["conversion", "revenue"] = Field(
+        description="conversion: the goal's rate; revenue: the goal's value per person (the "
+        "goal needs value: and currency:)."
+    )
+    at: (
+        Annotated[str, Field(pattern=THRESHOLD_PATTERN)]
+        | Annotated[float, Field(gt=0, lt=1, strict=True)]
+    ) = Field(description='The p-value threshold, "p<0.05" or 0.05.', examples=["p<0.05"])
+    min_per_arm: Annotated[int, Field(ge=1, strict=True)] = Field(
+        MIN_PER_ARM, description="People every arm needs before any call."
+    )
 
 
 def _not_holdout(name: str) -> str:
@@ -165,6 +184,11 @@ def step_union(sends: Any) -> Any:
         model_config = _kind("split", arms=True)
 
         split: SplitArms = Field(min_length=2)
+        winner: Winner | None = Field(
+            None,
+            description="When to stop the test and send every new entrant down the winning "
+            "arm. Written beside split, lined up under it.",
+        )
 
         @model_validator(mode="after")
         def _one_holdout(self) -> Self:

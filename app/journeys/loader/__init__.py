@@ -24,7 +24,7 @@ from app.journeys.loader.document import (
 )
 from app.journeys.loader.leaf_steps import TIME_PATTERN
 from app.journeys.loader.messages import MESSAGE_NAME_PATTERN
-from app.journeys.loader.splits import HOLDOUT, MAX_ARM_NAME_LENGTH
+from app.journeys.loader.splits import HOLDOUT, MAX_ARM_NAME_LENGTH, THRESHOLD_PATTERN, threshold
 from app.journeys.loader.steps import BARE_STEPS, STEP_PARSERS
 from app.yamlfiles.issues import Issue
 
@@ -38,10 +38,12 @@ __all__ = [
     "MESSAGE_NAME_PATTERN",
     "ON_CAP",
     "STEP_PARSERS",
+    "THRESHOLD_PATTERN",
     "TIME_PATTERN",
     "Issue",
     "JourneyInvalid",
     "load_directory",
     "load_path",
     "parse_journey",
+    "threshold",
 ]

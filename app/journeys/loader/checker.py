@@ -38,8 +38,8 @@ class JourneyInvalid(FileInvalid):
 class _Field:
     """A value from the document, with where its key and the value itself are written.
 
-    `beside` holds the keys written next to a step kind in the same list item (only
-    `on_timeout`, beside `wait_for`), so step parsers keep one signature."""
+    `beside` holds the keys written next to a step kind in the same list item (`on_timeout`
+    beside `wait_for`, `winner` beside `split`), so step parsers keep one signature."""
 
     value: Any
     key: Pos
@@ -55,6 +55,8 @@ class _Checker:
         self.lines = text.splitlines()
         self.issues: list[Issue] = []
         self.splits: list[tuple[str, Pos]] = []  # (path, where) of every split step seen
+        # (metric, where it is written) of every split's `winner:`, checked against the goal.
+        self.winners: list[tuple[str, Pos]] = []
         # `messages:` by name; None for one written with mistakes (already reported).
         self.messages: dict[str, Mapping[str, Versions] | None] = {}
         # (message, where `message:` is written) of every `channel: preferred` send seen.

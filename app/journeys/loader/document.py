@@ -18,7 +18,7 @@ from app.journeys.loader.budgets import _budget, check_fallback, currency_proble
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages, check_preferred
 from app.journeys.loader.scenarios import _scenarios
-from app.journeys.loader.splits import _one_split
+from app.journeys.loader.splits import _one_split, _winner_needs_goal
 from app.journeys.loader.steps import _step_list
 from app.yamlfiles.issues import FileInvalid, Issue
 from app.yamlfiles.positions import START, Pos
@@ -129,6 +129,7 @@ def _parse(text: str, file: str, segments: SegmentChannels | None) -> tuple[Jour
     messages = _messages(c, f) if (f := c.field(data, "messages")) else {}  # before the steps
     steps = _step_list(c, f, "steps", "") if (f := c.field(data, "steps")) else None
     _one_split(c)
+    _winner_needs_goal(c, goal_field.key if goal_field else None, goal)
     if goal_field and goal and exit_when and exit_when == (goal.event, None):
         c.error(
             goal_field.key,

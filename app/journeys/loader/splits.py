@@ -4,13 +4,17 @@ a trip records one arm, and conversions are counted per arm.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import count, product
 from string import ascii_uppercase
 from typing import Any
 
+from app.analytics.experiments import MIN_PER_ARM
+from app.journeys.definition import WINNER_METRICS, Goal, WinnerRule
 from app.journeys.loader.checker import _Checker, _Field
-from app.yamlfiles.wording import describe
+from app.yamlfiles.positions import Pos
+from app.yamlfiles.wording import allowed_hint, describe
 
 MAX_ARM_NAME_LENGTH = 50  # journey_instances.arm and deliveries.arm are VARCHAR(50)
 HOLDOUT = "holdout"  # the holdout arm's name: the runtime sends nothing to trips in that arm
@@ -95,3 +99,86 @@ def _one_split(c: _Checker) -> None:
             f"a journey has at most one split (step {c.splits[0][0]} is one)",
             "test one thing per journey: put every variant in the arms of one split",
         )
+
+
+THRESHOLD_PATTERN = r"^\s*p\s*<\s*0?\.[0-9]*[1-9][0-9]*\s*$"  # "p<0.05", in the JSON Schema too
+_THRESHOLD = re.compile(r"\s*p\s*<\s*(0?\.[0-9]+)\s*")  # the same texts as the pattern
+
+
+def threshold(value: Any) -> float | None:
+    """`"p<0.05"` or `0.05` as 0.05; None unless strictly between 0 and 1."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and (match := _THRESHOLD.fullmatch(value)):
+        number = float(match.group(1))
+    return number if number is not None and 0 < number < 1 else None
+
+
+_WINNER_EXAMPLE = 'e.g. winner: {metric: conversion, at: "p<0.05", min_per_arm: 500}'
+
+
+def _winner(c: _Checker, f: _Field) -> WinnerRule | None:
+    """`winner: {metric, at, min_per_arm}` beside a split: when the test is decided."""
+    before = len(c.issues)
+    if (rule := c.mapping(f, "winner", _WINNER_EXAMPLE)) is None:
+        return None
+    c.keys(rule, f.key, "winner", ("metric", "at"), ("min_per_arm",))
+    metric = None
+    if (m := c.field(rule, "metric")) is not None:
+        if isinstance(m.value, str) and m.value in WINNER_METRICS:
+            metric = str(m.value)
+            c.winners.append((metric, m.at))
+        else:
+            c.error(
+                m.at,
+                f"unknown experiment metric {describe(m.value)}",
+                allowed_hint(str(m.value), list(WINNER_METRICS)),
+            )
+    limit = _threshold(c, at) if (at := c.field(rule, "at")) is not None else None
+    min_per_arm = MIN_PER_ARM
+    if (n := c.field(rule, "min_per_arm")) is not None:
+        if isinstance(n.value, int) and not isinstance(n.value, bool) and n.value >= 1:
+            min_per_arm = int(n.value)
+        else:
+            c.error(
+                n.at,
+                f"min_per_arm must be a whole number of at least 1, not {describe(n.value)}",
+                f"the default is {MIN_PER_ARM}: smaller samples call noise a winner",
+            )
+    if len(c.issues) > before or metric is None or limit is None:
+        return None
+    return WinnerRule(metric, limit, min_per_arm)
+
+
+def _threshold(c: _Checker, f: _Field) -> float | None:
+    """`at: "p<0.05"` or `at: 0.05`: the p-value under which the best arm wins."""
+    if (value := threshold(f.value)) is not None:
+        return value
+    c.error(
+        f.at,
+        f'winner.at must be a p-value threshold such as "p<0.05", not {describe(f.value)}',
+        'write "p<" and a number between 0 and 1, in quotes: at: "p<0.05" (or 0.01 to be stricter)',
+    )
+    return None
+
+
+def _winner_needs_goal(c: _Checker, goal_written: Pos | None, goal: Goal | None) -> None:
+    """A winner is judged on the goal: conversions need one, revenue needs its value. A goal
+    written with mistakes was reported already."""
+    if goal_written is not None and goal is None:
+        return
+    for metric, where in c.winners:
+        if goal is None:
+            c.error(
+                where,
+                f"winner by {metric} needs a goal: without one nobody converts",
+                "add goal: {event: Order Completed} to the journey",
+            )
+        elif metric == "revenue" and goal.value is None:
+            c.error(
+                where,
+                "winner by revenue needs the goal to have a value",
+                "add value: and currency: to the goal, e.g. value: event.properties.total, "
+                "currency: EUR; or use metric: conversion",
+            )

@@ -20,7 +20,14 @@ from app.journeys.definition import (
 from app.journeys.loader.checker import _Checker, _event_rule, _Field
 from app.journeys.loader.leaf_steps import _update_profile_step, _wait_step
 from app.journeys.loader.messages import _send_step
-from app.journeys.loader.splits import HOLDOUT, _arm_name, _arm_names, _holdout_arm, _weight
+from app.journeys.loader.splits import (
+    HOLDOUT,
+    _arm_name,
+    _arm_names,
+    _holdout_arm,
+    _weight,
+    _winner,
+)
 from app.yamlfiles.wording import allowed_hint, describe
 
 _STEPS_HINT = "start each step on its own line with '- ', e.g. - wait: 1h"
@@ -75,7 +82,7 @@ def _always_exits(step: Step) -> bool:
 
 def _step(c: _Checker, f: _Field, path: str) -> Step | None:
     """One list item: a bare word (`exit`) or a mapping with exactly one step kind, plus the
-    keys that may sit beside it (`on_timeout` beside `wait_for`)."""
+    keys that may sit beside it (`on_timeout` beside `wait_for`, `winner` beside `split`)."""
     kinds = [*STEP_PARSERS, *BARE_STEPS]
     if isinstance(f.value, str) and f.value in BARE_STEPS:
         return BARE_STEPS[f.value](path)
@@ -263,7 +270,8 @@ def _split_step(c: _Checker, f: _Field, path: str) -> Step | None:
             f"the split's weights add up to {sum(weights)}, not 100",
             "change the weights so that they total 100, the holdout's included",
         )
-    return SplitStep(path, tuple(arms)) if len(c.issues) == before else None
+    winner = _winner(c, w) if (w := f.beside.get("winner")) is not None else None
+    return SplitStep(path, tuple(arms), winner) if len(c.issues) == before else None
 
 
 STEP_PARSERS: dict[str, StepParser] = {
@@ -276,4 +284,4 @@ STEP_PARSERS: dict[str, StepParser] = {
 }
 BARE_STEPS: dict[str, Callable[[str], Step]] = {"exit": ExitStep}
 # Keys written beside a step kind in the same list item → the one kind they go with.
-BESIDE: dict[str, str] = {"on_timeout": "wait_for"}
+BESIDE: dict[str, str] = {"on_timeout": "wait_for", "winner": "split"}
