@@ -110,6 +110,7 @@ NOT_PERSONAL = {
     "alembic_version": "the schema's revision",
     "segment_versions": "the marketers' segment files, the same for everybody",
     "broadcasts": "the marketers' broadcast files and their progress, the same for everybody",
+    "split_winners": "which arm of a journey's A/B split won, counted over everybody",
 }
 
 
