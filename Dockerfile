@@ -29,13 +29,14 @@ WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
 # Wheels only (no compiler anywhere); their shared objects lose their debug symbols (a third
-# of the image otherwise).
+# of the image otherwise), and their type stubs (.pyi, for type checkers only) go.
 COPY pyproject.toml README.md ./
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-compile --only-binary=:all: -r /tmp/requirements.txt \
-    && find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} +
+    && find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} + \
+    && find /opt/venv -name '*.pyi' -type f -delete
 
 # Carillon itself, editable so that it finds migrations/ beside its code. The running container
 # may not write (read-only root filesystem), so bytecode is made here: for Carillon's own code,
