@@ -74,6 +74,26 @@ def spent(settings: Settings, units: dict[str, float]) -> float:
     return round(sum(n * price(settings, channel) for channel, n in units.items()), 9)
 
 
+def _over(
+    context: SendContext,
+    budget: Budget,
+    cost: float,
+    lock: tuple[int, str],
+    mine: ColumnElement[bool],
+) -> str | None:
+    """What this budget's messages (`mine`) spent in its period, when this one's `cost` would
+    take it over; None when it fits. Under the budget's lock (`lock`: its base and key), so
+    workers racing for the last of it are counted one after the other."""
+    session, delivery = context.session, context.delivery
+    _lock(session, *lock)
+    start = period_start(budget, context.now)
+    units = spent_units(session, start, mine, Delivery.id != delivery.id)
+    so_far = spent(context.settings, units)
+    if so_far + cost > budget.amount + 1e-9:
+        return f"{so_far:g} {budget.currency}"
+    return None
+
+
 def check(context: SendContext) -> Verdict:
     settings, delivery, session = context.settings, context.delivery, context.session
     cost = round((delivery.units or 1) * price(settings, delivery.channel), 9)
@@ -87,30 +107,15 @@ def check(context: SendContext) -> Verdict:
     policy = journey.budget if journey is not None else None
     held: list[tuple[str, Budget]] = []
     if (budget := settings.budgets_by_channel().get(delivery.channel)) is not None:
-        _lock(session, _LOCK_BASE, delivery.channel)
-        start = period_start(budget, context.now)
-        units = spent_units(
-            session, start, Delivery.channel == delivery.channel, Delivery.id != delivery.id
-        )
-        if (so_far := spent(settings, units)) + cost > budget.amount + 1e-9:
-            held.append(
-                (f"budget {delivery.channel} {budget}: {so_far:g} {budget.currency}", budget)
-            )
-    if not held and policy is not None and policy.limit is not None:
-        budget = policy.limit
-        _lock(session, _JOURNEY_LOCK_BASE, delivery.journey_id)
-        start = period_start(budget, context.now)
-        units = spent_units(
-            session, start, Delivery.journey_id == delivery.journey_id, Delivery.id != delivery.id
-        )
-        if (so_far := spent(settings, units)) + cost > budget.amount + 1e-9:
-            held.append(
-                (
-                    f"budget of journey {delivery.journey_id} {budget}: "
-                    f"{so_far:g} {budget.currency}",
-                    budget,
-                )
-            )
+        mine = Delivery.channel == delivery.channel
+        so_far = _over(context, budget, cost, (_LOCK_BASE, delivery.channel), mine)
+        if so_far is not None:
+            held.append((f"budget {delivery.channel} {budget}: {so_far}", budget))
+    if not held and policy is not None and (budget := policy.limit) is not None:
+        mine = Delivery.journey_id == delivery.journey_id
+        so_far = _over(context, budget, cost, (_JOURNEY_LOCK_BASE, delivery.journey_id), mine)
+        if so_far is not None:
+            held.append((f"budget of journey {delivery.journey_id} {budget}: {so_far}", budget))
     if not held:
         return None
     what, budget = held[0]
