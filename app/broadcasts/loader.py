@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from app.journeys.templates import Versions
 from app.settings import Limit
 from app.yamlfiles import FileInvalid, Issue, parse_yaml, read_text, validate_yaml
 from app.yamlfiles.positions import node_position
+from app.yamlfiles.wording import closest_hint
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
     send = model.send
     versions = messages.get(send.message, {}).get(send.channel)
     if send.journey is None and send.message not in (model.messages or {}):
-        close = get_close_matches(send.message, list(model.messages or {}), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "name it under messages:"
+        hint = closest_hint(send.message, list(model.messages or {}), "name it under messages:")
         at = node_position(document, ["send", "message"])
         issues.append(Issue(file, *at, f"send.message: unknown message {send.message!r}", hint))
     elif send.journey is None and send.message in messages and versions is None:
@@ -175,20 +174,18 @@ def _against_system(document: Any, file: str, known: Known) -> list[Issue]:
     audience, send = document.get("audience"), document.get("send")
     segment = named("segment", audience)
     if segment is not None and known.segments is not None and segment not in known.segments:
-        close = get_close_matches(segment, sorted(known.segments), n=1)
-        hint = (
-            f"did you mean {close[0]!r}?"
-            if close
-            else "carillon segments list shows the segments and stages the system runs"
+        hint = closest_hint(
+            segment,
+            sorted(known.segments),
+            "carillon segments list shows the segments and stages the system runs",
         )
         issue(["audience", "segment"], f"audience.segment: unknown segment {segment!r}", hint)
     journey = named("journey", send)
     if journey is not None and known.journeys is not None and journey not in known.journeys:
-        close = get_close_matches(journey, sorted(known.journeys), n=1)
-        hint = (
-            f"did you mean {close[0]!r}?"
-            if close
-            else "carillon journeys list shows the journeys the system runs (live)"
+        hint = closest_hint(
+            journey,
+            sorted(known.journeys),
+            "carillon journeys list shows the journeys the system runs (live)",
         )
         issue(["send", "journey"], f"send.journey: no live journey {journey!r}", hint)
     written = written_time(document.get("at"))

@@ -10,7 +10,6 @@ stages. A file with a problem is left out, so a running system keeps its previou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from app.segments.definition import SegmentDefinition, build
 from app.segments.language import DERIVED, SegmentFile
 from app.yamlfiles import FileInvalid, Issue, parse_yaml, read_text, validate_yaml
 from app.yamlfiles.positions import inner_position, node_position
+from app.yamlfiles.wording import closest_hint
 
 # Aggregates whose value is never true or false (first/last may be any value of the event).
 _NOT_BOOLEAN = ("count", "sum", "min", "max", "distinct")
@@ -166,11 +166,10 @@ def _check_reads(
     for ref in expressions.trait_references(condition):
         if ref.name in traits:
             continue
-        close = get_close_matches(ref.name, list(traits), n=1, cutoff=0.6)
-        hint = (
-            f"did you mean {close[0]!r}?"
-            if close
-            else "define it under traits: in this file or another one of the directory"
+        hint = closest_hint(
+            ref.name,
+            list(traits),
+            "define it under traits: in this file or another one of the directory",
         )
         issues.append(
             Issue(

@@ -26,3 +26,10 @@ def allowed_hint(name: str, allowed: list[str]) -> str:
     close = get_close_matches(name, allowed, n=1)
     listed = f"allowed: {', '.join(allowed)}"
     return f"did you mean {close[0]!r}? {listed}" if close else listed
+
+
+def closest_hint(name: str, known: list[str], otherwise: str) -> str:
+    """ "did you mean …?" with the closest known name to a misspelt `name`, else `otherwise`
+    (where to find the names)."""
+    close = get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}?" if close else otherwise
