@@ -6,11 +6,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.ops import api, dashboard, health
-from app.ops.middleware import request_context
+from app.ops.middleware import RequestContext
 
 
 def install(app: FastAPI) -> None:
-    app.middleware("http")(request_context)
+    app.add_middleware(RequestContext)
     app.include_router(health.router)
     app.include_router(api.metrics_router)
     app.include_router(dashboard.router)

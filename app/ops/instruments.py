@@ -10,15 +10,12 @@ channel protocol.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import Middleware
 from prometheus_client import Counter, Histogram, disable_created_metrics
-from starlette.requests import Request
-from starlette.responses import Response
 
 from channels.base import Message, SendResult
 
@@ -90,22 +87,13 @@ def observe_provider_call(message: Message, result: SendResult | None, seconds: 
         )
 
 
-async def ingest_timer(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """HTTP middleware: time `/v1/*` requests into the ingest latency histogram."""
-    if not request.url.path.startswith("/v1/"):
-        return await call_next(request)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        # The route's template, never the raw path: an unknown path must not add a series.
-        endpoint = getattr(request.scope.get("route"), "path", "unmatched")
-        INGEST_SECONDS.labels(endpoint, str(status)).observe(time.perf_counter() - started)
+def observe_request(scope: Mapping[str, Any], status: int, seconds: float) -> None:
+    """Time a `/v1/*` request into the ingest latency histogram (other paths are not ingest)."""
+    if not scope["path"].startswith("/v1/"):
+        return
+    # The route's template, never the raw path: an unknown path must not add a series.
+    endpoint = getattr(scope.get("route"), "path", "unmatched")
+    INGEST_SECONDS.labels(endpoint, str(status)).observe(seconds)
 
 
 class JobMetrics(Middleware):

@@ -1,5 +1,9 @@
 """HTTP middleware: a request id on every request (and every log line written for it), and
-ingest latency into the metrics."""
+ingest latency into the metrics.
+
+A plain ASGI middleware, not Starlette's `BaseHTTPMiddleware`: that one runs the rest of the
+app in a task group of its own and re-wraps the response stream, which cost about 1.5 ms of
+CPU per request (measured on a 404, as much as the rest of the app), on every event posted."""
 
 from __future__ import annotations
 
@@ -7,10 +11,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ops import instruments, logs
 
@@ -20,27 +23,40 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only if it is short and plain: it is written into every log line.
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-Next = Callable[[Request], Awaitable[Response]]
 
+class RequestContext:
+    """Bind the request id (the caller's `X-Request-ID`, or a new one), echo it back, log one
+    line per request and time `/v1/*` requests into the ingest latency histogram."""
 
-async def request_context(request: Request, call_next: Next) -> Response:
-    """Bind the request id (the caller's `X-Request-ID`, or a new one), echo it back, and log
-    one line per request."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = given if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
-    started = time.perf_counter()
-    with logs.scope(request_id=request_id):
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = given if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
+        started = time.perf_counter()
         status = 500
-        try:
-            response = await instruments.ingest_timer(request, call_next)
-            status = response.status_code
-        finally:
-            log.info(
-                "%s %s %s",
-                request.method,
-                request.url.path,
-                status,
-                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
-            )
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        with logs.scope(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                instruments.observe_request(scope, status, elapsed)
+                log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={"duration_ms": round(elapsed * 1000, 2)},
+                )
