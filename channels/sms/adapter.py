@@ -12,6 +12,7 @@ costs no API request. Two refusals say something about the person, not only the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import aiohttp
 import phonenumbers
@@ -20,6 +21,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 
 from app.settings import Settings
 from channels._async_http import UNREACHABLE, unreachable_reason
@@ -116,20 +118,7 @@ class TwilioSMS:
         fields = self._prepared(message)
         if isinstance(fields, SendResult):
             return fields
-        try:
-            created = self._client.messages.create(**fields)
-        except TwilioRestException as exc:
-            return _from_rest_exception(exc)
-        except TwilioException as exc:
-            return _from_other_exception(exc)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            return SendResult(
-                Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
-            )
-        except requests.RequestException as exc:
-            # A malformed base URL and the like: configuration, not a passing outage.
-            return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
-        return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+        return created_by(lambda: self._client.messages.create(**fields))
 
     async def send_async(self, message: Message) -> SendResult:
         """`send` on the workers' sending loop: the same request and the same answers, many
@@ -145,10 +134,8 @@ class TwilioSMS:
             )
         try:
             created = await self._async_client.messages.create_async(**fields)
-        except TwilioRestException as exc:
-            return _from_rest_exception(exc)
         except TwilioException as exc:
-            return _from_other_exception(exc)
+            return twilio_error(exc)
         except UNREACHABLE as exc:
             return SendResult(
                 Outcome.FAILED,
@@ -178,6 +165,33 @@ def phone_problem(phone: str) -> str | None:
     if not phonenumbers.is_valid_number(parsed):
         return f"phone number {phone!r} is not a valid number"
     return None
+
+
+def created_by(
+    create: Callable[[], MessageInstance],
+    refused: Callable[[TwilioException], SendResult] | None = None,
+) -> SendResult:
+    """A blocking `messages.create` (SMS and WhatsApp share Twilio's Messages API), its answer
+    or its failure as a result; `refused` reads Twilio's refusal (default: `twilio_error`)."""
+    try:
+        created = create()
+    except TwilioException as exc:
+        return (refused or twilio_error)(exc)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        return SendResult(
+            Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
+        )
+    except requests.RequestException as exc:
+        # A malformed base URL and the like: configuration, not a passing outage.
+        return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
+    return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+
+
+def twilio_error(exc: TwilioException) -> SendResult:
+    """Twilio's refusal as a result: an API error's code and words, or a problem details'."""
+    if isinstance(exc, TwilioRestException):
+        return _from_rest_exception(exc)
+    return _from_other_exception(exc)
 
 
 def _from_rest_exception(exc: TwilioRestException) -> SendResult:

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioException
 
 from app import clock
 from app.settings import Settings
@@ -74,30 +73,19 @@ class TwilioWhatsApp:
         chosen = content.choose(message.content, session_open)
         if isinstance(chosen, str):
             return SendResult(Outcome.FAILED, error=chosen)
-        try:
-            created = self._client.messages.create(
+        return sms.created_by(
+            lambda: self._client.messages.create(
                 to=PREFIX + phone, **self._sender, **self._callback, **chosen
-            )
-        except TwilioRestException as exc:
-            return _from_rest_exception(exc)
-        except TwilioException as exc:
-            result = sms._from_other_exception(exc)
-            code = getattr(exc, "code", None)
-            return replace(result, transient=result.transient or code in TRANSIENT_CODES)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            return SendResult(
-                Outcome.FAILED, error=f"Twilio unreachable: {type(exc).__name__}", transient=True
-            )
-        except requests.RequestException as exc:
-            return SendResult(Outcome.FAILED, error=f"Twilio request failed: {exc}")
-        return SendResult(Outcome.SENT, provider_message_id=created.sid, status_code=201)
+            ),
+            _refused,
+        )
 
 
-def _from_rest_exception(exc: TwilioRestException) -> SendResult:
+def _refused(exc: TwilioException) -> SendResult:
     """Twilio's words as SMS reads them; WhatsApp's codes decide retries and what is learnt
     about the person."""
-    result = sms._from_rest_exception(exc)
-    code = exc.code
+    result = sms.twilio_error(exc)
+    code = getattr(exc, "code", None)
     error = f"{content.OUTSIDE_WINDOW} ({result.error})" if code == OUTSIDE_WINDOW_CODE else None
     return replace(
         result,
