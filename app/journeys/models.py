@@ -9,7 +9,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     Numeric,
     String,
     Text,
@@ -19,25 +18,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, UTCDateTime
+from app.yamlfiles.versions import FileVersion
 
 ACTIVE = "active"
 
 
-class JourneyVersion(Base):
+class JourneyVersion(FileVersion, Base):
     """Every version of every journey file ever loaded; instances pin the one they started on."""
 
     __tablename__ = "journey_versions"
     __table_args__ = (UniqueConstraint("journey_id", "version"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     journey_id: Mapped[str] = mapped_column(String(100), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    checksum: Mapped[str] = mapped_column(String(64))
-    file: Mapped[str] = mapped_column(String(500))
-    source: Mapped[str] = mapped_column(Text)
-    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The version new people enter; False for older versions and for journeys whose file is gone.
-    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class JourneyInstance(Base):

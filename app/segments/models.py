@@ -6,27 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, JSONType, UTCDateTime
+from app.yamlfiles.versions import FileVersion
 
 
-class SegmentVersion(Base):
+class SegmentVersion(FileVersion, Base):
     """Every version of every segment file loaded; workers read the current ones from here,
     so a reload reaches them without a restart, and a broken file keeps its last good one."""
 
     __tablename__ = "segment_versions"
     __table_args__ = (UniqueConstraint("segment_id", "version"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     segment_id: Mapped[str] = mapped_column(String(100), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    checksum: Mapped[str] = mapped_column(String(64))
-    file: Mapped[str] = mapped_column(String(500))
-    source: Mapped[str] = mapped_column(Text)
-    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
     # The backfill of existing profiles (app/segments/backfill.py): the last profile id done,
     # how many are done, and when it finished (None: still to do).
     backfill_cursor: Mapped[str | None] = mapped_column(String(36))

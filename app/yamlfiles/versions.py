@@ -7,15 +7,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Boolean, Integer, String, Text, select, text, update
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from app import clock
-from app.db import is_postgres
+from app.db import BigId, UTCDateTime, is_postgres
 
 log = logging.getLogger(__name__)
+
+
+class FileVersion:
+    """The columns of a table of versions (journey_versions, segment_versions), beside the
+    file's own id column and the table's name and unique (id, version) constraint."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The version new trips start on and workers evaluate; False for older versions and for
+    # files that are gone.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class LoadedFile(Protocol):
