@@ -151,20 +151,36 @@ def test_slot_wait_fits_in_the_sending_timeout() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "says"),
+    ("variable", "value", "says"),
     [
-        ("0", "greater than or equal to 1"),
-        ("1001", "less than or equal to 1000"),
-        ("many", "a valid integer"),
+        ("CARILLON_SEND_CONCURRENCY", "0", "greater than or equal to 1"),
+        ("CARILLON_SEND_CONCURRENCY", "1001", "less than or equal to 1000"),
+        ("CARILLON_SEND_CONCURRENCY", "many", "a valid integer"),
+        ("CARILLON_DELIVERY_BATCH_SIZE", "0", "greater than or equal to 1"),
+        ("CARILLON_DELIVERY_BATCH_SIZE", "10001", "less than or equal to 10000"),
+        ("CARILLON_DELIVERY_BATCH_SIZE", "1.5", "a valid integer"),
     ],
 )
-def test_a_bad_send_concurrency_is_refused_at_start(
-    settings_env: pytest.MonkeyPatch, value: str, says: str
+def test_a_bad_send_concurrency_or_batch_size_is_refused_at_start(
+    settings_env: pytest.MonkeyPatch, variable: str, value: str, says: str
 ) -> None:
-    settings_env.setenv("CARILLON_SEND_CONCURRENCY", value)
+    settings_env.setenv(variable, value)
     get_settings.cache_clear()
-    with pytest.raises(ValidationError, match=f"send_concurrency\n  Input should be {says}"):
+    field = variable.removeprefix("CARILLON_").lower()
+    with pytest.raises(ValidationError, match=f"{field}\n  Input should be {says}"):
         get_settings()
+
+
+def test_a_send_job_claims_as_many_rows_as_the_batch_size_says(
+    settings_env: pytest.MonkeyPatch, providers: Providers, tmp_path: Path
+) -> None:
+    planned = _plan_sms(5, tmp_path)
+    configure(settings_env, delivery_batch_size=3)
+
+    service.deliver_batch(planned[0].id, "sms")
+
+    assert [d.status for d in deliveries()].count(models.SENT) == 3
+    assert len(providers.twilio.requests) == 3
 
 
 def test_threads_starting_together_share_one_sending_loop(providers: Providers) -> None:
@@ -296,3 +312,46 @@ def _delivery_of(planned: list[Delivery], profile_user: str) -> Delivery:
         )
     [found] = [d for d in planned if d.profile_id == profile_id]
     return found
+
+
+def test_the_same_e_mail_to_many_people_is_one_request_and_each_delivery_is_sent(
+    providers: Providers, tmp_path: Path
+) -> None:
+    """Two journeys' e-mails (a category each: their content differs) to three people: one
+    request per journey, a personalization per person, each delivery recorded as sent."""
+    load(
+        tmp_path,
+        journey_yaml("welcome", "Newsletter Subscribed", EMAIL),
+        journey_yaml("promo", "Promo Started", EMAIL),
+    )
+    for i in range(3):
+        route(person(f"p{i}"), event(f"p{i}", "Newsletter Subscribed"))
+        route(event(f"p{i}", "Promo Started"))
+    planned = deliveries()
+
+    service.deliver_batch(planned[0].id, "email")
+
+    accepted = {body["categories"][0]: (mid, body) for mid, body in providers.sendgrid.accepted}
+    assert len(providers.sendgrid.requests) == 2 and set(accepted) == {"welcome", "promo"}
+    for delivery in (row(d.id) for d in planned):
+        message_id, body = accepted[delivery.journey_id]
+        ids = [p["custom_args"]["carillon_delivery_id"] for p in body["personalizations"]]
+        assert str(delivery.id) in ids and len(ids) == 3
+        assert (delivery.status, delivery.provider_message_id) == (models.SENT, message_id)
+
+
+def test_a_refused_shared_request_answers_each_delivery_as_a_lone_one_would(
+    providers: Providers, tmp_path: Path
+) -> None:
+    load(tmp_path, journey_yaml("welcome", "Newsletter Subscribed", EMAIL))
+    for i in range(3):
+        route(person(f"p{i}"), event(f"p{i}", "Newsletter Subscribed"))
+    planned = deliveries()
+    providers.sendgrid.fail_next(503, "Service Unavailable")
+
+    service.deliver_batch(planned[0].id, "email")
+
+    assert len(providers.sendgrid.requests) == 1
+    after = [row(d.id) for d in planned]
+    assert {(d.status, d.attempts, d.status_code) for d in after} == {(models.PENDING, 1, 503)}
+    assert all(d.next_attempt_at is not None for d in after)  # each retried on its own row

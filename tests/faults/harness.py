@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,13 +234,20 @@ WORKER_ARGS = ["worker", "--processes", "2", "--threads", "4"]
 
 @contextmanager
 def rig(
-    postgres: PrivatePostgres, redis: PrivateRedis, workdir: Path, twilio: FaultyTwilio
+    postgres: PrivatePostgres,
+    redis: PrivateRedis,
+    workdir: Path,
+    twilio: FaultyTwilio,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Rig]:
+    """The processes running; `settings` are environment variables set for all of them, on
+    top of `ENV`."""
     database_url = postgres.create_database(f"faults_{os.getpid()}_{next(_databases)}")
     redis.flush()
     providers = Providers(SendGridServer(), twilio, MetaGraphServer())
     env = {
         **ENV,
+        **(settings or {}),
         "CARILLON_DATABASE_URL": database_url,
         "CARILLON_REDIS_URL": redis.url,
     }

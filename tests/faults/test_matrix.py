@@ -78,11 +78,24 @@ def services(
     return private_postgres, private_redis
 
 
-def test_a_worker_killed_mid_batch_of_1000(
-    services: tuple[PrivatePostgres, PrivateRedis], tmp_path: Path
+@pytest.mark.parametrize(
+    ("fault", "batch_size", "latency"),
+    [("a", 50, 0.02), ("a1000", 1000, 0.05)],
+    ids=["batches_of_50", "batches_of_1000"],
+)
+def test_a_worker_killed_mid_batch(
+    services: tuple[PrivatePostgres, PrivateRedis],
+    tmp_path: Path,
+    fault: str,
+    batch_size: int,
+    latency: float,
 ) -> None:
-    twilio = FaultyTwilio(delay_seconds=0.02)  # calls last long enough to be cut
-    with rig(*services, tmp_path, twilio) as r:
+    """1,000 people's SMS, each send job claiming `batch_size` rows (the default 50, or 1,000:
+    a whole batch in one job), Twilio answering in `latency` seconds so calls are in flight
+    when the worker's process group is killed; a new worker is started."""
+    twilio = FaultyTwilio(delay_seconds=latency)
+    settings = {"CARILLON_DELIVERY_BATCH_SIZE": str(batch_size)}
+    with rig(*services, tmp_path, twilio, settings) as r:
         r.identify(KILL_BATCH)
         ingest(r.carillon.base_url, subscriptions(range(KILL_BATCH)), size=250)
         r.wait_until(
@@ -94,7 +107,7 @@ def test_a_worker_killed_mid_batch_of_1000(
         assert abandoned, "the kill was meant to land during provider calls"
         r.start_worker("worker-restarted")
         r.settle(KILL_BATCH, timeout=150)
-        report("a", r, KILL_BATCH)
+        report(fault, r, KILL_BATCH)
         assert_sent_or_unknown(r, KILL_BATCH, abandoned)
 
 
