@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,9 +222,11 @@ class Rig:
         self.carillon.processes.remove(worker)
         worker.stop()
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, queues: Sequence[str] = ()) -> None:
+        """A worker (of every queue, or only of `queues`), its log `name`.log."""
         full_env = {**os.environ, "CARILLON_WRITE_KEYS": WRITE_KEY, **self.env}
-        process = Process(WORKER_ARGS, full_env, self.workdir / f"{name}.log")
+        only = [option for queue in queues for option in ("--queue", queue)]
+        process = Process([*WORKER_ARGS, *only], full_env, self.workdir / f"{name}.log")
         self.stack.callback(process.stop)
         self.carillon.processes.append(process)
 
