@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # Provider calls in flight at once per channel in each worker process (each channel its
     # own slots and connections): what hides the provider's latency, not the thread count.
     send_concurrency: int = Field(default=50, ge=1, le=1000)
+    # Due deliveries of its channel one send job claims, checks and sends together (its own
+    # row included): the begin, checks' reads and result write are shared, and a provider that
+    # takes many messages per request gets them in one. A worker killed mid-batch leaves up to
+    # this many rows per thread for the sweeper. At most Meta's 10,000 rows per request.
+    delivery_batch_size: int = Field(default=50, ge=1, le=10_000)
     # A row still `sending` this long after its claim lost its worker during the provider call:
     # the sweeper resends it (a channel whose provider ignores a repeat) or marks it `unknown`.
     # Must exceed the provider timeout, or a slow live call would be judged abandoned.

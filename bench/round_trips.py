@@ -171,7 +171,7 @@ def main() -> None:
         planned = session.execute(select(Delivery.id, Delivery.channel).order_by(Delivery.id)).all()
     with counted(engine) as delivered:
         # As a send job does: its own row and the next due ones of its channel, a batch a call.
-        for delivery_id, channel in planned[:: service.BATCH_SIZE]:
+        for delivery_id, channel in planned[:: get_settings().delivery_batch_size]:
             service.deliver_batch(delivery_id, channel)
     print(line("ingest", "event", len(raw), stored))
     print(line("routing", "event", len(raw), routed))

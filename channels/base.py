@@ -11,7 +11,7 @@ caps, retries) lives in `app.delivery` and asks the channel's `ChannelSpec` inst
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -100,6 +100,38 @@ class AsyncChannel(Protocol):
 
     async def aclose(self) -> None:
         """Release what `send_async` opened; a later `send_async` opens it again."""
+
+
+@runtime_checkable
+class BatchChannel(Protocol):
+    """An adapter whose provider takes many messages in one request (an audience upload of
+    many rows, an e-mail with many personalizations): the sending loop then makes one call,
+    under one rate-limit turn (the provider counts requests), for the messages of a claimed
+    batch that share a `batch_key`, at most `batch_limit` of them. The checks (consent, caps,
+    quiet hours) have passed for each message before; each gets its own result, in order.
+
+    `batch_key` is None for a message that must go alone; messages with equal keys go
+    together. A group of one is sent with `send` / `send_async`, as if no batch hook existed.
+    `send_many` blocks (run on the channel's threads); an adapter with asynchronous I/O offers
+    `send_many_async` instead (`AsyncBatchChannel`). The same contract as `send`: never raises,
+    never touches the database."""
+
+    batch_limit: int
+
+    def batch_key(self, message: Message) -> Hashable | None: ...
+
+    def send_many(self, messages: Sequence[Message]) -> list[SendResult]: ...
+
+
+@runtime_checkable
+class AsyncBatchChannel(Protocol):
+    """`BatchChannel` on the workers' sending loop."""
+
+    batch_limit: int
+
+    def batch_key(self, message: Message) -> Hashable | None: ...
+
+    async def send_many_async(self, messages: Sequence[Message]) -> list[SendResult]: ...
 
 
 class NotNow(Exception):

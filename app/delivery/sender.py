@@ -40,7 +40,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Hashable, Mapping, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -51,7 +51,9 @@ from app.ops import logs
 from app.ops.instruments import observe_provider_call
 from app.settings import Settings
 from channels.base import (
+    AsyncBatchChannel,
     AsyncChannel,
+    BatchChannel,
     Channel,
     Message,
     NotNow,
@@ -141,11 +143,27 @@ def _reserve(limiter: rate_limit.RateLimiter, turn: _Turn) -> tuple[bool, float]
     return granted, seconds
 
 
-def _send_if_fresh(channel: Channel, message: Message, turn: _Turn | None) -> SendResult | None:
+def _on_loop(channel: Channel, messages: Sequence[Message]) -> Awaitable[list[SendResult]] | None:
+    """The call in the adapter's asynchronous form, awaited on the loop; None when it has
+    none (the call then blocks one of the channel's threads)."""
+    if len(messages) > 1:
+        return channel.send_many_async(messages) if isinstance(channel, AsyncBatchChannel) else None
+    return _listed(channel.send_async(messages[0])) if isinstance(channel, AsyncChannel) else None
+
+
+async def _listed(call: Awaitable[SendResult]) -> list[SendResult]:
+    return [await call]
+
+
+def _send_if_fresh(
+    channel: Channel, messages: Sequence[Message], turn: _Turn | None
+) -> list[SendResult] | None:
     """On the channel's thread: the call, or None (no call) when the turn went stale."""
     if turn is not None and not turn.fresh():
         return None
-    return channel.send(message)
+    if isinstance(channel, BatchChannel) and len(messages) > 1:
+        return channel.send_many(messages)
+    return [channel.send(messages[0])]
 
 
 class Sender:
@@ -220,30 +238,59 @@ class Sender:
     async def _send_all(
         self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]]
     ) -> list[Answer]:
-        calls = (self._send_one(m, log_ids.get(m.delivery_id, {})) for m in messages)
-        return list(await asyncio.gather(*calls))
+        groups = self._calls(messages)
+        answered = await asyncio.gather(*(self._send_call(call, log_ids) for call in groups))
+        by_id = {
+            m.delivery_id: a
+            for call, answers in zip(groups, answered, strict=True)
+            for m, a in zip(call, answers, strict=True)
+        }
+        return [by_id[m.delivery_id] for m in messages]
 
-    async def _send_one(self, message: Message, ids: Mapping[str, Any]) -> Answer:
-        with logs.scope(**ids):
-            return await self._send_scoped(message)
+    def _calls(self, messages: Sequence[Message]) -> list[list[Message]]:
+        """The provider calls `messages` need: one per message, except that a channel that
+        batches takes the messages sharing a batch key together, up to its batch limit."""
+        alone: list[list[Message]] = []
+        together: dict[tuple[str, Hashable], list[list[Message]]] = {}
+        for message in messages:
+            channel = self.channels[message.channel]
+            key: Hashable | None = None
+            if isinstance(channel, BatchChannel | AsyncBatchChannel):
+                key, limit = channel.batch_key(message), channel.batch_limit
+            if key is None:
+                alone.append([message])
+                continue
+            calls = together.setdefault((message.channel, key), [[]])
+            if len(calls[-1]) >= limit:
+                calls.append([])
+            calls[-1].append(message)
+        return alone + [call for calls in together.values() for call in calls]
 
-    async def _send_scoped(self, message: Message) -> Answer:
-        slots = self._slots.setdefault(message.channel, asyncio.Semaphore(self._concurrency))
+    async def _send_call(
+        self, messages: Sequence[Message], log_ids: Mapping[str, Mapping[str, Any]]
+    ) -> list[Answer]:
+        # A call for many deliveries logs under the first one's ids; the answers are each
+        # logged under their own delivery's by the service.
+        with logs.scope(**log_ids.get(messages[0].delivery_id, {})):
+            return await self._send_scoped(messages)
+
+    async def _send_scoped(self, messages: Sequence[Message]) -> list[Answer]:
+        name = messages[0].channel
+        slots = self._slots.setdefault(name, asyncio.Semaphore(self._concurrency))
         try:
             async with asyncio.timeout(self._slot_wait):
                 await slots.acquire()
         except TimeoutError:
-            return PutOff(
-                self._slot_wait,
-                f"no send slot of {message.channel} free within {self._slot_wait:g}s",
-            )
+            reason = f"no send slot of {name} free within {self._slot_wait:g}s"
+            return [PutOff(self._slot_wait, reason)] * len(messages)
         try:
-            return await self._call(message)
+            return list(await self._call(messages))
         except NotNow as exc:
-            return PutOff(exc.seconds, exc.reason)
+            return [PutOff(exc.seconds, exc.reason)] * len(messages)
         except Exception:
-            log.exception("delivery %s: its adapter raised", message.delivery_id)
-            return None
+            ids = ", ".join(m.delivery_id for m in messages)
+            log.exception("deliveries %s: their adapter raised", ids)
+            return [None] * len(messages)
         finally:
             slots.release()
 
@@ -279,50 +326,60 @@ class Sender:
         tolerance = late_tolerance(limiter.limits[channel].period_seconds)
         return _Turn(channel, tolerance, time.monotonic() + limiter.max_wait)
 
-    async def _call(self, message: Message) -> SendResult:
+    async def _call(self, messages: Sequence[Message]) -> list[SendResult]:
         """The adapter's call, on its turn: checked before the adapter is called, and again
         by the adapter as the bytes leave (`departure_gate`) or, for a blocking adapter, on
         its thread just before the call (a stale turn there comes back for a new one)."""
-        channel = self.channels[message.channel]
-        turn = self._turn(message.channel)
+        channel = self.channels[messages[0].channel]
+        turn = self._turn(messages[0].channel)
         await self._depart(turn)
         started = time.perf_counter()
-        result: SendResult | None = None
+        results: list[SendResult] | None = None
         called = True
         try:
             async with asyncio.timeout(self._call_timeout):
-                if isinstance(channel, AsyncChannel):
+                call = _on_loop(channel, messages)
+                if call is not None:
                     departure_gate.set(lambda: self._depart(turn))  # this task's own context
-                    result = await channel.send_async(message)
+                    results = await call
                 else:
-                    result = await self._call_blocking(channel, message, turn)
+                    results = await self._call_blocking(channel, messages, turn)
+            if len(results) != len(messages):
+                raise ValueError(f"{len(results)} results for {len(messages)} messages")
         except TimeoutError:
-            result = SendResult(
+            failed = SendResult(
                 Outcome.FAILED,
                 error=f"no answer from the provider within {self._call_timeout:g}s",
                 transient=True,
             )
+            results = [failed] * len(messages)
         except NotNow:
             called = False  # the gate held it back: no call to observe
             raise
+        except Exception:
+            results = None
+            raise
         finally:
             if called:
-                observe_provider_call(message, result, time.perf_counter() - started)
-        return result
+                seconds = time.perf_counter() - started
+                for i, message in enumerate(messages):
+                    observe_provider_call(message, results[i] if results else None, seconds)
+        return results
 
     async def _call_blocking(
-        self, channel: Channel, message: Message, turn: _Turn | None
-    ) -> SendResult:
-        pool = self._pools.get(message.channel)
+        self, channel: Channel, messages: Sequence[Message], turn: _Turn | None
+    ) -> list[SendResult]:
+        name = messages[0].channel
+        pool = self._pools.get(name)
         if pool is None:
-            pool = self._pools[message.channel] = ThreadPoolExecutor(
-                self._concurrency, thread_name_prefix=f"carillon-send-{message.channel}"
+            pool = self._pools[name] = ThreadPoolExecutor(
+                self._concurrency, thread_name_prefix=f"carillon-send-{name}"
             )
         loop = asyncio.get_running_loop()
         while True:
-            result = await loop.run_in_executor(pool, _send_if_fresh, channel, message, turn)
-            if result is not None:
-                return result
+            results = await loop.run_in_executor(pool, _send_if_fresh, channel, messages, turn)
+            if results is not None:
+                return results
             await self._depart(turn)  # went stale on the way to the thread
 
     def close(self) -> None:

@@ -1,12 +1,13 @@
 """Making deliveries: claim a batch of rows, call the channels concurrently, record what the
 providers said.
 
-A send job claims its own row and up to `BATCH_SIZE - 1` other due rows of its channel in one
-transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers take disjoint rows), each
-row claimed and checked in turn as if alone (consent, quiet hours, caps see the rows claimed
-before it). The claim (`pending` → `sending`) is one conditional UPDATE, so a redelivered queue
-message or a second worker finds nothing to do: one provider call per delivery. The calls go
-out on this process's sending loop (`app.delivery.sender`), many in flight per channel; no
+A send job claims its own row and up to `CARILLON_DELIVERY_BATCH_SIZE - 1` other due rows of
+its channel in one transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers take
+disjoint rows), each row claimed and checked in turn as if alone (consent, quiet hours, caps see
+the rows claimed before it). The claim (`pending` → `sending`) is one conditional UPDATE, so a
+redelivered queue message or a second worker finds nothing to do: no delivery is sent twice.
+The calls go out on this process's sending loop (`app.delivery.sender`), many in flight per
+channel, one per delivery or, for a channel that batches, one per group of deliveries; no
 transaction is held open across them. The answers are written in one transaction.
 
 A row that breaks the batch (content that is not an object, a check that raises) is found by
@@ -47,11 +48,6 @@ from channels.registry import build_channels
 log = logging.getLogger(__name__)
 
 _STATUS = {Outcome.SENT: SENT, Outcome.DRY_RUN: DRY_RUN, Outcome.FAILED: FAILED}
-
-# Rows one send job claims at once. The claim checks them one after the other in one
-# transaction, so the last waits for the others' checks: 50 keeps that under ~0.2 s here while
-# the begin, commit and result write are shared and the calls overlap.
-BATCH_SIZE = 50
 
 
 @lru_cache
@@ -97,9 +93,10 @@ def deliver(delivery_id: int) -> None:
     deliver_batch(delivery_id, None, 1)
 
 
-def deliver_batch(delivery_id: int, channel: str | None, limit: int = BATCH_SIZE) -> None:
-    """Make this delivery and up to `limit - 1` other due ones of `channel`."""
-    messages = _claim_batch(delivery_id, channel, limit)
+def deliver_batch(delivery_id: int, channel: str | None, limit: int | None = None) -> None:
+    """Make this delivery and up to `limit - 1` (CARILLON_DELIVERY_BATCH_SIZE) other due ones
+    of `channel`."""
+    messages = _claim_batch(delivery_id, channel, limit or get_settings().delivery_batch_size)
     if not messages:
         log.info("delivery %s: nothing to do (already handled or cancelled)", delivery_id)
         return

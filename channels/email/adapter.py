@@ -16,7 +16,7 @@ import html
 import http.client
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -37,6 +37,10 @@ DELIVERY_ID_ARG = "carillon_delivery_id"
 # SendGrid refuses categories longer than this (Mail Send API reference, `categories`).
 MAX_CATEGORY_LENGTH = 255
 UNSUBSCRIBE_WORDS = "Se désabonner / Unsubscribe"
+# Where a request shared by many recipients holds each one's unsubscribe link (text part,
+# html part), replaced by SendGrid from the personalization's `substitutions`; neither is a
+# part of the other, so the order SendGrid replaces them in does not matter.
+LINK_TAGS = ("-carillon-unsubscribe-text-", "-carillon-unsubscribe-html-")
 
 
 class SendGridEmail:
@@ -66,21 +70,63 @@ class SendGridEmail:
 
     def build_mail(self, message: Message) -> Mail:
         """The request body, separate from sending so it can be inspected and tested."""
-        content = message.content
         link = unsubscribe.link(self._settings, message.delivery_id, message.recipient.profile_id)
+        mail = self._mail(message, link, html.escape(link))
+        mail.custom_arg = CustomArg(DELIVERY_ID_ARG, str(message.delivery_id))
+        mail.header = Header("List-Unsubscribe", f"<{link}>")
+        mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        return mail
+
+    def _mail(self, message: Message, text_link: str, html_link: str) -> Mail:
+        """What every recipient of this content gets, the unsubscribe link as given."""
+        content = message.content
         mail = Mail(
             from_email=self._from_email,
             to_emails=(message.recipient.email or "").strip(),
             subject=content.get("subject"),
-            plain_text_content=_with_link(content.get("text"), link, html_part=False),
-            html_content=_with_link(content.get("html"), link, html_part=True),
+            plain_text_content=_with_link(content.get("text"), text_link, html_part=False),
+            html_content=_with_link(content.get("html"), html_link, html_part=True),
         )
-        mail.custom_arg = CustomArg(DELIVERY_ID_ARG, str(message.delivery_id))
         if message.journey_id:
             mail.category = Category(str(message.journey_id)[:MAX_CATEGORY_LENGTH])
-        mail.header = Header("List-Unsubscribe", f"<{link}>")
-        mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
         return mail
+
+    # SendGrid takes at most 1,000 personalizations per request (Mail Send API reference).
+    batch_limit = 1000
+
+    def batch_key(self, message: Message) -> str | None:
+        """Messages whose request would be the same but for the recipient share a request:
+        the body without its personalization, the unsubscribe link as substitution tags.
+        None for a message refused before any call (it is answered alone)."""
+        if _refusal(message) is not None:
+            return None
+        return json.dumps(self._shared(message), sort_keys=True)
+
+    def _shared(self, message: Message) -> dict[str, Any]:
+        body: dict[str, Any] = self._mail(message, *LINK_TAGS).get()
+        del body["personalizations"]
+        return body
+
+    def personalization(self, message: Message) -> dict[str, Any]:
+        """One recipient of a shared request: the address, the delivery id the webhooks
+        match on, the one-click unsubscribe headers and the link, all this person's own."""
+        link = unsubscribe.link(self._settings, message.delivery_id, message.recipient.profile_id)
+        return {
+            "to": [{"email": (message.recipient.email or "").strip()}],
+            "custom_args": {DELIVERY_ID_ARG: str(message.delivery_id)},
+            "headers": {
+                "List-Unsubscribe": f"<{link}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            "substitutions": dict(zip(LINK_TAGS, (link, html.escape(link)), strict=True)),
+        }
+
+    async def send_many_async(self, messages: Sequence[Message]) -> list[SendResult]:
+        """One request, one personalization per message (same batch key); SendGrid answers
+        for the whole request, so every message gets that answer (its X-Message-Id too)."""
+        body = self._shared(messages[0])
+        body["personalizations"] = [self.personalization(m) for m in messages]
+        return [await self._post(body)] * len(messages)
 
     def send(self, message: Message) -> SendResult:
         refusal = _refusal(message)
@@ -103,10 +149,13 @@ class SendGridEmail:
         refusal = _refusal(message)
         if refusal is not None:
             return SendResult(Outcome.FAILED, error=refusal, transient=False)
+        return await self._post(self.build_mail(message).get())
+
+    async def _post(self, body: dict[str, Any]) -> SendResult:
         try:
             async with self._pool.session().post(
                 f"{self._client.host}/v3/mail/send",
-                json=self.build_mail(message).get(),
+                json=body,
                 headers=self._client.client.request_headers,
             ) as answer:
                 return _answer(answer.status, answer.headers, await answer.read())
@@ -154,16 +203,16 @@ def _unreachable(why: str) -> SendResult:
     return SendResult(Outcome.FAILED, error=f"SendGrid unreachable: {why}", transient=True)
 
 
-def _with_link(body: Any, link: str, *, html_part: bool) -> str | None:
-    """The body with the link where the template asked for it, or in a footer."""
+def _with_link(body: Any, shown: str, *, html_part: bool) -> str | None:
+    """The body with the link (escaped for an html part) where the template asked for it,
+    or in a footer."""
     if not body:
         return None
     text = str(body)
-    shown = html.escape(link) if html_part else link
     if unsubscribe.PLACEHOLDER in text:
         return text.replace(unsubscribe.PLACEHOLDER, shown)
     if not html_part:
-        return f"{text}\n\n{UNSUBSCRIBE_WORDS} : {link}"
+        return f"{text}\n\n{UNSUBSCRIBE_WORDS} : {shown}"
     footer = f'<p style="font-size:12px;color:#777"><a href="{shown}">{UNSUBSCRIBE_WORDS}</a></p>'
     end = text.lower().rfind("</body>")
     return f"{text[:end]}{footer}{text[end:]}" if end >= 0 else f"{text}{footer}"

@@ -110,33 +110,63 @@ class MetaCustomAudience:
     def close(self) -> None:
         self._client.close()
 
+    # Meta's own limit per request; more rows than this are sent as one upload session.
+    batch_limit = MAX_ROWS_PER_REQUEST
+
     def send(self, message: Message) -> SendResult:
-        audience_id = str(message.content.get("audience_id") or "").strip()
-        operation = str(message.content.get("operation") or "add")
-        return self.update(audience_id, operation, [message.recipient])
+        return self.update(*_target(message), [message.recipient])
+
+    def batch_key(self, message: Message) -> tuple[str, str]:
+        """People added to (or removed from) one audience go in one request."""
+        return _target(message)
+
+    def send_many(self, messages: Sequence[Message]) -> list[SendResult]:
+        """One request for everyone in `messages` (one audience, one operation: their batch
+        key), each delivery answered from it: a row Meta names invalid fails its own
+        delivery, an error of the request fails them all alike."""
+        audience_id, operation = _target(messages[0])
+        refused = _refusal(audience_id, operation)
+        if refused is not None:
+            return [refused] * len(messages)
+        rows = [hashed_row(m.recipient.email, m.recipient.phone) for m in messages]
+        answers = self._upload(audience_id, operation, [row for row in rows if row is not None])
+        if isinstance(answers, SendResult):
+            return [
+                answers if row is not None else _nobody(m)
+                for m, row in zip(messages, rows, strict=True)
+            ]
+        return _per_row(messages, rows, answers)
 
     def update(self, audience_id: str, operation: str, people: Sequence[Recipient]) -> SendResult:
         """Add (`operation="add"`) or remove people, in as many requests as Meta's per-request
         limit needs. People with neither e-mail nor phone cannot be matched and are left out;
         with nobody left, nothing is sent."""
-        if not _AUDIENCE_ID.fullmatch(audience_id):
-            return SendResult(
-                Outcome.FAILED,
-                error=f"audience_id {audience_id!r} is not a Meta custom audience id (digits)",
-            )
-        method = OPERATIONS.get(operation)
-        if method is None:
-            return SendResult(
-                Outcome.FAILED,
-                error=f"operation {operation!r} is not one of: {', '.join(OPERATIONS)}",
-            )
+        refused = _refusal(audience_id, operation)
+        if refused is not None:
+            return refused
         rows = [row for p in people if (row := hashed_row(p.email, p.phone)) is not None]
         if not rows:
             who = people[0].profile_id if len(people) == 1 else f"none of {len(people)} people"
             return SendResult(Outcome.FAILED, error=f"recipient {who} has neither e-mail nor phone")
+        answers = self._upload(audience_id, operation, rows)
+        if isinstance(answers, SendResult):
+            return answers
+        for seq, (status, body) in enumerate(answers, start=1):
+            failed = _all_invalid(status, body)
+            if failed is not None:
+                return _in_part(failed, seq, len(answers))
+        status, body = answers[-1]
+        return SendResult(Outcome.SENT, provider_message_id=_upload_id(body), status_code=status)
+
+    def _upload(
+        self, audience_id: str, operation: str, rows: Sequence[list[str]]
+    ) -> list[Answered] | SendResult:
+        """Graph's answer to each request the rows take, or the first failed one's result."""
+        if not rows:
+            return []
         parts = batches(rows)
         session_id = secrets.randbelow(2**63 - 1) + 1
-        result = SendResult(Outcome.FAILED, error="no batch sent")
+        answers: list[Answered] = []
         for seq, batch in enumerate(parts, start=1):
             form = {"payload": json.dumps(audience_payload(batch)), "access_token": self._token}
             if len(parts) > 1:
@@ -148,14 +178,14 @@ class MetaCustomAudience:
                         "estimated_num_total": len(rows),
                     }
                 )
-            result = self._call(method, f"{self._base}/{audience_id}/users", form)
-            if result.outcome is Outcome.FAILED:
-                if len(parts) > 1:
-                    return replace(result, error=f"batch {seq} of {len(parts)}: {result.error}")
-                return result
-        return result
+            url = f"{self._base}/{audience_id}/users"
+            answer = self._call(OPERATIONS[operation], url, form)
+            if isinstance(answer, SendResult):
+                return _in_part(answer, seq, len(parts))
+            answers.append(answer)
+        return answers
 
-    def _call(self, method: str, url: str, form: dict[str, str]) -> SendResult:
+    def _call(self, method: str, url: str, form: dict[str, str]) -> Answered | SendResult:
         try:
             response = self._client.request(method, url, data=form)
         except httpx.TransportError as exc:
@@ -163,7 +193,108 @@ class MetaCustomAudience:
             return SendResult(
                 Outcome.FAILED, error=f"Meta unreachable: {type(exc).__name__}", transient=True
             )
-        return _result(response)
+        body = graph_answer(response)
+        return body if isinstance(body, SendResult) else (response.status_code, body)
+
+
+# A request's HTTP status and Graph's JSON answer to it.
+Answered = tuple[int, dict[str, Any]]
+
+
+def _target(message: Message) -> tuple[str, str]:
+    """The audience and the operation a message asks for."""
+    audience_id = str(message.content.get("audience_id") or "").strip()
+    return audience_id, str(message.content.get("operation") or "add")
+
+
+def _refusal(audience_id: str, operation: str) -> SendResult | None:
+    if not _AUDIENCE_ID.fullmatch(audience_id):
+        return SendResult(
+            Outcome.FAILED,
+            error=f"audience_id {audience_id!r} is not a Meta custom audience id (digits)",
+        )
+    if operation not in OPERATIONS:
+        return SendResult(
+            Outcome.FAILED,
+            error=f"operation {operation!r} is not one of: {', '.join(OPERATIONS)}",
+        )
+    return None
+
+
+def _nobody(message: Message) -> SendResult:
+    who = message.recipient.profile_id
+    return SendResult(Outcome.FAILED, error=f"recipient {who} has neither e-mail nor phone")
+
+
+def _in_part(result: SendResult, seq: int, parts: int) -> SendResult:
+    """A failure of one request of an upload session says which."""
+    return replace(result, error=f"batch {seq} of {parts}: {result.error}") if parts > 1 else result
+
+
+def _all_invalid(status: int, body: dict[str, Any]) -> SendResult | None:
+    received = _int(body.get("num_received"))
+    invalid = _int(body.get("num_invalid_entries"))
+    if invalid and received is not None and invalid >= received:
+        samples = body.get("invalid_entry_samples") or {}
+        detail = f" (samples: {json.dumps(samples)})" if samples else ""
+        return SendResult(
+            Outcome.FAILED,
+            error=f"Meta rejected all {received} entries as invalid{detail}",
+            status_code=status,
+        )
+    return None
+
+
+def _upload_id(body: dict[str, Any]) -> str | None:
+    session_id = body.get("session_id")
+    provider_id = session_id if session_id not in (None, "") else body.get("audience_id")
+    return str(provider_id) if provider_id is not None else None
+
+
+def _per_row(
+    messages: Sequence[Message], rows: Sequence[list[str] | None], answers: Sequence[Answered]
+) -> list[SendResult]:
+    """Each delivery's result from Meta's answers to the request(s) that carried its row.
+    Meta names invalid entries by value (`invalid_entry_samples`: value → reason): a row with
+    a named value fails alone, permanently. When Meta counts more invalid entries than it
+    names, the rows it did not name cannot be told apart from the rejected ones: they fail as
+    transient, and their retry (adding a person twice changes nothing at Meta) answers them."""
+    samples: dict[str, str] = {}
+    invalid = 0
+    for _, body in answers:
+        named = body.get("invalid_entry_samples")
+        if isinstance(named, dict):
+            samples.update({str(k): str(v) for k, v in named.items()})
+        invalid += _int(body.get("num_invalid_entries")) or 0
+    status, last = answers[-1] if answers else (None, {})
+    rejected = {
+        i: reasons
+        for i, row in enumerate(rows)
+        if row is not None
+        and (reasons := [samples[v] for v in (*row, json.dumps(row)) if v and v in samples])
+    }
+    unnamed = invalid - len(rejected)
+    results = []
+    for i, (message, row) in enumerate(zip(messages, rows, strict=True)):
+        if row is None:
+            results.append(_nobody(message))
+        elif i in rejected:
+            why = "; ".join(dict.fromkeys(rejected[i]))
+            error = f"Meta rejected this entry as invalid: {why}"
+            results.append(SendResult(Outcome.FAILED, error=error, status_code=status))
+        elif unnamed > 0:
+            error = (
+                f"Meta rejected {invalid} of {sum(r is not None for r in rows)} entries and "
+                f"named {len(rejected)}: this one may be among the others"
+            )
+            results.append(
+                SendResult(Outcome.FAILED, error=error, status_code=status, transient=True)
+            )
+        else:
+            results.append(
+                SendResult(Outcome.SENT, provider_message_id=_upload_id(last), status_code=status)
+            )
+    return results
 
 
 def graph_answer(response: httpx.Response) -> dict[str, Any] | SendResult:
@@ -184,30 +315,6 @@ def graph_answer(response: httpx.Response) -> dict[str, Any] | SendResult:
             transient=True,
         )
     return body
-
-
-def _result(response: httpx.Response) -> SendResult:
-    status = response.status_code
-    body = graph_answer(response)
-    if isinstance(body, SendResult):
-        return body
-    received = _int(body.get("num_received"))
-    invalid = _int(body.get("num_invalid_entries"))
-    if invalid and received is not None and invalid >= received:
-        samples = body.get("invalid_entry_samples") or {}
-        detail = f" (samples: {json.dumps(samples)})" if samples else ""
-        return SendResult(
-            Outcome.FAILED,
-            error=f"Meta rejected all {received} entries as invalid{detail}",
-            status_code=status,
-        )
-    session_id = body.get("session_id")
-    provider_id = session_id if session_id not in (None, "") else body.get("audience_id")
-    return SendResult(
-        Outcome.SENT,
-        provider_message_id=str(provider_id) if provider_id is not None else None,
-        status_code=status,
-    )
 
 
 def _from_graph_error(response: httpx.Response, body: Any) -> SendResult:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,9 +222,11 @@ class Rig:
         self.carillon.processes.remove(worker)
         worker.stop()
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, queues: Sequence[str] = ()) -> None:
+        """A worker (of every queue, or only of `queues`), its log `name`.log."""
         full_env = {**os.environ, "CARILLON_WRITE_KEYS": WRITE_KEY, **self.env}
-        process = Process(WORKER_ARGS, full_env, self.workdir / f"{name}.log")
+        only = [option for queue in queues for option in ("--queue", queue)]
+        process = Process([*WORKER_ARGS, *only], full_env, self.workdir / f"{name}.log")
         self.stack.callback(process.stop)
         self.carillon.processes.append(process)
 
@@ -234,13 +236,20 @@ WORKER_ARGS = ["worker", "--processes", "2", "--threads", "4"]
 
 @contextmanager
 def rig(
-    postgres: PrivatePostgres, redis: PrivateRedis, workdir: Path, twilio: FaultyTwilio
+    postgres: PrivatePostgres,
+    redis: PrivateRedis,
+    workdir: Path,
+    twilio: FaultyTwilio,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Rig]:
+    """The processes running; `settings` are environment variables set for all of them, on
+    top of `ENV`."""
     database_url = postgres.create_database(f"faults_{os.getpid()}_{next(_databases)}")
     redis.flush()
     providers = Providers(SendGridServer(), twilio, MetaGraphServer())
     env = {
         **ENV,
+        **(settings or {}),
         "CARILLON_DATABASE_URL": database_url,
         "CARILLON_REDIS_URL": redis.url,
     }

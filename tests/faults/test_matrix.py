@@ -98,6 +98,38 @@ def test_a_worker_killed_mid_batch_of_1000(
         assert_sent_or_unknown(r, KILL_BATCH, abandoned)
 
 
+def test_a1000_a_worker_killed_mid_batch_at_provider_batch_size(
+    services: tuple[PrivatePostgres, PrivateRedis], tmp_path: Path
+) -> None:
+    """(a) with send jobs claiming up to 1,000 rows (CARILLON_DELIVERY_BATCH_SIZE) and Twilio
+    answering in 50 ms. The 1,000 deliveries are all planned first, by a worker consuming
+    only the events queue, so the sending worker's first jobs find them all due and claim
+    them in batches of up to 1,000; it is killed once 200 have reached Twilio."""
+    twilio = FaultyTwilio(delay_seconds=0.05)
+    with rig(*services, tmp_path, twilio, {"CARILLON_DELIVERY_BATCH_SIZE": "1000"}) as r:
+        r.identify(KILL_BATCH)
+        r.kill_worker()
+        r.start_worker("routing-only", queues=["events"])
+        ingest(r.carillon.base_url, subscriptions(range(KILL_BATCH)), size=250)
+        r.wait_until(
+            "every delivery planned, none sent",
+            lambda: r.unprocessed_events() == 0 and r.statuses() == Counter(pending=KILL_BATCH),
+        )
+        r.kill_worker()
+        r.start_worker("sending")
+        r.wait_until(
+            "mid-batch, a call in flight",
+            lambda: len(twilio.requests) >= 200 and twilio.in_flight > 0,
+        )
+        r.kill_worker()
+        abandoned = r.ids_with_status("sending")
+        assert abandoned, "the kill was meant to land during provider calls"
+        r.start_worker("worker-restarted")
+        r.settle(KILL_BATCH, timeout=150)
+        report("a1000", r, KILL_BATCH)
+        assert_sent_or_unknown(r, KILL_BATCH, abandoned)
+
+
 def test_b_redis_restarted_during_delivery(
     services: tuple[PrivatePostgres, PrivateRedis], tmp_path: Path
 ) -> None:

@@ -67,6 +67,7 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_PUBLIC_URL": "https://carillon.example.com",
         "CARILLON_PROVIDER_TIMEOUT_SECONDS": "5",
         "CARILLON_SEND_CONCURRENCY": "8",
+        "CARILLON_DELIVERY_BATCH_SIZE": "200",
         "CARILLON_SENDING_TIMEOUT_SECONDS": "60",
         "CARILLON_DELIVERY_MAX_ATTEMPTS": "4",
         "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL": "email=5,sms=3,meta_audience=8",

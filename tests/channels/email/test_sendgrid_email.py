@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -309,3 +310,91 @@ def test_unsendable_messages_fail_permanently_without_a_call(
     assert (result.outcome, result.transient) == (Outcome.FAILED, False)
     assert reason in (result.error or "")
     assert sendgrid_server.requests == []
+
+
+# --------------------------------------------------------------------------- personalizations
+
+
+def to(address: str, delivery_id: str, **changes: Any) -> Message:
+    return replace(
+        message(), delivery_id=delivery_id, recipient=Recipient(f"p-{address}", address), **changes
+    )
+
+
+async def _many_on_a_loop(channel: SendGridEmail, sent: list[Message]) -> list[SendResult]:
+    try:
+        return await channel.send_many_async(sent)
+    finally:
+        await channel.aclose()
+
+
+def received_by(body: dict[str, Any], index: int) -> list[str]:
+    """What the personalization at `index` receives once SendGrid substituted its tags."""
+    parts = [part["value"] for part in body["content"]]
+    for tag, value in body["personalizations"][index]["substitutions"].items():
+        parts = [part.replace(tag, value) for part in parts]
+    return parts
+
+
+def test_the_same_content_goes_in_one_request_with_one_personalization_each(
+    channel: SendGridEmail, sendgrid_server: SendGridServer
+) -> None:
+    messages = [to(f"p{i}@example.com", str(100 + i)) for i in range(3)]
+    assert len({channel.batch_key(m) for m in messages}) == 1
+
+    results = asyncio.run(_many_on_a_loop(channel, messages))
+
+    (request,) = sendgrid_server.requests  # and the stand-in checked it against the spec
+    (accepted_id, body), *_ = sendgrid_server.accepted
+    assert [(r.outcome, r.status_code, r.provider_message_id) for r in results] == [
+        (Outcome.SENT, 202, accepted_id)
+    ] * 3
+    assert "custom_args" not in body and "headers" not in body  # each recipient's own
+    assert body["subject"] == CONTENT["subject"] and body["categories"] == ["cart-abandonment"]
+    for i, sent in enumerate(messages):
+        personalization = body["personalizations"][i]
+        link = unsubscribe.link(channel_settings(), sent.delivery_id, sent.recipient.profile_id)
+        assert personalization["to"] == [{"email": f"p{i}@example.com"}]
+        assert personalization["custom_args"] == {"carillon_delivery_id": str(100 + i)}
+        assert personalization["headers"] == {
+            "List-Unsubscribe": f"<{link}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        # Each person receives exactly what a request of their own would have carried.
+        alone = [part["value"] for part in channel.build_mail(sent).get()["content"]]
+        assert received_by(body, i) == alone and link in alone[0]
+
+
+def test_content_that_differs_beyond_the_recipient_does_not_share_a_request(
+    channel: SendGridEmail,
+) -> None:
+    first = to("a@example.com", "1")
+    keys = {
+        channel.batch_key(m)
+        for m in (
+            first,
+            to("b@example.com", "2", content={**CONTENT, "subject": "Another"}),
+            to("c@example.com", "3", content={**CONTENT, "html": "<p>Other</p>"}),
+            to("d@example.com", "4", journey_id="another-journey"),
+        )
+    }
+    assert len(keys) == 4
+    assert channel.batch_key(to(" ", "5")) is None  # refused before any call: alone
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"), [(400, False), (503, True)], ids=["refused", "outage"]
+)
+def test_an_error_answer_is_every_messages_result(
+    channel: SendGridEmail, sendgrid_server: SendGridServer, status: int, transient: bool
+) -> None:
+    sendgrid_server.fail_next(status, error_body(sendgrid_error("No way", "content")))
+
+    results = asyncio.run(
+        _many_on_a_loop(channel, [to(f"p{i}@example.com", str(i)) for i in range(2)])
+    )
+
+    assert len(sendgrid_server.requests) == 1
+    assert [(r.outcome, r.status_code, r.transient, r.error) for r in results] == [
+        (Outcome.FAILED, status, transient, f"SendGrid HTTP {status}: content: No way")
+    ] * 2

@@ -392,3 +392,59 @@ def test_timeout_is_the_configured_one_and_transient(
     meta_server.fail_next(200, {"audience_id": TEST_AUDIENCE_ID}, delay_seconds=10)
     result = channel.send(message())
     assert (result.outcome, result.transient) == (Outcome.FAILED, True)
+
+
+def several(*recipients: Recipient) -> list[Message]:
+    return [
+        Message(str(i), "meta_audience", r, {"audience_id": TEST_AUDIENCE_ID})
+        for i, r in enumerate(recipients)
+    ]
+
+
+def test_one_upload_answers_each_message_and_one_without_identifiers_fails_alone(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    nobody = Recipient(profile_id="p-x")
+    results = channel.send_many(several(nobody, *people(2)))
+
+    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.SENT, Outcome.SENT]
+    assert results[0].error == "recipient p-x has neither e-mail nor phone"
+    assert not results[0].transient
+    [request] = meta_server.requests
+    assert len(payload_of(request)["data"]) == 2  # type: ignore[arg-type]
+    assert len({channel.batch_key(m) for m in several(*people(3))}) == 1
+
+
+def test_invalid_entries_meta_does_not_name_leave_the_others_to_a_retry(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    """Meta counts 2 invalid entries and samples one: the named row fails for good, the two
+    others cannot be told apart and fail as transient (a retry adds them, or tells)."""
+    named = sha256("person.0@example.com")
+    meta_server.fail_next(
+        200,
+        {
+            "audience_id": TEST_AUDIENCE_ID,
+            "session_id": "5",
+            "num_received": 3,
+            "num_invalid_entries": 2,
+            "invalid_entry_samples": {named: "Invalid EMAIL value"},
+        },
+    )
+    first, *others = channel.send_many(several(*people(3)))
+
+    assert (first.outcome, first.transient) == (Outcome.FAILED, False)
+    assert {(r.outcome, r.transient) for r in others} == {(Outcome.FAILED, True)}
+    assert others[0].error == (
+        "Meta rejected 2 of 3 entries and named 1: this one may be among the others"
+    )
+
+
+def test_a_bad_audience_fails_every_message_of_the_batch_without_a_call(
+    channel: MetaCustomAudience, meta_server: MetaGraphServer
+) -> None:
+    messages = [message(audience_id="not-an-id"), message(audience_id="not-an-id")]
+    results = channel.send_many(messages)
+    assert {(r.outcome, r.transient) for r in results} == {(Outcome.FAILED, False)}
+    assert "is not a Meta custom audience id" in (results[0].error or "")
+    assert meta_server.requests == []
