@@ -65,10 +65,11 @@ class Settings(BaseSettings):
     # be counted in the same currency.
     cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # Spend per channel and period, in that currency: `sms=50EUR/day,email=10EUR/week`; a
-    # marketing message that would go over it waits for the next period (`on_budget: wait`) or
-    # is dropped (`skip`).
+    # marketing message that would go over it waits for the next period (`wait`) or is dropped
+    # (`skip`): one value for every channel, or per channel, `sms=skip,email=wait` (a channel
+    # not named waits).
     budgets: str = ""
-    on_budget: Literal["wait", "skip"] = "wait"
+    on_budget: str = "wait"
     # How long after a message a goal's revenue is still credited to it, per channel,
     # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
     attribution_windows: str = ""
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cost_per_message",
+        "on_budget",
         "attribution_windows",
         "delivery_attempts_per_channel",
         "quiet_hours",
@@ -146,6 +148,7 @@ class Settings(BaseSettings):
             return value
         parsers: dict[str, Callable[[str], object]] = {
             "cost_per_message": parse_costs,
+            "on_budget": parse_on_budget,
             "attribution_windows": parse_attribution_windows,
             "delivery_attempts_per_channel": parse_attempts,
             "quiet_hours": parse_quiet_hours,
@@ -163,6 +166,10 @@ class Settings(BaseSettings):
 
     def budgets_by_channel(self) -> dict[str, Budget]:
         return parse_budgets(self.budgets, self.cost_currency)
+
+    def on_budget_for(self, channel: str) -> OnBudget:
+        """What a message of `channel` does when a budget holds it and its journey does not say."""
+        return parse_on_budget(self.on_budget).get(channel, "wait")
 
     def quiet_hours_by_channel(self) -> dict[str, QuietHours] | None:
         """None when CARILLON_QUIET_HOURS is unset: each channel keeps its own default."""
@@ -298,6 +305,32 @@ def parse_attempts(text: str) -> dict[str, int]:
     return parse_per_channel(
         text, "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL", example("5", "8"), _attempts
     )
+
+
+OnBudget = Literal["wait", "skip"]
+ON_BUDGET: tuple[OnBudget, ...] = ("wait", "skip")
+
+
+def _on_budget(raw: str) -> OnBudget:
+    for value in ON_BUDGET:
+        if raw == value:
+            return value
+    raise ValueError(raw)
+
+
+def parse_on_budget(text: str) -> dict[str, OnBudget]:
+    """`skip` (every channel) or `sms=skip,email=wait` (a channel not named: wait)."""
+    variable = "CARILLON_ON_BUDGET"
+    if "=" not in text:
+        try:
+            return dict.fromkeys(channel_names(), _on_budget(text.strip()))
+        except ValueError:
+            raise ValueError(
+                f"{variable}: {text!r} should be wait or skip, or per channel "
+                f"{example('skip', 'wait')}"
+            ) from None
+    hint = example("skip", "wait") + " (wait or skip)"
+    return known_channels(parse_per_channel(text, variable, hint, _on_budget), variable)
 
 
 @dataclass(frozen=True)

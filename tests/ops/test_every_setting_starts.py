@@ -55,7 +55,7 @@ def every_setting(database_url: str, redis_url: str | None) -> dict[str, str]:
         "CARILLON_COST_PER_MESSAGE": "email=0.001,sms=0.07,meta_audience=0",
         "CARILLON_COST_CURRENCY": "USD",
         "CARILLON_BUDGETS": "sms=50USD/day,email=10USD/week",
-        "CARILLON_ON_BUDGET": "skip",
+        "CARILLON_ON_BUDGET": "sms=skip,email=wait",
         "CARILLON_ATTRIBUTION_WINDOWS": "email=3d,sms=12h,meta_audience=7d",
         "CARILLON_QUIET_HOURS": "sms=21:00-08:00,email=22:00-07:00",
         "CARILLON_FREQUENCY_CAPS": "email=1/24h+3/7d,sms=1/24h",
