@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
     # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
+    # Or per thousand of the channel's billed units, as ad platforms price people reached
+    # (CPM): `meta_audience=6.50` is 0.0065 per person added to an audience. A channel is
+    # priced by one of the two settings, not both.
+    cost_per_thousand: str = ""
     # The currency of those prices (ISO 4217): ROI compares them with goal revenue, which must
     # be counted in the same currency.
     cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
@@ -158,6 +162,20 @@ class Settings(BaseSettings):
         parsers[str(info.field_name)](value)
         return value
 
+    @field_validator("cost_per_thousand")
+    @classmethod
+    def _priced_once(cls, value: str, info: ValidationInfo) -> str:
+        """Two prices for one channel would leave which one counts to the reader's guess."""
+        both = parse_costs_per_thousand(value).keys() & parse_costs(
+            str(info.data.get("cost_per_message", ""))
+        )
+        if both:
+            raise ValueError(
+                f"CARILLON_COST_PER_THOUSAND: {', '.join(sorted(both))} also priced in "
+                "CARILLON_COST_PER_MESSAGE; price each channel in one of them"
+            )
+        return value
+
     @field_validator("budgets")
     @classmethod
     def _budgets_parse(cls, value: str, info: ValidationInfo) -> str:
@@ -182,8 +200,13 @@ class Settings(BaseSettings):
         return parse_attribution_windows(self.attribution_windows)
 
     def message_costs(self) -> dict[str, float]:
-        """Cost of one sent message per channel; channels not listed have no known cost."""
-        return parse_costs(self.cost_per_message)
+        """Cost of one billed unit per channel, whichever setting prices it; channels not
+        listed have no configured cost."""
+        per_thousand = parse_costs_per_thousand(self.cost_per_thousand)
+        return {
+            **parse_costs(self.cost_per_message),
+            **{channel: price / 1000 for channel, price in per_thousand.items()},
+        }
 
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the name of its source."""
@@ -293,6 +316,12 @@ def _attempts(raw: str) -> int:
 
 def parse_costs(text: str) -> dict[str, float]:
     return parse_per_channel(text, "CARILLON_COST_PER_MESSAGE", example("0.001", "0"), _amount)
+
+
+def parse_costs_per_thousand(text: str) -> dict[str, float]:
+    variable = "CARILLON_COST_PER_THOUSAND"
+    hint = "e.g. meta_audience=6.50 (the price of a thousand people, or of a channel's units)"
+    return known_channels(parse_per_channel(text, variable, hint, _amount), variable)
 
 
 def parse_attribution_windows(text: str) -> dict[str, timedelta]:

@@ -235,6 +235,27 @@ def test_on_budget_per_channel_skips_the_sms_and_keeps_the_email_waiting(
     assert (len(providers.twilio.requests), len(providers.sendgrid.requests)) == (2, 3)
 
 
+def test_paid_social_priced_per_thousand_people_spends_its_budget(
+    settings_env: pytest.MonkeyPatch,
+    providers: Providers,
+    manual_clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    """meta_audience at 6.50 EUR a thousand people: a budget of 0.013 EUR a day adds two."""
+    configure(
+        settings_env, cost_per_thousand="meta_audience=6.50", budgets="meta_audience=0.013EUR/day"
+    )
+    audience = '{channel: meta_audience, audience_id: "23850000000000001"}'
+    load(tmp_path, journey_yaml("retarget", "Go", audience))
+    route(*(person(f"p{i}") for i in range(3)))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    ids = [d.id for d in deliveries()]
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.PENDING]
+    reason = "budget meta_audience 0.013EUR/day: 0.013 EUR spent, this message costs 0.0065"
+    assert reason in (row(ids[2]).error or "")
+    assert len(providers.meta.requests) == 2
+
+
 FALLBACK = (
     "id: welcome\nname: Welcome\ntrigger:\n  event: Go\nre_entry: always\n"
     + WELCOME.split("steps:")[0]
