@@ -1026,7 +1026,7 @@ def report_channels(
 ) -> None:
     """Per channel: messages sent, billed units (SMS segments), cost, the goal revenue credited to its messages, and ROI = (revenue - cost) / cost.
 
-    Prices: CARILLON_COST_PER_MESSAGE (else the channel's own), in CARILLON_COST_CURRENCY. Exit 2 when revenue is in another currency. How to read it: docs/campaigns.md.
+    Prices: CARILLON_COST_PER_MESSAGE or CARILLON_COST_PER_THOUSAND (else the channel's own), in CARILLON_COST_CURRENCY. Exit 2 when revenue is in another currency. How to read it: docs/campaigns.md.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     _report_roi("channels", fmt)
 

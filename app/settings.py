@@ -61,14 +61,19 @@ class Settings(BaseSettings):
     # Ops KPIs: what one sent message costs per channel, `channel=0.07,…`; a channel not
     # named costs what its spec says (`ChannelSpec.cost`).
     cost_per_message: str = ""
+    # Or per thousand of the channel's billed units, as ad platforms price people reached
+    # (CPM): `meta_audience=6.50` is 0.0065 per person added to an audience. A channel is
+    # priced by one of the two settings, not both.
+    cost_per_thousand: str = ""
     # The currency of those prices (ISO 4217): ROI compares them with goal revenue, which must
     # be counted in the same currency.
     cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # Spend per channel and period, in that currency: `sms=50EUR/day,email=10EUR/week`; a
-    # marketing message that would go over it waits for the next period (`on_budget: wait`) or
-    # is dropped (`skip`).
+    # marketing message that would go over it waits for the next period (`wait`) or is dropped
+    # (`skip`): one value for every channel, or per channel, `sms=skip,email=wait` (a channel
+    # not named waits).
     budgets: str = ""
-    on_budget: Literal["wait", "skip"] = "wait"
+    on_budget: str = "wait"
     # How long after a message a goal's revenue is still credited to it, per channel,
     # `email=5d,sms=1d`; a channel not named keeps the window its spec declares.
     attribution_windows: str = ""
@@ -138,6 +143,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cost_per_message",
+        "on_budget",
         "attribution_windows",
         "delivery_attempts_per_channel",
         "quiet_hours",
@@ -151,6 +157,7 @@ class Settings(BaseSettings):
             return value
         parsers: dict[str, Callable[[str], object]] = {
             "cost_per_message": parse_costs,
+            "on_budget": parse_on_budget,
             "attribution_windows": parse_attribution_windows,
             "delivery_attempts_per_channel": parse_attempts,
             "quiet_hours": parse_quiet_hours,
@@ -158,6 +165,20 @@ class Settings(BaseSettings):
             "rate_limits": parse_rate_limits,
         }
         parsers[str(info.field_name)](value)
+        return value
+
+    @field_validator("cost_per_thousand")
+    @classmethod
+    def _priced_once(cls, value: str, info: ValidationInfo) -> str:
+        """Two prices for one channel would leave which one counts to the reader's guess."""
+        both = parse_costs_per_thousand(value).keys() & parse_costs(
+            str(info.data.get("cost_per_message", ""))
+        )
+        if both:
+            raise ValueError(
+                f"CARILLON_COST_PER_THOUSAND: {', '.join(sorted(both))} also priced in "
+                "CARILLON_COST_PER_MESSAGE; price each channel in one of them"
+            )
         return value
 
     @field_validator("budgets")
@@ -168,6 +189,10 @@ class Settings(BaseSettings):
 
     def budgets_by_channel(self) -> dict[str, Budget]:
         return parse_budgets(self.budgets, self.cost_currency)
+
+    def on_budget_for(self, channel: str) -> OnBudget:
+        """What a message of `channel` does when a budget holds it and its journey does not say."""
+        return parse_on_budget(self.on_budget).get(channel, "wait")
 
     def quiet_hours_by_channel(self) -> dict[str, QuietHours] | None:
         """None when CARILLON_QUIET_HOURS is unset: each channel keeps its own default."""
@@ -180,8 +205,13 @@ class Settings(BaseSettings):
         return parse_attribution_windows(self.attribution_windows)
 
     def message_costs(self) -> dict[str, float]:
-        """Cost of one sent message per channel; channels not listed have no known cost."""
-        return parse_costs(self.cost_per_message)
+        """Cost of one billed unit per channel, whichever setting prices it; channels not
+        listed have no configured cost."""
+        per_thousand = parse_costs_per_thousand(self.cost_per_thousand)
+        return {
+            **parse_costs(self.cost_per_message),
+            **{channel: price / 1000 for channel, price in per_thousand.items()},
+        }
 
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the name of its source."""
@@ -293,6 +323,12 @@ def parse_costs(text: str) -> dict[str, float]:
     return parse_per_channel(text, "CARILLON_COST_PER_MESSAGE", example("0.001", "0"), _amount)
 
 
+def parse_costs_per_thousand(text: str) -> dict[str, float]:
+    variable = "CARILLON_COST_PER_THOUSAND"
+    hint = "e.g. meta_audience=6.50 (the price of a thousand people, or of a channel's units)"
+    return known_channels(parse_per_channel(text, variable, hint, _amount), variable)
+
+
 def parse_attribution_windows(text: str) -> dict[str, timedelta]:
     variable = "CARILLON_ATTRIBUTION_WINDOWS"
     example = "email=5d,sms=1d,meta_audience=7d (durations: 12h, 5d)"
@@ -303,6 +339,32 @@ def parse_attempts(text: str) -> dict[str, int]:
     return parse_per_channel(
         text, "CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL", example("5", "8"), _attempts
     )
+
+
+OnBudget = Literal["wait", "skip"]
+ON_BUDGET: tuple[OnBudget, ...] = ("wait", "skip")
+
+
+def _on_budget(raw: str) -> OnBudget:
+    for value in ON_BUDGET:
+        if raw == value:
+            return value
+    raise ValueError(raw)
+
+
+def parse_on_budget(text: str) -> dict[str, OnBudget]:
+    """`skip` (every channel) or `sms=skip,email=wait` (a channel not named: wait)."""
+    variable = "CARILLON_ON_BUDGET"
+    if "=" not in text:
+        try:
+            return dict.fromkeys(channel_names(), _on_budget(text.strip()))
+        except ValueError:
+            raise ValueError(
+                f"{variable}: {text!r} should be wait or skip, or per channel "
+                f"{example('skip', 'wait')}"
+            ) from None
+    hint = example("skip", "wait") + " (wait or skip)"
+    return known_channels(parse_per_channel(text, variable, hint, _on_budget), variable)
 
 
 @dataclass(frozen=True)

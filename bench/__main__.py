@@ -15,13 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import end_to_end, ingest, latency, timers
+from bench import broadcast, end_to_end, ingest, latency, timers
 from bench.common import arguments, load_average, machine
 from bench.end_to_end import Sent
 from bench.table import Line, number, render
 from tests.processes import REPO
 
-PARTS = ("ingest", "send", "latency", "timers", "embedded")
+PARTS = ("ingest", "send", "latency", "timers", "embedded", "broadcast")
 
 
 def commit() -> str:
@@ -42,7 +42,7 @@ def memory_table(runs: list[Sent]) -> str:
 
 def main() -> None:
     parser = arguments(__doc__ or "")
-    for module in (ingest, end_to_end, latency, timers):
+    for module in (ingest, end_to_end, latency, timers, broadcast):
         module.add_arguments(parser)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="measure these")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs here")
@@ -69,6 +69,7 @@ def main() -> None:
             ("latency", lambda: latency.measure(args, workdir)),
             ("timers", lambda: [timers.measure(args, workdir)]),
             ("embedded", lambda: send(end_to_end.embedded, args.provider_latency_ms[0])),
+            ("broadcast", lambda: broadcast.measure(args, workdir)),
         ]
         for part, run in steps:
             if part in args.only:

@@ -262,8 +262,9 @@ class ChannelSpec:
     settings: type[BaseSettings] | None = None
     # Defaults for the per-channel settings when they do not name this channel:
     # CARILLON_QUIET_HOURS unset (a marketing message waits out this window, local time),
-    # CARILLON_COST_PER_MESSAGE (the price of one `cost_unit`; None: unknown) and
-    # CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL (None: CARILLON_DELIVERY_MAX_ATTEMPTS).
+    # CARILLON_COST_PER_MESSAGE or CARILLON_COST_PER_THOUSAND (the price of one `cost_unit`;
+    # None: unknown) and CARILLON_DELIVERY_ATTEMPTS_PER_CHANNEL (None:
+    # CARILLON_DELIVERY_MAX_ATTEMPTS).
     quiet_hours: QuietHours | None = None
     cost: float | None = None
     # How many `cost_unit`s a rendered message is billed as (an SMS's segments, as Twilio

@@ -4,7 +4,8 @@ credited to them, and ROI = (revenue − cost) / cost.
 Cost counts what providers bill: the messages really sent (a dry run reaches nobody and costs
 nothing), each as many units as its channel bills it (`ChannelSpec.units`: an SMS's segments,
 measured on the rendered text when it was planned), times the unit's price
-(CARILLON_COST_PER_MESSAGE, else the channel's spec), in CARILLON_COST_CURRENCY. Revenue is the
+(CARILLON_COST_PER_MESSAGE or CARILLON_COST_PER_THOUSAND / 1000, else the channel's spec), in
+CARILLON_COST_CURRENCY. Revenue is the
 goal value credited last-touch to a message (app/analytics/attribution.py). Both must be in one
 currency: revenue in another is refused (`CurrencyMismatch`) rather than added up as if it were
 the same money. A channel whose price is unknown has no cost, and so no ROI.

@@ -29,7 +29,9 @@ class Standing:
     left: float
     period_start: str
     resets_at: str
-    on_budget: str  # what a message it holds does: skip, wait, fallback:<channel>
+    # What a message it holds does: skip, wait, fallback:<channel>; a journey's messages on
+    # CARILLON_ON_BUDGET's per-channel terms are shown as that setting says (sms=skip,email=wait).
+    on_budget: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +69,9 @@ def standings(session: Session) -> list[Standing]:
         start = period_start(budget, now)
         units = spent_units(session, start, Delivery.channel == channel)
         found.append(
-            _standing("channel", channel, budget, units, start, settings.on_budget, settings)
+            _standing(
+                "channel", channel, budget, units, start, settings.on_budget_for(channel), settings
+            )
         )
     for _, journey in sorted(catalog.current_journeys(session), key=lambda j: j[1].id):
         policy = journey.budget

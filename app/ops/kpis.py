@@ -9,7 +9,8 @@ Per channel, from deliveries. Delivered, opened and clicked are deliveries with 
 webhook in their history (SendGrid's delivered/open/click, Twilio's delivered); unknown, not
 zero, for a channel no webhook has reported on yet. Conversions count trips
 with status `converted` (goals, issue #3) that received a message on the channel. Cost is
-CARILLON_COST_PER_MESSAGE times the messages really sent (a dry run costs nothing).
+the unit's price (CARILLON_COST_PER_MESSAGE, or CARILLON_COST_PER_THOUSAND / 1000) times the
+messages really sent (a dry run costs nothing).
 """
 
 from __future__ import annotations

@@ -233,3 +233,72 @@ def test_a_cost_currency_that_is_not_iso_4217_is_refused_at_start(
 def test_the_format_must_be_known(priced: ManualClock) -> None:
     answer = CliRunner().invoke(app, ["report", "channels", "--format", "xml"])
     assert answer.exit_code == 2 and "xml" in answer.output
+
+
+RETARGET = """\
+id: retarget
+name: Retarget on Facebook
+trigger:
+  event: Cart Abandoned
+goal:
+  event: Order Completed
+  within: 7d
+  value: event.properties.total
+  currency: EUR
+steps:
+  - send: {channel: meta_audience, audience_id: "23850000000000001"}
+"""
+
+
+def test_paid_social_priced_per_thousand_people_costs_its_share_of_a_thousand(
+    providers: Providers,
+    manual_clock: ManualClock,
+    tmp_path: Path,
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    """CARILLON_COST_PER_THOUSAND=meta_audience=6.50: four people added to the audience cost
+    4 × 0.0065; one of them buys for 20 EUR."""
+    configure(settings_env, cost_per_message="email=0.001", cost_per_thousand="meta_audience=6.50")
+    (tmp_path / "retarget.yaml").write_text(RETARGET)
+    catalog.sync_directory(tmp_path)
+    people = [f"p{i}" for i in range(4)]
+    now = manual_clock.now().isoformat()
+    route(*(identify(p, {"email": f"{p}@example.com"}, now) for p in people))
+    route(*(track(p, "Cart Abandoned", {}, now) for p in people))
+    send_all()
+    assert len(providers.meta.requests) == 4
+    manual_clock.advance(timedelta(hours=1))
+    route(track("p0", "Order Completed", {"total": 20}, manual_clock.now().isoformat()))
+    meta = {row.channel: row for row in report("channels")}["meta_audience"]
+    assert (meta.sent, meta.units, meta.revenue) == (4, 4, 20.0)
+    assert meta.cost == pytest.approx(0.026)
+    assert meta.roi == pytest.approx((20 - 0.026) / 0.026)
+    [journey] = report("journeys")
+    assert (journey.journey, journey.cost) == ("retarget", pytest.approx(0.026))
+    answer = CliRunner().invoke(app, ["report", "channels", "--format", "json"])
+    assert answer.exit_code == 0, answer.output
+    found = {row["channel"]: row for row in json.loads(answer.stdout)}["meta_audience"]
+    assert found["cost"] == pytest.approx(0.026) and found["revenue"] == 20
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"cost_per_thousand": "meta_audience"}, "'meta_audience' should be channel=value"),
+        ({"cost_per_thousand": "meta_audience=-6.5"}, "e.g. meta_audience=6.50"),
+        ({"cost_per_thousand": "meta_audience=cheap"}, "'meta_audience=cheap' should be"),
+        ({"cost_per_thousand": "facebook=6.5"}, "unknown channel 'facebook'"),
+        (
+            {"cost_per_thousand": "meta_audience=6.5", "cost_per_message": "meta_audience=0"},
+            "meta_audience also priced in CARILLON_COST_PER_MESSAGE",
+        ),
+    ],
+)
+def test_a_bad_price_per_thousand_is_refused_at_start(
+    settings_env: pytest.MonkeyPatch, values: dict[str, str], problem: str
+) -> None:
+    configure(settings_env, values)
+    with pytest.raises(ValidationError) as raised:
+        get_settings()
+    said = str(raised.value)
+    assert "CARILLON_COST_PER_THOUSAND" in said and problem in said

@@ -17,7 +17,7 @@ import pytest
 from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import checks, models, service
-from tests.delivery.conftest import SMS, journey_yaml, refusal_at_start
+from tests.delivery.conftest import EMAIL, SMS, journey_yaml, refusal_at_start
 from tests.helpers import (
     WELCOME,
     Providers,
@@ -205,6 +205,57 @@ def test_a_journeys_on_budget_also_rules_its_messages_held_by_a_channel_budget(
     assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.SUPPRESSED]
 
 
+def test_on_budget_per_channel_skips_the_sms_and_keeps_the_email_waiting(
+    settings_env: pytest.MonkeyPatch,
+    providers: Providers,
+    manual_clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    """CARILLON_ON_BUDGET=sms=skip,email=wait: each channel's third message is over its budget
+    of two; the SMS is dropped, the e-mail goes out the next day."""
+    configure(
+        settings_env,
+        cost_per_message="sms=0.07,email=0.001",
+        budgets=f"{TWO_SMS},email=0.002EUR/day",
+        on_budget="sms=skip,email=wait",
+    )
+    load(tmp_path, journey_yaml("texts", "Go", SMS), journey_yaml("mails", "Go", EMAIL))
+    route(*(person(f"p{i}", sms_consent="opted_in") for i in range(3)))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    by_channel: dict[str, list[str]] = {"sms": [], "email": []}
+    for delivery in sorted(deliveries(), key=lambda d: d.id):
+        by_channel[delivery.channel].append(deliver(delivery.id).status)
+    assert by_channel == {
+        "sms": [models.SENT, models.SENT, models.SUPPRESSED],
+        "email": [models.SENT, models.SENT, models.PENDING],
+    }
+    [waiting] = [d for d in deliveries() if d.status == models.PENDING]
+    manual_clock.advance(timedelta(days=1))
+    assert deliver(waiting.id).status == models.SENT
+    assert (len(providers.twilio.requests), len(providers.sendgrid.requests)) == (2, 3)
+
+
+def test_paid_social_priced_per_thousand_people_spends_its_budget(
+    settings_env: pytest.MonkeyPatch,
+    providers: Providers,
+    manual_clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    """meta_audience at 6.50 EUR a thousand people: a budget of 0.013 EUR a day adds two."""
+    configure(
+        settings_env, cost_per_thousand="meta_audience=6.50", budgets="meta_audience=0.013EUR/day"
+    )
+    audience = '{channel: meta_audience, audience_id: "23850000000000001"}'
+    load(tmp_path, journey_yaml("retarget", "Go", audience))
+    route(*(person(f"p{i}") for i in range(3)))
+    route(*(track_now(f"p{i}", "Go") for i in range(3)))
+    ids = [d.id for d in deliveries()]
+    assert [deliver(i).status for i in ids] == [models.SENT, models.SENT, models.PENDING]
+    reason = "budget meta_audience 0.013EUR/day: 0.013 EUR spent, this message costs 0.0065"
+    assert reason in (row(ids[2]).error or "")
+    assert len(providers.meta.requests) == 2
+
+
 FALLBACK = (
     "id: welcome\nname: Welcome\ntrigger:\n  event: Go\nre_entry: always\n"
     + WELCOME.split("steps:")[0]
@@ -279,3 +330,20 @@ def test_a_bad_budget_is_refused_at_start(
 ) -> None:
     said = refusal_at_start(settings_env, "CARILLON_BUDGETS", value)
     assert problem in said and "e.g. sms=50EUR/day" in said
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("later", "'later' should be wait or skip, or per channel e.g. "),
+        ("", "'' should be wait or skip"),
+        ("sms=later", "'sms=later' should be channel=value, e.g. "),
+        ("sms=skip,pigeon=wait", "unknown channel 'pigeon'; one of: email"),
+        ("sms=skip,=wait", "'=wait' should be channel=value"),
+    ],
+)
+def test_a_bad_on_budget_is_refused_at_start(
+    settings_env: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    said = refusal_at_start(settings_env, "CARILLON_ON_BUDGET", value)
+    assert problem in said

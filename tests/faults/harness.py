@@ -214,24 +214,32 @@ class Rig:
         ingest(self.carillon.base_url, people_identify(range(count)), size=250)
         self.wait_until("profiles identified", lambda: self.unprocessed_events() == 0)
 
-    def kill_worker(self) -> None:
-        """kill -9 the worker and every process it forked, as the OOM killer would."""
-        [worker] = [p for p in self.carillon.processes if p.command.startswith("carillon worker")]
-        os.killpg(worker.popen.pid, signal.SIGKILL)
-        worker.popen.wait()
-        self.carillon.processes.remove(worker)
-        worker.stop()
+    def kill(self, role: str) -> None:
+        """kill -9 the role's process and every process it forked, as the OOM killer would."""
+        [killed] = [p for p in self.carillon.processes if p.command.startswith(f"carillon {role}")]
+        os.killpg(killed.popen.pid, signal.SIGKILL)
+        killed.popen.wait()
+        self.carillon.processes.remove(killed)
+        killed.stop()
 
-    def start_worker(self, name: str, queues: Sequence[str] = ()) -> None:
-        """A worker (of every queue, or only of `queues`), its log `name`.log."""
-        full_env = {**os.environ, "CARILLON_WRITE_KEYS": WRITE_KEY, **self.env}
+    def start(self, role: str, name: str, queues: Sequence[str] = ()) -> None:
+        """A new process of the role, as a supervisor restarts one (a worker of every queue,
+        or only of `queues`); its log is `name`.log."""
         only = [option for queue in queues for option in ("--queue", queue)]
-        process = Process([*WORKER_ARGS, *only], full_env, self.workdir / f"{name}.log")
+        process = self.run([*RESTART_ARGS[role], *only], name)
         self.stack.callback(process.stop)
         self.carillon.processes.append(process)
 
+    def run(self, args: list[str], name: str) -> Process:
+        """`carillon ARGS` on this rig's database, broker and providers."""
+        full_env = {**os.environ, "CARILLON_WRITE_KEYS": WRITE_KEY, **self.env}
+        return Process(args, full_env, self.workdir / f"{name}.log")
 
-WORKER_ARGS = ["worker", "--processes", "2", "--threads", "4"]
+
+RESTART_ARGS = {
+    "worker": ["worker", "--processes", "2", "--threads", "4"],
+    "scheduler": ["scheduler"],
+}
 
 
 @contextmanager
@@ -242,8 +250,7 @@ def rig(
     twilio: FaultyTwilio,
     settings: Mapping[str, str] | None = None,
 ) -> Iterator[Rig]:
-    """The processes running; `settings` are environment variables set for all of them, on
-    top of `ENV`."""
+    """`settings`: more of Carillon's variables for every process (a broadcasts directory)."""
     database_url = postgres.create_database(f"faults_{os.getpid()}_{next(_databases)}")
     redis.flush()
     providers = Providers(SendGridServer(), twilio, MetaGraphServer())

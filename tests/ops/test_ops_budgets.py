@@ -63,6 +63,17 @@ def test_ops_read_spend_against_each_budget(spent: TestClient, manual_clock: Man
     assert spent.get("/ops/summary", headers=bearer()).json()["budgets"] == answer.json()
 
 
+def test_ops_read_what_a_channel_budget_does_per_channel(
+    spent: TestClient, settings_env: pytest.MonkeyPatch
+) -> None:
+    """CARILLON_ON_BUDGET=sms=skip,email=wait: the SMS budget says skip."""
+    configure(settings_env, on_budget="email=wait,sms=skip")
+    by_name = {
+        (b["scope"], b["name"]): b for b in spent.get("/ops/budgets", headers=bearer()).json()
+    }
+    assert by_name[("channel", "sms")]["on_budget"] == "skip"
+
+
 def test_the_dashboard_shows_a_spent_budget_as_such(spent: TestClient) -> None:
     page = spent.get("/ops/panels", headers=bearer())
     assert page.status_code == 200

@@ -125,3 +125,5 @@ def test_costs_parse() -> None:
     settings = Settings(cost_per_message="email=0.001,sms=0.07,meta_audience=0")
     assert settings.message_costs() == {"email": 0.001, "sms": 0.07, "meta_audience": 0.0}
     assert Settings().message_costs() == {}
+    per_thousand = Settings(cost_per_message="sms=0.07", cost_per_thousand="meta_audience=6.50")
+    assert per_thousand.message_costs() == {"sms": 0.07, "meta_audience": 0.0065}

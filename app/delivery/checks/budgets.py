@@ -9,9 +9,10 @@ channel, then per journey (`pg_advisory_xact_lock` on PostgreSQL, always in that
 runs one writer at a time), held until that transaction commits the row as `sending`; so of
 several workers claiming at once, each counts the others' claims and no budget is ever passed
 by a single message. A message that would pass one does what its journey's `on_budget` says,
-else CARILLON_ON_BUDGET: waits for the next period (`wait`), is dropped (`skip`) or goes out on
-another channel (`fallback`, `app.delivery.checks.fallback`). Transactional messages are never
-held by a budget; they count towards it. A channel without a known price spends nothing.
+else what CARILLON_ON_BUDGET says for its channel: waits for the next period (`wait`), is
+dropped (`skip`) or goes out on another channel (`fallback`, `app.delivery.checks.fallback`).
+Transactional messages are never held by a budget; they count towards it. A channel without a
+known price spends nothing.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def check(context: SendContext) -> Verdict:
         return None
     what, budget = held[0]
     reason = f"{what} spent, this message costs {cost:g}"
-    on_budget = (policy.on_budget if policy else None) or settings.on_budget
+    on_budget = (policy.on_budget if policy else None) or settings.on_budget_for(delivery.channel)
     if on_budget == "skip":
         return Suppress(reason)
     next_period = period_start(budget, context.now) + BUDGET_PERIODS[budget.period]
