@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import psycopg
 
 from app.db import session_scope
@@ -81,18 +81,20 @@ def plan(ids: list[str], channel: str, content: Callable[[int], dict[str, Any]])
 
 
 async def _replay(requests: list[RecordedRequest], base_url: str, concurrency: int) -> None:
+    """The requests again, as they were, over one aiohttp pool of `concurrency` connections
+    (the client Carillon's e-mail adapter uses)."""
     lanes = iter(requests)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
 
         async def lane() -> None:
             for request in lanes:
                 headers = {k: v for k, v in request.headers.items() if k != "content-length"}
                 url = f"{base_url}{request.path}"
-                answer = await client.request(
-                    request.method, url, content=request.raw_body, headers=headers
-                )
-                answer.raise_for_status()
+                async with client.request(
+                    request.method, url, data=request.raw_body, headers=headers
+                ) as answer:
+                    answer.raise_for_status()
 
         await asyncio.gather(*(lane() for _ in range(min(concurrency, len(requests)))))
 

@@ -8,6 +8,10 @@ own connections (an adapter with `send_async` keeps one pool, sized to those slo
 adapter runs on a thread pool of the channel's own), so a provider that hangs holds only its
 own slots and never another channel's.
 
+A call is one provider request: one message's, or, for an adapter with a batch hook
+(`channels.base.BatchChannel`), those of the batch that share its batch key (one audience, one
+e-mail body), so the provider's per-request limits and the rate limit count what it counts.
+
 Every wait is bounded, so a batch always comes back:
 
 - a slot: at most `slot_wait_seconds`, else the message is handed back (`PutOff`, no attempt
