@@ -40,8 +40,7 @@ from app.journeys.definition import (
     parse_duration,
 )
 from app.journeys.language.rules import SegmentRule
-from app.journeys.loader import HOLDOUT
-from app.journeys.loader.splits import _arm_names, threshold
+from app.journeys.language.steps import HOLDOUT, arm_names, threshold
 from app.journeys.templates import Template, Variant, Versions, compile_template
 from app.settings import Budget, parse_money
 from channels import registry
@@ -211,7 +210,7 @@ def _winner(rule: Any) -> WinnerRule | None:
 
 
 def _split_arms(arms: list[Any], path: str, messages: dict[str, Any]) -> Iterator[SplitArm]:
-    letters = _arm_names()
+    letters = arm_names()
     for index, arm in enumerate(arms):
         if getattr(arm, "holdout", False):
             yield SplitArm(HOLDOUT, arm.weight, True, ())

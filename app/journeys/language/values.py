@@ -9,8 +9,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from app.journeys.loader import MESSAGE_NAME_PATTERN, TIME_PATTERN
 from app.journeys.templates import LOCALE_PATTERN
+
+ID_PATTERN = r"[a-z0-9][a-z0-9-]*"  # a journey's id
+MAX_ID_LENGTH = 100  # journey_versions.journey_id is VARCHAR(100)
+TIME_PATTERN = r"([01][0-9]|2[0-3]):[0-5][0-9]"  # `wait: {until: "09:00"}`, 24-hour clock
+MESSAGE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 
 NOT_BLANK = r"\S"  # empty and blank text is refused everywhere
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
+from app.journeys.language.document import KINDS, ON_CAP
+from app.journeys.language.values import ID_PATTERN, MAX_ID_LENGTH
 from app.journeys.loader import segment_trigger
 from app.journeys.loader.budgets import _budget, check_fallback, currency_problem
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
@@ -25,8 +27,6 @@ from app.yamlfiles.positions import START, Pos
 from app.yamlfiles.reading import parse_yaml, read_text
 from app.yamlfiles.wording import allowed_hint, describe
 
-ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
-MAX_ID_LENGTH = 100  # journey_versions.journey_id is VARCHAR(100)
 _SLUG = re.compile(ID_PATTERN)
 
 
@@ -208,8 +208,6 @@ def _re_entry(c: _Checker, f: _Field | None) -> ReEntry | None:
 
 # What a journey's messages obey at send time (docs/delivery.md); all optional.
 POLICY_KEYS = ("kind", "priority", "on_cap", "caps", "budget")
-KINDS = ("marketing", "transactional")
-ON_CAP = ("defer", "drop")
 _CAP_HINT = 'write count/duration, e.g. caps: {email: ["1/24h", "3/7d"]}'
 
 

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from app.journeys.definition import PREFERRED, SendStep, Step
+from app.journeys.language.values import MESSAGE_NAME_PATTERN
 from app.journeys.loader.checker import _Checker, _Field
 from app.journeys.templates import (
     LOCALE_PATTERN,
@@ -26,7 +27,6 @@ from channels import registry
 from channels.base import Option
 
 _DIGITS = re.compile(r"[0-9]+")
-MESSAGE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 _MESSAGE_NAME = re.compile(MESSAGE_NAME_PATTERN)
 _LOCALE = re.compile(LOCALE_PATTERN)
 _MESSAGE_EXAMPLE = "e.g. messages: {welcome: {sms: {text: Bienvenue !}}}"

@@ -17,13 +17,12 @@ from app.journeys.definition import (
     Step,
     WaitForStep,
 )
+from app.journeys.language.steps import HOLDOUT, arm_names
 from app.journeys.loader.checker import _Checker, _event_rule, _Field
 from app.journeys.loader.leaf_steps import _update_profile_step, _wait_step
 from app.journeys.loader.messages import _send_step
 from app.journeys.loader.splits import (
-    HOLDOUT,
     _arm_name,
-    _arm_names,
     _holdout_arm,
     _weight,
     _winner,
@@ -230,7 +229,7 @@ def _split_step(c: _Checker, f: _Field, path: str) -> Step | None:
             "a split needs at least two arms",
             "e.g. two arms of weight 50, or an arm of weight 90 and a holdout of weight 10",
         )
-    letters = _arm_names()
+    letters = arm_names()
     arms: list[SplitArm] = []
     named: dict[str, int] = {}  # arm name → index of the arm
     weights: list[int] = []
