@@ -19,7 +19,15 @@ from typing_extensions import TypeAliasType
 
 from app.analytics.experiments import MIN_PER_ARM
 from app.journeys.language.rules import EventRule
-from app.journeys.language.values import CONDITION, DURATION, Condition, Duration, Text, TimeOfDay
+from app.journeys.language.values import (
+    CONDITION,
+    DURATION,
+    Condition,
+    Duration,
+    Text,
+    TimeOfDay,
+    template,
+)
 from app.yamlfiles import YamlModel
 
 if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
@@ -85,7 +93,9 @@ class WaitForRule(EventRule):
 class TraitUpdate(YamlModel):
     """Set profile traits, as if the shop had sent them now."""
 
-    set: Annotated[dict[Text, str | int | float | bool | None], Field(min_length=1)] = Field(
+    set: Annotated[
+        dict[Text, Annotated[str, template()] | int | float | bool | None], Field(min_length=1)
+    ] = Field(
         description="trait: value. Text values are Jinja2 templates; numbers, true/false and "
         "null are stored as they are. No lists or mappings."
     )
