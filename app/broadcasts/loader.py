@@ -3,8 +3,9 @@
 Each file is validated by its model (`language`); then what needs the system around it,
 with the same positions: the message named by `send` and its variant on the channel, the
 segment (against the segments the system runs), a time already past, a rate above the
-channel's CARILLON_RATE_LIMITS, two files of one id. Templates are compiled by the journey
-loader's own code, so a template mistake points at its character as it does in a journey.
+channel's CARILLON_RATE_LIMITS, two files of one id. `messages:` is the journey language's
+own: its models check the templates (a mistake points at its character, as in a journey) and
+its compiler makes the versions sent.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from app.broadcasts.language import (
     per_second,
     written_time,
 )
-from app.journeys.loader.checker import _Checker
-from app.journeys.loader.messages import _messages
+from app.journeys.language.compile import compile_messages
 from app.journeys.templates import Versions
 from app.settings import Limit
 from app.yamlfiles import FileInvalid, Issue, parse_yaml, read_text, validate_yaml
@@ -113,9 +113,8 @@ def _parse(text: str, file: str, known: Known) -> tuple[BroadcastDefinition | No
         more = [i for i in _against_system(document, file, known) if (i.line, i.column) not in told]
         return None, _ordered(exc.issues + more)
     document = parse_yaml(text, file)
-    checker = _Checker(file, text)
-    messages = _messages(checker, checker.entry(document, "messages")) if model.messages else {}
-    issues = list(checker.issues) + _against_system(document, file, known)
+    messages = compile_messages(model.messages)
+    issues = _against_system(document, file, known)
     send = model.send
     versions = messages.get(send.message, {}).get(send.channel)
     if send.journey is None and send.message not in (model.messages or {}):

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.errors import BadInput
 from app.events import json_values
 from app.events.schemas import MAX_EVENT_BYTES
-from app.journeys.loader import ID_PATTERN
-from app.journeys.loader.messages import MESSAGE_NAME_PATTERN
+from app.journeys.language.values import ID_PATTERN, MESSAGE_NAME_PATTERN
 from app.profiles.references import MAX_LENGTH
 
 # A receipt with its lines fits; a request is refused past this, like one tracked event.

@@ -9,13 +9,13 @@ twice, a cycle between computed traits) is checked across the directory by `load
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.durations import parse_duration
-from app.journeys.conditions import Condition, ConditionSyntaxError, compile_condition
+from app.journeys.language.values import compile_expression
 from app.segments import expressions
 from app.yamlfiles import YamlModel
 from app.yamlfiles.wording import allowed_hint
@@ -32,21 +32,6 @@ TRAIT_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
 # `properties.total`, `timestamp`, `context.page.path`: a path into the event as sent.
 PATH = re.compile(r"[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*")
 WITHIN_HINT = "write a whole number and a unit, e.g. 30d, 12h or 15m"
-
-
-def _condition_error(exc: ConditionSyntaxError) -> PydanticCustomError:
-    context: dict[str, Any] = {"line": exc.line, "column": exc.column}
-    if exc.hint:
-        context["hint"] = exc.hint
-    return PydanticCustomError("condition", exc.message, context)
-
-
-def compile_expression(source: str, variables: tuple[str, ...]) -> Condition:
-    """Compile `source` for a validator: its syntax errors placed at their character."""
-    try:
-        return compile_condition(source, variables)
-    except ConditionSyntaxError as exc:
-        raise _condition_error(exc) from None
 
 
 def _identifier(value: str) -> str:

@@ -7,8 +7,9 @@ worded for a marketer (`trigger is missing required key 'event'`, `weight must b
 number, not '50'`). A validator gives its own words by raising `PydanticCustomError` (or
 `ValueError`), where `{name}` stands for the value's name and `{value}` for the value
 (`"{name} must not be empty"`; without `{name}` the message follows `name: `); its context
-may carry a `hint`, and a `line` and `column` inside the scalar (a syntax error inside a
-condition or a template) to point at the exact character.
+may carry a `hint`, a `line` and `column` inside the scalar (a syntax error inside a
+condition or a template) to point at the exact character, and a `key`: the key of the mapping
+at fault, when a validator of the whole mapping finds one of its values wrong.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def _issue(
     expected: list[str],
 ) -> Issue:
     loc, kind, ctx = error["loc"], error["type"], error.get("ctx") or {}
+    if "key" in ctx:
+        loc = (*loc, str(ctx["key"]))
     if kind == "missing":
         section = _name(document, loc[:-1]) or what
         at = node_position(document, loc[:-1], key=True)

@@ -120,7 +120,9 @@ def test_every_mistake_of_a_file_is_told_at_once(
         "4:11: audience needs exactly one of segment or channel_consent (hint: audience:"
     )
     assert found[2].startswith("5:5: at needs a time of day (hint: write a date and a time")
-    assert len(found) == 3  # the template is checked once the file's shape is right
+    # The message's models check its templates too, so the template is told with the rest.
+    assert found[3] == "10:17: messages.news.email.subject: expected name or number"
+    assert len(found) == 4
     # What the running system refuses is told beside what the file's shape gets wrong.
     both = problems(write(audience="{segment: actve}", at="2026-11-02T10:00", extra="rate: 0/s\n"))
     assert [line.split(": ")[0:2] for line in both] == [
@@ -133,6 +135,17 @@ def test_every_mistake_of_a_file_is_told_at_once(
     )
     [template] = problems(write(fixed))
     assert template == "9:17: messages.news.email.subject: expected name or number"
+
+
+def test_a_literal_sms_over_its_max_segments_is_refused(
+    manual_clock: clock.ManualClock, write: Write
+) -> None:
+    sms = f"    sms:\n      text: {'x' * 161}\n      max_segments: 1\n"
+    assert problems(write(newsletter() + sms)) == [
+        "12:13: messages.news.sms.text: the SMS is GSM-7, 161 characters, 2 segments; "
+        "max_segments is 1 (hint: shorten the text (a character outside GSM-7 makes the whole "
+        "SMS UCS-2), or raise max_segments)"
+    ]
 
 
 def test_two_files_of_one_id_are_refused(

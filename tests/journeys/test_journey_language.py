@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from app.journeys.language import journey_model
+from app.journeys.language.checks import journey_issues
 from app.journeys.language.compile import compile_journey
 from app.journeys.loader import parse_journey
-from app.yamlfiles import validate_yaml
+from app.yamlfiles import FileInvalid, Issue, parse_yaml, validate_yaml
 from tests.helpers import HEAD, WELCOME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,3 +100,133 @@ def test_the_docs_snippets_compile_as_the_loader_builds_them() -> None:
     for snippet in journeys:
         compiled, loaded = both(textwrap.dedent(snippet), "docs.yaml")
         assert compiled == loaded
+
+
+# Mistakes inside a condition's or a template's text, and literal content over a channel's
+# limit: the checks a schema cannot express, made by the models' validators.
+INSIDE = {
+    "an exit condition": "steps: [exit]\nexit_when: {event: X, when: 'a +'}\n",
+    "a goal's value": "steps: [exit]\n"
+    "goal: {event: X, value: 'event.properties.', currency: EUR}\n",
+    "a branch condition": "steps:\n  - branch:\n      - when: 'profile.traits.vip ==='\n"
+    "        steps: [exit]\n",
+    "a wait_for condition": "steps:\n  - wait_for: {event: X, when: 'nope(1)', timeout: 1d}\n",
+    "a trait's template": "steps:\n  - update_profile: {set: {x: 'a {{ profile. }}'}}\n",
+    "a message's template": "messages:\n  m:\n    sms:\n      text: 'Hi {{ profile.traits.n }'\n"
+    "steps:\n  - send: {channel: sms, message: m}\n",
+    "an unsafe link in a block": "messages:\n  m:\n    email:\n      subject: Hi\n"
+    '      html: |\n        <p>Hi</p>\n        <a href="javascript:alert(1)">x</a>\n'
+    "steps:\n  - send: {channel: email, message: m}\n",
+    "a literal SMS over max_segments": "messages:\n  m:\n    sms:\n"
+    f"      text: {'x' * 161}\n      max_segments: 1\n"
+    "steps:\n  - send: {channel: sms, message: m}\n",
+}
+
+
+def reasons(issues: list[Issue]) -> set[tuple[int, int, str, str | None]]:
+    """Each issue's place, what is wrong (its message after the name of the value) and hint."""
+    return {(i.line, i.column, i.message.split(": ", 1)[-1], i.hint) for i in issues}
+
+
+@pytest.mark.parametrize("name", list(INSIDE))
+def test_the_models_place_a_mistake_inside_a_text_where_the_loader_does(name: str) -> None:
+    text = TOP + INSIDE[name]
+    with pytest.raises(FileInvalid) as by_model:
+        validate_yaml(text, "j.yaml", journey_model(), "the journey")
+    with pytest.raises(FileInvalid) as by_loader:
+        parse_journey(text, "j.yaml")
+    [loader_issue] = by_loader.value.issues
+    assert reasons([loader_issue]) <= reasons(by_model.value.issues)
+
+
+# Mistakes across parts of a valid-looking journey: one pass over the compiled journey.
+SPLIT = "  - split:\n      - weight: 50\n        steps: [wait: 1h]\n" + (
+    "      - weight: {}\n        steps: [wait: 1h]\n"
+)
+MESSAGE = "messages:\n  welcome:\n    sms: {text: Hi}\n"
+ACROSS = {
+    "a step after exit": "steps:\n  - exit\n  - wait: 1h\n  - wait: 2h\n",
+    "a step after a branch whose arms all exit": "steps:\n  - branch:\n"
+    "      - when: 'profile.traits.vip == true'\n        steps: [wait: 1h, exit]\n"
+    "      - else: [exit]\n  - wait: 1h\n",
+    "a step after exit in on_timeout": "steps:\n  - wait_for: {event: X, timeout: 1d}\n"
+    "    on_timeout: [exit, wait: 1h]\n  - wait: 1h\n",
+    "weights that do not total 100": "steps:\n" + SPLIT.format(40),
+    "two splits": "steps:\n" + SPLIT.format(50) + SPLIT.format(30),
+    "a winner without a goal": "steps:\n" + SPLIT.format(50) + "    winner: {metric: conversion, "
+    "at: 'p<0.05'}\n",
+    "a winner by revenue without a value": "goal: {event: Y}\nsteps:\n"
+    + SPLIT.format(50)
+    + "    winner: {metric: revenue, at: 0.01}\n",
+    "a goal that exit_when ends first": "goal: {event: Y}\nexit_when: {event: Y}\nsteps: [exit]\n",
+    "two tests of one name and events out of order": "steps: [exit]\ntests:\n"
+    "  - name: t\n    events: [{at: 0s, event: A}, {at: 2h, event: B}, {at: 1h, event: C}]\n"
+    "    expect: []\n  - name: t\n    events: [{at: 0s, event: A}]\n    expect: []\n",
+    "a misspelt message": MESSAGE + "steps:\n  - send: {channel: sms, message: welcom}\n",
+    "an unknown message": MESSAGE + "steps:\n  - send: {channel: sms, message: promo}\n",
+    "a message without the channel's variant": MESSAGE
+    + "steps:\n  - send: {channel: email, message: welcome}\n",
+    "a preferred send of an unknown message": MESSAGE
+    + "steps:\n  - send: {channel: preferred, message: welcom}\n",
+    "a budget falling back to a channel no message has": MESSAGE
+    + "budget: {on_budget: {fallback: email}}\n"
+    + "steps:\n  - send: {channel: sms, message: welcome}\n",
+}
+
+
+@pytest.mark.parametrize("name", list(ACROSS))
+def test_the_checks_across_parts_report_what_the_loader_reports(name: str) -> None:
+    text = TOP + ACROSS[name]
+    document = validate_yaml(text, "j.yaml", journey_model(), "the journey")
+    with pytest.raises(FileInvalid) as by_loader:
+        parse_journey(text, "j.yaml")
+    journey = compile_journey(document, text, "j.yaml")
+    issues = journey_issues(journey, parse_yaml(text, "j.yaml"), "j.yaml")
+    assert issues == by_loader.value.issues
+
+
+def test_a_journey_without_mistakes_across_its_parts_has_no_issue() -> None:
+    text = TOP + "goal: {event: Y, value: event.properties.total, currency: EUR}\nsteps:\n"
+    text += SPLIT.format(50) + "    winner: {metric: revenue, at: 0.01}\n  - exit\n"
+    journey = compile_journey(validate_yaml(text, "j.yaml", journey_model()), text, "j.yaml")
+    assert journey_issues(journey, parse_yaml(text, "j.yaml"), "j.yaml") == []
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [{"vip": ("email",), "all": ("sms",)}, {"vip": (), "all": ("email", "whatsapp")}, {}],
+    ids=["the trigger segment's channels", "any segment's channels", "no channels listed"],
+)
+def test_a_preferred_send_no_segment_can_reach_is_reported_as_the_loader_does(
+    segments: dict[str, tuple[str, ...]],
+) -> None:
+    text = (
+        "id: demo\nname: Demo\ntrigger: {segment: vip}\n"
+        + MESSAGE
+        + "steps:\n  - send: {channel: preferred, message: welcome}\n"
+    )
+    journey = compile_journey(validate_yaml(text, "j.yaml", journey_model()), text, "j.yaml")
+    with pytest.raises(FileInvalid) as by_loader:
+        parse_journey(text, "j.yaml", segments)
+    issues = journey_issues(journey, parse_yaml(text, "j.yaml"), "j.yaml", segments)
+    assert issues == by_loader.value.issues
+    assert journey_issues(journey, parse_yaml(text, "j.yaml"), "j.yaml") == []  # not checked
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "goal: {event: Y, value: event.properties.total, currency: USD}\n",
+        "budget: {amount: 20USD, per: day}\n",
+    ],
+    ids=["the goal's revenue", "the budget"],
+)
+def test_an_amount_in_another_currency_than_the_costs_is_reported_as_the_loader_does(
+    part: str,
+) -> None:
+    text = TOP + "steps: [exit]\n" + part  # costs are counted in EUR by default
+    journey = compile_journey(validate_yaml(text, "j.yaml", journey_model()), text, "j.yaml")
+    with pytest.raises(FileInvalid) as by_loader:
+        parse_journey(text, "j.yaml")
+    issues = journey_issues(journey, parse_yaml(text, "j.yaml"), "j.yaml")
+    assert issues == by_loader.value.issues

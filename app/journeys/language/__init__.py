@@ -6,9 +6,11 @@ a channel plugin needs no change here). `app.journeys.schema` generates the JSON
 editors use from it, and the models validate a file through `app.yamlfiles` with every
 mistake placed at its `file:line:column`.
 
-Modules: `values` (the words of the language: text, durations, conditions, templates),
-`content` (what each channel sends, from its spec), `steps` (the step kinds), `document`
-(the whole file: trigger, goal, re-entry, send policy, messages, tests).
+Modules: `values` (the words of the language: text, durations, conditions, templates, the
+last two compiled by validators), `content` (what each channel sends, from its spec), `steps`
+(the step kinds), `document` (the whole file: trigger, goal, re-entry, send policy, messages,
+tests), `compile` (a validated file → the runtime's `Journey`), `checks` (what spans parts of
+a journey: steps that can never run, the split's weights, one split, winner and goal).
 """
 
 from app.journeys.language.document import journey_model

@@ -40,8 +40,7 @@ from app.journeys.definition import (
     parse_duration,
 )
 from app.journeys.language.rules import SegmentRule
-from app.journeys.loader import HOLDOUT
-from app.journeys.loader.splits import _arm_names, threshold
+from app.journeys.language.steps import HOLDOUT, arm_names, threshold
 from app.journeys.templates import Template, Variant, Versions, compile_template
 from app.settings import Budget, parse_money
 from channels import registry
@@ -49,7 +48,7 @@ from channels import registry
 
 def compile_journey(document: Any, text: str, file: str) -> Journey:
     """The runtime's `Journey` for a document the language's models validated."""
-    messages = {name: _message(message) for name, message in (document.messages or {}).items()}
+    messages = compile_messages(document.messages)
     trigger = document.trigger
     exit_when = document.exit_when
     return Journey(
@@ -129,6 +128,11 @@ def _variant(variant: Any, options: tuple[str, ...]) -> Variant:
     )
 
 
+def compile_messages(messages: Any) -> dict[str, MappingProxyType[str, Versions]]:
+    """A file's `messages:` (a journey's or a broadcast's, None when it has none), by name."""
+    return {name: _message(message) for name, message in (messages or {}).items()}
+
+
 def _message(message: Any) -> MappingProxyType[str, Versions]:
     """A `messages:` entry: channel → its default variant and its variant per locale."""
     channels = [name for name in type(message).model_fields if name != "locales"]
@@ -192,8 +196,9 @@ def _step(item: Any, path: str, messages: dict[str, Any]) -> Step:
     if value.channel == PREFERRED:
         return SendStep(path, PREFERRED, MappingProxyType({}), False, value.message)
     if (name := getattr(value, "message", None)) is not None:
-        versions = messages[name][value.channel]
-        return SendStep(path, value.channel, versions.default.content, remove, name, versions)
+        versions = messages.get(name, {}).get(value.channel)  # None: `checks` reports it
+        content = versions.default.content if versions else MappingProxyType({})
+        return SendStep(path, value.channel, content, remove, name, versions)
     content = {
         key: _template(key, source)
         for key, source in value.model_dump(exclude={"channel", "remove_on_exit"}).items()
@@ -211,7 +216,7 @@ def _winner(rule: Any) -> WinnerRule | None:
 
 
 def _split_arms(arms: list[Any], path: str, messages: dict[str, Any]) -> Iterator[SplitArm]:
-    letters = _arm_names()
+    letters = arm_names()
     for index, arm in enumerate(arms):
         if getattr(arm, "holdout", False):
             yield SplitArm(HOLDOUT, arm.weight, True, ())

@@ -8,7 +8,7 @@ channel plugin adds it here with no change to this module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -18,9 +18,18 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.journeys.definition import PREFERRED
-from app.journeys.language.values import NOT_BLANK, LocaleTag, MessageName, Offset, Text
+from app.journeys.language.values import (
+    NOT_BLANK,
+    LocaleTag,
+    MessageName,
+    Offset,
+    Text,
+    template,
+)
+from app.journeys.templates import compile_template
 from app.yamlfiles import YamlModel
 from channels.base import ChannelSpec, Option
 
@@ -109,7 +118,9 @@ def content_type(spec: ChannelSpec, key: str) -> Any:
     lets a template through: `^[0-9]+$|\\{`)."""
     declared = {k: v for k, v in spec.content_schema.get(key, {}).items() if k != "description"}
     pattern = declared.pop("pattern", NOT_BLANK)
-    return Annotated[str, Field(pattern=pattern, json_schema_extra=declared or None)]
+    return Annotated[
+        str, Field(pattern=pattern, json_schema_extra=declared or None), template(key == "html")
+    ]
 
 
 def describe(spec: ChannelSpec, key: str, note: str = "") -> str:
@@ -132,8 +143,34 @@ def _variant(spec: ChannelSpec, keys: list[str]) -> type[YamlModel]:
         f"{spec.name}_variant",
         __base__=YamlModel,
         __doc__=f"The message on {spec.name}.",
+        __validators__=_within_limit(spec, keys) if spec.limit is not None else None,
         **fields,
     )
+
+
+def _within_limit(spec: ChannelSpec, keys: list[str]) -> Any:
+    """The validators of a variant whose options set a limit (an SMS's `max_segments`):
+    content written as plain text is held to it now, not first when it is sent; a template's
+    output is known at render time only."""
+
+    def check(variant: YamlModel) -> YamlModel:
+        options = {
+            name: value for name in spec.options if (value := getattr(variant, name)) is not None
+        }
+        literals = {
+            key: compile_template(source, html=key == "html").literal
+            for key in keys
+            if (source := getattr(variant, key)) is not None
+        }
+        if spec.limit is None or not options or None in literals.values():
+            return variant
+        refused = spec.limit(cast(dict[str, str], literals), options)
+        if refused is not None:
+            context = {"key": refused.key, "hint": refused.hint}
+            raise PydanticCustomError("limit", refused.reason, context)
+        return variant
+
+    return {"_within_limit": model_validator(mode="after")(check)}
 
 
 def _option_type(option: Option) -> Any:

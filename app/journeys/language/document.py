@@ -22,6 +22,8 @@ from app.journeys.language.rules import EventRule, SegmentRule
 from app.journeys.language.steps import step_union
 from app.journeys.language.values import (
     DURATION,
+    ID_PATTERN,
+    MAX_ID_LENGTH,
     OFFSET,
     Condition,
     Duration,
@@ -29,11 +31,12 @@ from app.journeys.language.values import (
     Offset,
     Text,
 )
-from app.journeys.loader import ID_PATTERN, MAX_ID_LENGTH
 from app.settings import parse_money
 from app.yamlfiles import YamlModel
 from channels import registry
 
+KINDS = ("marketing", "transactional")  # of a journey's messages (docs/delivery.md)
+ON_CAP = ("defer", "drop")  # what a capped message does
 DESCRIPTION = (
     "One marketing journey: who enters (trigger), what happens to them (steps), when they "
     "leave (exit_when, goal). Check a file with `carillon journeys validate`."
@@ -213,7 +216,7 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "kind": (
-            Literal["marketing", "transactional"],
+            Literal.__getitem__(KINDS),
             Field(
                 "marketing",
                 description="marketing (default) or transactional: messages the person asked "
@@ -229,7 +232,7 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "on_cap": (
-            Literal["defer", "drop"],
+            Literal.__getitem__(ON_CAP),
             Field(
                 "defer",
                 description="What a capped message does: defer (default), sent once the cap "

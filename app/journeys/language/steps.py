@@ -8,6 +8,10 @@ channels, their step lists resolved once the union exists.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from itertools import count, product
+from string import ascii_uppercase
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -15,8 +19,15 @@ from typing_extensions import TypeAliasType
 
 from app.analytics.experiments import MIN_PER_ARM
 from app.journeys.language.rules import EventRule
-from app.journeys.language.values import CONDITION, DURATION, Condition, Duration, Text, TimeOfDay
-from app.journeys.loader import HOLDOUT, MAX_ARM_NAME_LENGTH, THRESHOLD_PATTERN
+from app.journeys.language.values import (
+    CONDITION,
+    DURATION,
+    Condition,
+    Duration,
+    Text,
+    TimeOfDay,
+    template,
+)
 from app.yamlfiles import YamlModel
 
 if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
@@ -36,6 +47,29 @@ STEPS = (
     "The steps, run in order. A step is `exit` or a mapping with one step kind: wait, "
     "wait_for, branch, split, update_profile, send."
 )
+MAX_ARM_NAME_LENGTH = 50  # journey_instances.arm and deliveries.arm are VARCHAR(50)
+HOLDOUT = "holdout"  # the holdout arm's name: the runtime sends nothing to trips in that arm
+THRESHOLD_PATTERN = r"^\s*p\s*<\s*0?\.[0-9]*[1-9][0-9]*\s*$"  # "p<0.05", in the JSON Schema too
+_THRESHOLD = re.compile(r"\s*p\s*<\s*(0?\.[0-9]+)\s*")  # the same texts as the pattern
+
+
+def threshold(value: Any) -> float | None:
+    """`"p<0.05"` or `0.05` as 0.05; None unless strictly between 0 and 1."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and (match := _THRESHOLD.fullmatch(value)):
+        number = float(match.group(1))
+    return number if number is not None and 0 < number < 1 else None
+
+
+def arm_names() -> Iterator[str]:
+    """A, B, … Z, AA, AB, …: the default names of a split's arms, in order."""
+    for size in count(1):
+        for letters in product(ascii_uppercase, repeat=size):
+            yield "".join(letters)
+
+
 WEIGHT = "The arm's share of people, in percent; a split's weights total 100."
 Weight = Annotated[int, Field(ge=1, le=100)]
 
@@ -59,7 +93,9 @@ class WaitForRule(EventRule):
 class TraitUpdate(YamlModel):
     """Set profile traits, as if the shop had sent them now."""
 
-    set: Annotated[dict[Text, str | int | float | bool | None], Field(min_length=1)] = Field(
+    set: Annotated[
+        dict[Text, Annotated[str, template()] | int | float | bool | None], Field(min_length=1)
+    ] = Field(
         description="trait: value. Text values are Jinja2 templates; numbers, true/false and "
         "null are stored as they are. No lists or mappings."
     )

@@ -13,37 +13,16 @@ top-level keys), `steps` / `leaf_steps` / `splits` (the steps), `messages` (what
 """
 
 from app.journeys.loader.checker import JourneyInvalid
-from app.journeys.loader.document import (
-    ID_PATTERN,
-    KINDS,
-    MAX_ID_LENGTH,
-    ON_CAP,
-    load_directory,
-    load_path,
-    parse_journey,
-)
-from app.journeys.loader.leaf_steps import TIME_PATTERN
-from app.journeys.loader.messages import MESSAGE_NAME_PATTERN
-from app.journeys.loader.splits import HOLDOUT, MAX_ARM_NAME_LENGTH, THRESHOLD_PATTERN, threshold
+from app.journeys.loader.document import load_directory, load_path, parse_journey
 from app.journeys.loader.steps import BARE_STEPS, STEP_PARSERS
 from app.yamlfiles.issues import Issue
 
 __all__ = [
     "BARE_STEPS",
-    "HOLDOUT",
-    "ID_PATTERN",
-    "KINDS",
-    "MAX_ARM_NAME_LENGTH",
-    "MAX_ID_LENGTH",
-    "MESSAGE_NAME_PATTERN",
-    "ON_CAP",
     "STEP_PARSERS",
-    "THRESHOLD_PATTERN",
-    "TIME_PATTERN",
     "Issue",
     "JourneyInvalid",
     "load_directory",
     "load_path",
     "parse_journey",
-    "threshold",
 ]

@@ -8,26 +8,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.journeys.definition import BudgetPolicy, SendStep, Step, child_lists
+from app.journeys.language.checks import budget_problem, fallback_problem
 from app.journeys.loader.checker import _Checker, _Field
 from app.journeys.loader.messages import _channel
 from app.journeys.templates import Versions
-from app.settings import BUDGET_PERIODS, Budget, get_settings, parse_money
+from app.settings import BUDGET_PERIODS, Budget, parse_money
 from app.yamlfiles.wording import allowed_hint, describe
 
 ON_BUDGET = ("skip", "wait")
 _EXAMPLE = "e.g. budget: {amount: 20EUR, per: day, on_budget: skip}"
 _ON_BUDGET_HINT = "skip, wait, or a channel to send on instead: on_budget: {fallback: email}"
-
-
-def currency_problem(code: str) -> tuple[str, str] | None:
-    """Why an amount in `code` cannot be counted with the costs, and what to do, or None."""
-    currency = get_settings().cost_currency
-    if code == currency:
-        return None
-    return (
-        f"in {code} but costs are counted in {currency} (CARILLON_COST_CURRENCY)",
-        f"write it in {currency}, or set CARILLON_COST_CURRENCY={code} with prices in {code}",
-    )
 
 
 def _budget(c: _Checker, f: _Field) -> BudgetPolicy | None:
@@ -59,8 +49,8 @@ def _limit(c: _Checker, amount: _Field, per: _Field) -> Budget | None:
             f"{describe(amount.value)}",
             _EXAMPLE,
         )
-    elif (problem := currency_problem(money[1])) is not None:
-        c.error(amount.at, f"budget.amount is {problem[0]}", problem[1])
+    elif (problem := budget_problem(money[1])) is not None:
+        c.error(amount.at, *problem)
         money = None
     period = per.value if isinstance(per.value, str) and per.value in BUDGET_PERIODS else None
     if period is None:
@@ -105,12 +95,7 @@ def check_fallback(
                 yield from sends(arm)
 
     named = [step.message for step in sends(steps) if step.message is not None]
-    if not any(policy.fallback in messages.get(name, {}) for name in named):
+    sent = [messages.get(name, {}) for name in named]
+    if (problem := fallback_problem(policy.fallback, sent)) is not None:
         on = c.field(f.value, "on_budget")
-        c.error(
-            on.at if on is not None else f.at,
-            f"on_budget falls back to {policy.fallback}, but no message a send step sends "
-            f"has a variant for {policy.fallback}",
-            f"send a message by name (send: {{channel: sms, message: welcome}}) and give it "
-            f"a variant for {policy.fallback} under messages",
-        )
+        c.error(on.at if on is not None else f.at, *problem)

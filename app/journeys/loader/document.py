@@ -13,8 +13,11 @@ from typing import Any
 
 from app.journeys.conditions import compile_condition
 from app.journeys.definition import Cap, ExitWhen, Goal, Journey, ReEntry, Trigger, parse_cap
+from app.journeys.language.checks import SegmentChannels, revenue_problem, unreachable_goal
+from app.journeys.language.document import KINDS, ON_CAP
+from app.journeys.language.values import ID_PATTERN, MAX_ID_LENGTH
 from app.journeys.loader import segment_trigger
-from app.journeys.loader.budgets import _budget, check_fallback, currency_problem
+from app.journeys.loader.budgets import _budget, check_fallback
 from app.journeys.loader.checker import JourneyInvalid, _Checker, _event_rule, _Field
 from app.journeys.loader.messages import _channel, _messages, check_preferred
 from app.journeys.loader.scenarios import _scenarios
@@ -25,17 +28,10 @@ from app.yamlfiles.positions import START, Pos
 from app.yamlfiles.reading import parse_yaml, read_text
 from app.yamlfiles.wording import allowed_hint, describe
 
-ID_PATTERN = r"[a-z0-9][a-z0-9-]*"
-MAX_ID_LENGTH = 100  # journey_versions.journey_id is VARCHAR(100)
 _SLUG = re.compile(ID_PATTERN)
 
 
 # --- public API ----------------------------------------------------------------------------
-
-
-# Each segment's and lifecycle stage's `channels`, by id: what `channel: preferred` sends
-# choose from (app.segments.loader.channel_lists).
-SegmentChannels = Mapping[str, tuple[str, ...]]
 
 
 def parse_journey(text: str, file: str, segments: SegmentChannels | None = None) -> Journey:
@@ -131,12 +127,7 @@ def _parse(text: str, file: str, segments: SegmentChannels | None) -> tuple[Jour
     _one_split(c)
     _winner_needs_goal(c, goal_field.key if goal_field else None, goal)
     if goal_field and goal and exit_when and exit_when == (goal.event, None):
-        c.error(
-            goal_field.key,
-            f"the goal cannot be reached during a trip: {goal.event!r} is also the exit_when "
-            "event, and exit_when is checked first",
-            "remove exit_when: reaching the goal already ends the trip (as converted)",
-        )
+        c.error(goal_field.key, *unreachable_goal(goal.event))
     if (f := c.field(data, "budget")) and policy.get("budget") and steps:
         check_fallback(c, f, policy["budget"], steps, messages)
     tests = _scenarios(c, f) if (f := c.field(data, "tests")) else ()
@@ -208,8 +199,6 @@ def _re_entry(c: _Checker, f: _Field | None) -> ReEntry | None:
 
 # What a journey's messages obey at send time (docs/delivery.md); all optional.
 POLICY_KEYS = ("kind", "priority", "on_cap", "caps", "budget")
-KINDS = ("marketing", "transactional")
-ON_CAP = ("defer", "drop")
 _CAP_HINT = 'write count/duration, e.g. caps: {email: ["1/24h", "3/7d"]}'
 
 
@@ -313,7 +302,7 @@ def _currency(c: _Checker, f: _Field) -> str | None:
     if text is not None and (len(text) != 3 or not text.isascii() or not text.isupper()):
         c.error(f.at, f"goal.currency must be an ISO 4217 code such as EUR or USD, not {text!r}")
         return None
-    if text is not None and (problem := currency_problem(text)) is not None:
-        c.error(f.at, f"goal revenue is {problem[0]}: ROI needs one currency", problem[1])
+    if text is not None and (problem := revenue_problem(text)) is not None:
+        c.error(f.at, *problem)
         return None
     return text

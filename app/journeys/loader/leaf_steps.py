@@ -10,11 +10,11 @@ from functools import partial
 from types import MappingProxyType
 
 from app.journeys.definition import Step, UpdateProfileStep, WaitStep, WaitUntilStep
+from app.journeys.language.values import TIME_PATTERN
 from app.journeys.loader.checker import _FAILED, _Checker, _Field, _json
 from app.journeys.templates import Template, compile_template
 from app.yamlfiles.wording import describe
 
-TIME_PATTERN = r"([01][0-9]|2[0-3]):[0-5][0-9]"  # `wait: {until: "09:00"}`, 24-hour clock
 _TIME = re.compile(TIME_PATTERN)
 _TIME_HINT = 'write a 24-hour time as HH:MM in quotes, e.g. "09:00" or "18:30"'
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from difflib import get_close_matches
 from functools import partial
 from types import MappingProxyType
 from typing import Any, cast
 
 from app.journeys.definition import PREFERRED, SendStep, Step
+from app.journeys.language.checks import (
+    MESSAGE_EXAMPLE,
+    SegmentChannels,
+    missing_variant,
+    preferred_problem,
+    unknown_message,
+)
+from app.journeys.language.values import MESSAGE_NAME_PATTERN
 from app.journeys.loader.checker import _Checker, _Field
 from app.journeys.templates import (
     LOCALE_PATTERN,
@@ -26,10 +33,8 @@ from channels import registry
 from channels.base import Option
 
 _DIGITS = re.compile(r"[0-9]+")
-MESSAGE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 _MESSAGE_NAME = re.compile(MESSAGE_NAME_PATTERN)
 _LOCALE = re.compile(LOCALE_PATTERN)
-_MESSAGE_EXAMPLE = "e.g. messages: {welcome: {sms: {text: Bienvenue !}}}"
 
 
 def _send_step(c: _Checker, f: _Field, path: str) -> Step | None:
@@ -156,41 +161,21 @@ def _preferred_send(
     return SendStep(path, PREFERRED, MappingProxyType({}), False, name)
 
 
-def check_preferred(
-    c: _Checker, segments: Mapping[str, tuple[str, ...]], trigger_segment: str | None
-) -> None:
-    """Each `channel: preferred` send's message has a variant for a channel the segments list
-    (the trigger segment's, when it lists any: it decides for every trip of the journey), or
-    no person could ever get it. `segments`: each segment's and stage's channels, by id."""
-    listed = segments.get(trigger_segment or "", ())
-    who = f"segment {trigger_segment}" if listed else "any segment"
-    if not listed:
-        listed = tuple(dict.fromkeys(ch for channels in segments.values() for ch in channels))
+def check_preferred(c: _Checker, segments: SegmentChannels, trigger_segment: str | None) -> None:
+    """Each `channel: preferred` send's message has a variant a segment's channels list."""
     for name, at in c.preferred:
-        message = c.messages.get(name) or {}
-        if any(channel in message for channel in listed):
-            continue
-        hint = (
-            f"it has {', '.join(message)}; the channels listed are {', '.join(listed)}: add "
-            f"{listed[0]}: under messages.{name}"
-            if listed
-            else "no segment lists channels yet: give one "
-            f"channels: [{', '.join(message)}] in the segments directory"
-        )
-        c.error(
-            at,
-            f"channel preferred: message {name!r} has no variant for a channel {who} lists",
-            hint,
-        )
+        has = c.messages.get(name) or {}
+        if (problem := preferred_problem(name, has, segments, trigger_segment)) is not None:
+            c.error(at, *problem)
 
 
 def _messages(c: _Checker, f: _Field) -> dict[str, Mapping[str, Versions]]:
     """`messages: {name: {email: …, sms: …, locales: {fr-CA: {sms: …}}}}`, each one sent by
     `send: {channel, message: name}`; also recorded in `c.messages` for the send steps."""
-    if (given := c.mapping(f, "messages", _MESSAGE_EXAMPLE)) is None:
+    if (given := c.mapping(f, "messages", MESSAGE_EXAMPLE)) is None:
         return {}
     if not given:
-        c.error(f.at, "messages must define at least one message", _MESSAGE_EXAMPLE)
+        c.error(f.at, "messages must define at least one message", MESSAGE_EXAMPLE)
     for name in given:
         entry = c.entry(given, name)
         if not isinstance(name, str) or not _MESSAGE_NAME.fullmatch(name):
@@ -323,23 +308,13 @@ def _sent_message(c: _Checker, f: _Field, channel: str) -> Versions | None:
     if (message := c.messages[name]) is None:
         return None  # its own mistakes are reported where it is written
     if channel not in message:
-        c.error(
-            f.at,
-            f"message {name!r} has no {channel} variant",
-            f"it has {', '.join(message)}; add {channel}: under messages.{name}",
-        )
+        c.error(f.at, *missing_variant(name, channel, message))
         return None
     return message[channel]
 
 
 def _unknown_message(c: _Checker, f: _Field, name: str) -> None:
-    close = get_close_matches(name, list(c.messages), n=1)
-    hint = (
-        f"did you mean {close[0]!r}?"
-        if close
-        else f"define it under messages: at the top level, {_MESSAGE_EXAMPLE}"
-    )
-    c.error(f.at, f"unknown message {name!r}", hint)
+    c.error(f.at, *unknown_message(name, c.messages))
 
 
 def _message_channels_hint(c: _Checker, f: _Field | None) -> str | None:

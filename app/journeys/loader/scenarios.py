@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from app.journeys.definition import ExpectedSend, Scenario, ScenarioEvent
+from app.journeys.language.checks import name_used, out_of_order
 from app.journeys.loader.checker import _FAILED, _Checker, _Field, _json
 from app.journeys.loader.messages import _channel
 from channels import registry
@@ -33,11 +34,7 @@ def _scenario(c: _Checker, f: _Field, names: dict[str, int]) -> Scenario | None:
     c.keys(test, f.at, "a test", ("name", "events", "expect"), ("profile",))
     name = c.text(name_field, "test name") if (name_field := c.field(test, "name")) else None
     if name_field and name is not None and name in names:
-        c.error(
-            name_field.at,
-            f"test name {name!r} is already used on line {names[name]}",
-            "give each test its own name, so a failure says which one",
-        )
+        c.error(name_field.at, *name_used(name, names[name]))
     elif name_field and name is not None:
         names[name] = name_field.at[0]
     profile = _test_profile(c, pf) if (pf := c.field(test, "profile")) else {}
@@ -88,12 +85,7 @@ def _test_events(c: _Checker, f: _Field) -> tuple[ScenarioEvent, ...] | None:
                     "write at: 0s for the first event",
                 )
             elif previous is not None and at < previous[0]:
-                c.error(
-                    af.at,
-                    f"events must be listed in time order: {af.value} comes before "
-                    f"the previous event's {previous[1]}",
-                    "list the events in the order they happen",
-                )
+                c.error(af.at, *out_of_order(str(af.value), previous[1]))
             previous = (at, str(af.value))
         name = c.text(nf, "event") if (nf := c.field(given, "event")) else None
         properties: Any = {}

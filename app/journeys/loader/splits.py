@@ -4,20 +4,15 @@ a trip records one arm, and conversions are counted per arm.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from itertools import count, product
-from string import ascii_uppercase
 from typing import Any
 
 from app.analytics.experiments import MIN_PER_ARM
 from app.journeys.definition import WINNER_METRICS, Goal, WinnerRule
+from app.journeys.language.checks import second_split, winner_problem
+from app.journeys.language.steps import HOLDOUT, MAX_ARM_NAME_LENGTH, threshold
 from app.journeys.loader.checker import _Checker, _Field
 from app.yamlfiles.positions import Pos
 from app.yamlfiles.wording import allowed_hint, describe
-
-MAX_ARM_NAME_LENGTH = 50  # journey_instances.arm and deliveries.arm are VARCHAR(50)
-HOLDOUT = "holdout"  # the holdout arm's name: the runtime sends nothing to trips in that arm
 
 
 def _holdout_arm(c: _Checker, arm: Any, item: _Field, holdout_index: int | None) -> None:
@@ -82,37 +77,9 @@ def _weight(c: _Checker, f: _Field) -> int | None:
     return None
 
 
-def _arm_names() -> Iterator[str]:
-    """A, B, … Z, AA, AB, …: the default names of a split's arms, in order."""
-    for size in count(1):
-        for letters in product(ascii_uppercase, repeat=size):
-            yield "".join(letters)
-
-
 def _one_split(c: _Checker) -> None:
-    """A trip records one arm (on the trip and its deliveries) and conversions are counted per
-    arm: a second split would overwrite the first one's arm, and a holdout person could be
-    drawn into an arm that sends."""
     for _, where in c.splits[1:]:
-        c.error(
-            where,
-            f"a journey has at most one split (step {c.splits[0][0]} is one)",
-            "test one thing per journey: put every variant in the arms of one split",
-        )
-
-
-THRESHOLD_PATTERN = r"^\s*p\s*<\s*0?\.[0-9]*[1-9][0-9]*\s*$"  # "p<0.05", in the JSON Schema too
-_THRESHOLD = re.compile(r"\s*p\s*<\s*(0?\.[0-9]+)\s*")  # the same texts as the pattern
-
-
-def threshold(value: Any) -> float | None:
-    """`"p<0.05"` or `0.05` as 0.05; None unless strictly between 0 and 1."""
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and (match := _THRESHOLD.fullmatch(value)):
-        number = float(match.group(1))
-    return number if number is not None and 0 < number < 1 else None
+        c.error(where, *second_split(c.splits[0][0]))
 
 
 _WINNER_EXAMPLE = 'e.g. winner: {metric: conversion, at: "p<0.05", min_per_arm: 500}'
@@ -164,21 +131,9 @@ def _threshold(c: _Checker, f: _Field) -> float | None:
 
 
 def _winner_needs_goal(c: _Checker, goal_written: Pos | None, goal: Goal | None) -> None:
-    """A winner is judged on the goal: conversions need one, revenue needs its value. A goal
-    written with mistakes was reported already."""
+    """A goal written with mistakes was reported already."""
     if goal_written is not None and goal is None:
         return
     for metric, where in c.winners:
-        if goal is None:
-            c.error(
-                where,
-                f"winner by {metric} needs a goal: without one nobody converts",
-                "add goal: {event: Order Completed} to the journey",
-            )
-        elif metric == "revenue" and goal.value is None:
-            c.error(
-                where,
-                "winner by revenue needs the goal to have a value",
-                "add value: and currency: to the goal, e.g. value: event.properties.total, "
-                "currency: EUR; or use metric: conversion",
-            )
+        if (problem := winner_problem(metric, goal)) is not None:
+            c.error(where, *problem)

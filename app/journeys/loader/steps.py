@@ -17,13 +17,13 @@ from app.journeys.definition import (
     Step,
     WaitForStep,
 )
+from app.journeys.language.checks import ends_trip, never_runs, weights_problem
+from app.journeys.language.steps import HOLDOUT, arm_names
 from app.journeys.loader.checker import _Checker, _event_rule, _Field
 from app.journeys.loader.leaf_steps import _update_profile_step, _wait_step
 from app.journeys.loader.messages import _send_step
 from app.journeys.loader.splits import (
-    HOLDOUT,
     _arm_name,
-    _arm_names,
     _holdout_arm,
     _weight,
     _winner,
@@ -46,38 +46,13 @@ def _step_list(c: _Checker, f: _Field, what: str, prefix: str) -> tuple[Step, ..
     for index, item in c.items(items):
         path = f"{prefix}.{index}" if prefix else str(index)
         if stop is not None and not unreachable:  # report the first one only
-            c.error(item.at, f"step {path} can never run: {stop[0]}", stop[1])
+            c.error(item.at, *never_runs(path, stop))
             unreachable = True
         step = _step(c, item, path)
         if step is not None:
             steps.append(step)
-            stop = stop or _ends_trip(step)
+            stop = stop or ends_trip(step)
     return tuple(steps) if len(steps) == len(items) and not unreachable else None
-
-
-def _ends_trip(step: Step) -> tuple[str, str] | None:
-    """Why no step can follow `step` in its list (message, hint), or None if one can."""
-    if isinstance(step, ExitStep):
-        return f"it comes after exit (step {step.path})", "remove it, or move exit to the end"
-    if isinstance(step, BranchStep | SplitStep) and _always_exits(step):
-        kind = "branch" if isinstance(step, BranchStep) else "split"
-        return (
-            f"every arm of the {kind} at step {step.path} ends in exit",
-            "remove it, or let one of the arms go on without exit",
-        )
-    return None
-
-
-def _always_exits(step: Step) -> bool:
-    """A trip never goes on after an exit, a branch with an `else` whose every arm always
-    exits, or a split (without holdout: holdout people go on) whose every arm always exits."""
-    if isinstance(step, ExitStep):
-        return True
-    if isinstance(step, BranchStep) and step.arms[-1].when is not None:
-        return False  # no else: when no condition holds, the trip goes on after the branch
-    if isinstance(step, BranchStep | SplitStep):
-        return all(arm.steps and _always_exits(arm.steps[-1]) for arm in step.arms)
-    return False
 
 
 def _step(c: _Checker, f: _Field, path: str) -> Step | None:
@@ -230,7 +205,7 @@ def _split_step(c: _Checker, f: _Field, path: str) -> Step | None:
             "a split needs at least two arms",
             "e.g. two arms of weight 50, or an arm of weight 90 and a holdout of weight 10",
         )
-    letters = _arm_names()
+    letters = arm_names()
     arms: list[SplitArm] = []
     named: dict[str, int] = {}  # arm name → index of the arm
     weights: list[int] = []
@@ -264,12 +239,8 @@ def _split_step(c: _Checker, f: _Field, path: str) -> Step | None:
             named[name] = index
         if name is not None and weight is not None and steps is not None:
             arms.append(SplitArm(name, weight, name == HOLDOUT, steps))
-    if len(weights) == len(items) and sum(weights) != 100:
-        c.error(
-            f.key,
-            f"the split's weights add up to {sum(weights)}, not 100",
-            "change the weights so that they total 100, the holdout's included",
-        )
+    if len(weights) == len(items) and (problem := weights_problem(sum(weights))) is not None:
+        c.error(f.key, *problem)
     winner = _winner(c, w) if (w := f.beside.get("winner")) is not None else None
     return SplitStep(path, tuple(arms), winner) if len(c.issues) == before else None
 
