@@ -1,6 +1,7 @@
 """`make bench`: every throughput and latency figure beside a bound measured in the same run.
 
     .venv/bin/python -m bench [--messages 100000 --timers 1000000] [--only ingest ...]
+    .venv/bin/python -m bench --only segments [--backfill-people 1000000]   # issue 14's targets
 
 Needs PostgreSQL and Redis (a scratch database, dropped and re-created for each measurement,
 and a Redis database, flushed). About ten minutes on two cores with the defaults.
@@ -15,13 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import broadcast, end_to_end, ingest, latency, timers
+from bench import broadcast, end_to_end, ingest, latency, segments, timers
 from bench.common import arguments, load_average, machine
 from bench.end_to_end import Sent
 from bench.table import Line, number, render
 from tests.processes import REPO
 
-PARTS = ("ingest", "send", "latency", "timers", "embedded", "broadcast")
+PARTS = ("ingest", "send", "latency", "timers", "embedded", "broadcast", "segments")
 
 
 def commit() -> str:
@@ -42,7 +43,7 @@ def memory_table(runs: list[Sent]) -> str:
 
 def main() -> None:
     parser = arguments(__doc__ or "")
-    for module in (ingest, end_to_end, latency, timers, broadcast):
+    for module in (ingest, end_to_end, latency, timers, broadcast, segments):
         module.add_arguments(parser)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="measure these")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs here")
@@ -70,6 +71,7 @@ def main() -> None:
             ("timers", lambda: [timers.measure(args, workdir)]),
             ("embedded", lambda: send(end_to_end.embedded, args.provider_latency_ms[0])),
             ("broadcast", lambda: broadcast.measure(args, workdir)),
+            ("segments", lambda: segments.measure(args, workdir)),
         ]
         for part, run in steps:
             if part in args.only:

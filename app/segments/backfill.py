@@ -31,7 +31,7 @@ from app.segments.models import SegmentVersion
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ def run_batch(batch_size: int = BATCH_SIZE) -> int | None:
         names = [t.name for t in definition.aggregates] + [t.name for t in definition.derived]
         definitions = catalog.current(session)
         people = _people(session, version.backfill_cursor, batch_size)
-        for profile in people:
-            if profile.merged_into is None and profile.erased_at is None:
-                evaluation.rebuild(session, definitions, profile, names)  # no journey started
+        live = [p for p in people if p.merged_into is None and p.erased_at is None]
+        if live:
+            evaluation.rebuild(session, definitions, live, names)  # no journey started
         if people:
             version.backfill_cursor = people[-1].id
             version.backfill_done += len(people)

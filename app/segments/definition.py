@@ -62,6 +62,12 @@ class Segment:
     file: str
     stage: bool = False
 
+    @cached_property
+    def reads(self) -> tuple[str, ...] | None:
+        """The computed traits `when` depends on alone, if it reads nothing else: people
+        with the same values of them get the same answer (evaluated once per batch)."""
+        return None if self.when is None else expressions.computed_only(self.when)
+
 
 @dataclass(frozen=True)
 class SegmentDefinition:

@@ -14,10 +14,12 @@ LOCKED, so two workers never fold the same trait from the same old value.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -28,10 +30,10 @@ from app.db import is_postgres
 from app.events.models import Event
 from app.journeys.conditions import ConditionEvalError, holds
 from app.profiles.models import Profile
-from app.profiles.view import view
+from app.profiles.view import views
 from app.segments import catalog
 from app.segments.aggregates import MISSING, extract, fold, over
-from app.segments.definition import AggregateTrait, Definitions
+from app.segments.definition import AggregateTrait, Definitions, Segment
 from app.segments.models import ComputedTrait, Membership, TraitEvent
 from app.segments.reading import cdp_of, computed_of
 
@@ -94,34 +96,45 @@ def recount(
     kept = session.execute(
         select(TraitEvent.at, TraitEvent.value).where(mine).order_by(TraitEvent.at, TraitEvent.id)
     ).all()
+    _settle(trait, rows, profile_id, [(at, value) for at, value in kept])
+
+
+def _settle(
+    trait: AggregateTrait,
+    rows: dict[str, ComputedTrait],
+    profile_id: str,
+    kept: list[tuple[datetime, Any]],
+) -> None:
+    """A kept-per-event trait's value and due time from its kept events, oldest first."""
     row = _row(rows, profile_id, trait.name)
-    row.value = over(trait.kind, [(at, value) for at, value in kept])
-    row.expires_at = kept[0].at + trait.within if kept and trait.within is not None else None
+    row.value = over(trait.kind, kept)
+    row.expires_at = kept[0][0] + trait.within if kept and trait.within is not None else None
 
 
 def _take(
     session: Session, trait: AggregateTrait, rows: dict[str, ComputedTrait], event: Event
-) -> bool:
+) -> TraitEvent | None:
     """Fold the event into a running aggregate, or keep its value for a kept-per-event one;
-    whether a value was kept (the trait then needs a recount)."""
+    the kept value, if any (the trait then needs a recount)."""
     profile_id = str(event.profile_id)
     item = None if trait.kind == "count" else extract(event.payload, event.timestamp, trait.of)
     if item is MISSING:
-        return False
+        return None
     if not trait.kept_per_event:
         row = _row(rows, profile_id, trait.name)
         row.value, row.state = fold(trait.kind, row.value, row.state, item, event.timestamp)
-        return False
+        return None
     if trait.within is not None and event.timestamp <= clock.now() - trait.within:
-        return False  # arrived after its window closed: it never counts
-    session.add(TraitEvent(profile_id=profile_id, name=trait.name, at=event.timestamp, value=item))
-    return True
+        return None  # arrived after its window closed: it never counts
+    kept = TraitEvent(profile_id=profile_id, name=trait.name, at=event.timestamp, value=item)
+    session.add(kept)
+    return kept
 
 
 def _add(
     session: Session, trait: AggregateTrait, rows: dict[str, ComputedTrait], event: Event
 ) -> None:
-    if _take(session, trait, rows, event):
+    if _take(session, trait, rows, event) is not None:
         session.flush()
         recount(session, trait, rows, str(event.profile_id))
 
@@ -154,40 +167,95 @@ def memberships(
 ) -> Decided:
     """Who the person is now: each segment whose `when` holds, and the first stage that does;
     the rows changed to match, and each change returned."""
-    existing = {
-        row.segment_id: row
-        for row in session.scalars(select(Membership).where(Membership.profile_id == profile.id))
+    return decide(session, definitions, [profile], {profile.id: rows})[profile.id]
+
+
+def decide(
+    session: Session,
+    definitions: Definitions,
+    profiles: Sequence[Profile],
+    rows: dict[str, dict[str, ComputedTrait]],
+) -> dict[str, Decided]:
+    """`memberships` for many people at once, by id: three queries and one flush however
+    many they are, so a backfill does not pay a round trip per person."""
+    ids = [profile.id for profile in profiles]
+    existing: dict[str, dict[str, Membership]] = {profile_id: {} for profile_id in ids}
+    for row in session.scalars(select(Membership).where(Membership.profile_id.in_(ids))):
+        existing[row.profile_id][row.segment_id] = row
+    stored = {
+        profile_id: {name: row.value for name, row in rows[profile_id].items()}
+        for profile_id in ids
     }
-    stored = {name: row.value for name, row in rows.items()}
-    before = [(row.segment_id, row.stage) for row in existing.values()]
-    person = view(session, profile, cdp_of(definitions, stored, before))
+    before = {
+        profile_id: cdp_of(
+            definitions,
+            stored[profile_id],
+            [(row.segment_id, row.stage) for row in existing[profile_id].values()],
+        )
+        for profile_id in ids
+    }
+    people = views(session, profiles, before)
+    known = {segment.id for segment in definitions.every_segment}
+    now = clock.now()
+    decided = {}
+    for profile_id in ids:
+        person = people[profile_id]
+        inside = _inside(definitions, person)
+        flips = []
+        for segment_id, row in existing[profile_id].items():
+            if segment_id not in inside:
+                session.delete(row)
+                if segment_id in known:  # a segment whose file is gone: no one "leaves" it
+                    flips.append(Flip(segment_id, "exit", row.stage))
+        for segment_id, is_stage in inside.items():
+            if segment_id not in existing[profile_id]:
+                session.add(
+                    Membership(
+                        profile_id=profile_id, segment_id=segment_id, stage=is_stage, entered_at=now
+                    )
+                )
+                flips.append(Flip(segment_id, "enter", is_stage))
+        person.update(cdp_of(definitions, stored[profile_id], list(inside.items())))
+        decided[profile_id] = Decided(flips, person)
+    session.flush()
+    return decided
+
+
+def _inside(definitions: Definitions, person: dict[str, Any]) -> dict[str, bool]:
+    """The segments (False) and the one stage (True) whose `when` holds for the person."""
     variables = {"profile": person, "event": {}}
-    inside = {
-        s.id: False for s in definitions.segments if holds(s.when, variables, f"segment {s.id}")
-    }
+    inside = {s.id: False for s in definitions.segments if _holds(s, variables)}
     for stage in definitions.stages:
-        if holds(stage.when, variables, f"stage {stage.id}"):
+        if _holds(stage, variables):
             inside[stage.id] = True
             break
-    known = {segment.id for segment in definitions.every_segment}
-    flips = []
-    for segment_id, row in existing.items():
-        if segment_id not in inside:
-            session.delete(row)
-            if segment_id in known:  # a segment whose file is gone: no one "leaves" it
-                flips.append(Flip(segment_id, "exit", row.stage))
-    now = clock.now()
-    for segment_id, is_stage in inside.items():
-        if segment_id not in existing:
-            session.add(
-                Membership(
-                    profile_id=profile.id, segment_id=segment_id, stage=is_stage, entered_at=now
-                )
-            )
-            flips.append(Flip(segment_id, "enter", is_stage))
-    session.flush()
-    person.update(cdp_of(definitions, stored, list(inside.items())))
-    return Decided(flips, person)
+    return inside
+
+
+# What a rule that reads computed traits only gave for their values, by its text and those
+# values: CEL costs milliseconds a rule, and most people share a handful of values (a count
+# of 0, 1 or 2), so routing and backfills evaluate each rule once per combination, not once
+# per person. Cleared when full, so it never grows past this.
+_ANSWERS: dict[tuple[str, ...], bool] = {}
+ANSWERS_KEPT = 100_000
+
+
+def _holds(segment: Segment, variables: dict[str, Any]) -> bool:
+    what = f"{'stage' if segment.stage else 'segment'} {segment.id}"
+    if segment.when is None or segment.reads is None:
+        return holds(segment.when, variables, what)
+    computed = variables["profile"]["computed"]
+    key = (
+        segment.when.source,
+        *(json.dumps([n in computed, computed.get(n)]) for n in segment.reads),
+    )
+    answer = _ANSWERS.get(key)
+    if answer is None:
+        answer = holds(segment.when, variables, what)
+        if len(_ANSWERS) >= ANSWERS_KEPT:
+            _ANSWERS.clear()
+        _ANSWERS[key] = answer
+    return answer
 
 
 def on_event(session: Session, profile: Profile, event: Event) -> Decided | None:
@@ -216,61 +284,94 @@ def recompute(
     """The named windowed traits of one person again (their window moved), then what depends
     on them. The caller holds the person's lock."""
     rows = _rows(session, profile.id)
-    for name in names:
-        trait = definitions.aggregates.get(name)
-        if trait is not None and trait.kept_per_event:
-            recount(session, trait, rows, profile.id)
-        elif name in rows:
-            rows[name].expires_at = None  # its definition changed or went: nothing to age
-    derive(definitions, rows, profile.id)
+    _age(definitions, rows, profile.id, names, partial(recount, session))
     _persist(session, rows)
     return memberships(session, definitions, profile, rows)
 
 
+def _age(
+    definitions: Definitions,
+    rows: dict[str, ComputedTrait],
+    profile_id: str,
+    names: Iterable[str],
+    count: Callable[[AggregateTrait, dict[str, ComputedTrait], str], None],
+) -> None:
+    """Each named kept-per-event trait counted again (`count`), nothing left to age on the
+    others, then the traits that read them."""
+    for name in names:
+        trait = definitions.aggregates.get(name)
+        if trait is not None and trait.kept_per_event:
+            count(trait, rows, profile_id)
+        elif name in rows:
+            rows[name].expires_at = None  # its definition changed or went: nothing to age
+    derive(definitions, rows, profile_id)
+
+
 def rebuild(
-    session: Session, definitions: Definitions, profile: Profile, names: Iterable[str]
-) -> Decided:
-    """The named traits of one person from scratch, from their stored (routed) events, then
+    session: Session, definitions: Definitions, profiles: Sequence[Profile], names: list[str]
+) -> None:
+    """The named traits of these people from scratch, from their stored (routed) events, then
     what depends on them and their memberships: a new or edited segment file's backfill. The
-    caller holds the person's lock, so no event of theirs is being routed meanwhile; an event
-    routed later is not among those read here, so nothing counts twice."""
+    caller holds the people's locks, so no event of theirs is being routed meanwhile; an event
+    routed later is not among those read here, so nothing counts twice.
+
+    A batch of people costs a handful of statements, not a handful per person: their events
+    are read together, their kept values counted from what was just read (not read back), and
+    the rows written in one flush. No journey starts (the flips are not returned)."""
     traits = [definitions.aggregates[n] for n in names if n in definitions.aggregates]
     mine = [trait.name for trait in traits]
+    ids = [profile.id for profile in profiles]
+    ours = (TraitEvent.profile_id.in_(ids), TraitEvent.name.in_(mine))
+    session.execute(delete(TraitEvent).where(*ours))
     session.execute(
-        delete(TraitEvent).where(TraitEvent.profile_id == profile.id, TraitEvent.name.in_(mine))
+        delete(ComputedTrait).where(ComputedTrait.profile_id.in_(ids), ComputedTrait.name.in_(mine))
     )
-    session.execute(
-        delete(ComputedTrait).where(
-            ComputedTrait.profile_id == profile.id, ComputedTrait.name.in_(mine)
-        )
-    )
-    rows = _rows(session, profile.id)
+    rows: dict[str, dict[str, ComputedTrait]] = {profile_id: {} for profile_id in ids}
+    for row in session.scalars(select(ComputedTrait).where(ComputedTrait.profile_id.in_(ids))):
+        rows[row.profile_id][row.name] = row
     feeds: dict[str, list[AggregateTrait]] = {}
     for trait in traits:
         feeds.setdefault(trait.event, []).append(trait)
     events = session.scalars(
         select(Event)
         .where(
-            Event.profile_id == profile.id,
+            Event.profile_id.in_(ids),
             Event.type == "track",
             Event.name.in_(feeds),
             Event.processed_at.is_not(None),
         )
         .order_by(Event.timestamp, Event.id)
     )
+    kept: dict[tuple[str, str], list[tuple[datetime, Any]]] = {}
     for event in events:
+        profile_id = str(event.profile_id)
         for trait in feeds[event.name or ""]:
             if _counts(trait, event):
-                _take(session, trait, rows, event)
-    _persist(session, rows)
-    return recompute(session, definitions, profile, names)
+                taken = _take(session, trait, rows[profile_id], event)
+                if taken is not None:
+                    kept.setdefault((profile_id, trait.name), []).append((taken.at, taken.value))
+    for profile_id in ids:
+        _age(definitions, rows[profile_id], profile_id, names, partial(_settle_kept, kept))
+        _persist(session, rows[profile_id], flush=False)
+    session.flush()
+    decide(session, definitions, profiles, rows)
 
 
-def _persist(session: Session, rows: dict[str, ComputedTrait]) -> None:
+def _settle_kept(
+    kept: dict[tuple[str, str], list[tuple[datetime, Any]]],
+    trait: AggregateTrait,
+    rows: dict[str, ComputedTrait],
+    profile_id: str,
+) -> None:
+    _settle(trait, rows, profile_id, kept.get((profile_id, trait.name), []))
+
+
+def _persist(session: Session, rows: dict[str, ComputedTrait], *, flush: bool = True) -> None:
     for row in rows.values():
         if row not in session:
             session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
 
 
 def merge(session: Session, source_id: str, target_id: str) -> None:

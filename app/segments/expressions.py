@@ -103,6 +103,25 @@ def trait_references(condition: Condition) -> list[Reference]:
     ]
 
 
+def computed_only(condition: Condition) -> tuple[str, ...] | None:
+    """The computed traits the expression reads, when every read of `profile` is a
+    `profile.computed.<name>`: its answer then depends on those values alone. None when it
+    reads anything else of the person (`profile.traits`, `size(profile.computed)`...)."""
+    if condition.ast is None:
+        return None
+    whole = [
+        tree
+        for tree in condition.ast.iter_subtrees()
+        if tree.data == "ident" and str(tree.children[0]) == "profile"
+    ]
+    reads = list(_reads(condition.ast))
+    computed = [head for head, token in reads if head == ["profile"] and token == "computed"]
+    names = [str(token) for head, token in reads if head == ["profile", "computed"]]
+    if not len(whole) == len(computed) == len(names):
+        return None
+    return tuple(sorted(set(names)))
+
+
 def check_profile_reads(condition: Condition, allowed: frozenset[str]) -> None:
     """Refuse `profile.<x>` for an `x` not in `allowed`."""
     if condition.ast is None:
