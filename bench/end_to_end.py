@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +52,27 @@ def bodies(people: range) -> list[dict[str, Any]]:
 WARM_UP = 9_999_999  # a person apart from the measured ones
 
 
+@contextmanager
+def warmed_up(
+    workdir: Path,
+    env: dict[str, str],
+    latency_ms: float,
+    log: str,
+    worker_processes: int,
+    roles: tuple[str, ...] = PRODUCTION_ROLES,
+) -> Iterator[tuple[StandIn, Carillon]]:
+    """The stand-in answering after `latency_ms` (its log `log` in `workdir`), `roles` on
+    `env` pointed at it, and one SMS through them all first."""
+    with (
+        running_standin(latency_ms, workdir / log) as standin,
+        running_carillon(
+            workdir, {**env, **standin.env()}, roles, worker_processes=worker_processes
+        ) as carillon,
+    ):
+        warm_up(standin, carillon)
+        yield standin, carillon
+
+
 def warm_up(standin: StandIn, carillon: Carillon) -> None:
     """One SMS through every process first: a worker still importing when the load starts
     would count its start-up as latency."""
@@ -86,17 +109,14 @@ def run(
     roles: tuple[str, ...],
 ) -> Sent:
     messages = args.messages if roles != SERVE else args.embedded_messages
-    with running_standin(latency_ms, workdir / f"standin-{latency_ms:g}.log") as standin:
-        with running_carillon(
-            workdir,
-            {**env, **standin.env()},
-            roles,
-            worker_processes=args.worker_processes,
-        ) as carillon:
-            warm_up(standin, carillon)
-            started = time.monotonic()
-            accepted, resident = _send(standin, carillon.base_url, messages, carillon.processes)
-            elapsed = time.monotonic() - started
+    log = f"standin-{latency_ms:g}.log"
+    with warmed_up(workdir, env, latency_ms, log, args.worker_processes, roles) as (
+        standin,
+        carillon,
+    ):
+        started = time.monotonic()
+        accepted, resident = _send(standin, carillon.base_url, messages, carillon.processes)
+        elapsed = time.monotonic() - started
         in_flight = peak_in_flight([(a.arrived_at, a.answered_at) for a in accepted])
         bound = direct.flood(standin, messages, in_flight)
     how = (

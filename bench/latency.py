@@ -22,11 +22,11 @@ import httpx
 
 from bench import direct
 from bench.common import fresh_services
-from bench.end_to_end import person_events, warm_up
+from bench.end_to_end import person_events, warmed_up
 from bench.figures import percentile, sustained_rate
 from bench.standin import Accepted, StandIn, running_standin
 from bench.table import Line
-from tests.processes import PRODUCTION_ROLES, WRITE_KEY, Carillon, running_carillon
+from tests.processes import WRITE_KEY, Carillon
 
 CONNECTIONS = 32
 # A kept-alive connection the server closes as a post goes out fails that post: SDKs send
@@ -106,19 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def production(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[StandIn, Carillon]]:
     """A fresh database, the stand-in, and the production roles pointed at both."""
-    env = fresh_services(args)
-    log = workdir / f"standin-latency-{args.latency_provider_ms:g}.log"
-    with (
-        running_standin(args.latency_provider_ms, log) as standin,
-        running_carillon(
-            workdir,
-            {**env, **standin.env()},
-            PRODUCTION_ROLES,
-            worker_processes=args.worker_processes,
-        ) as carillon,
-    ):
-        warm_up(standin, carillon)
-        yield standin, carillon
+    latency = args.latency_provider_ms
+    log = f"standin-latency-{latency:g}.log"
+    with warmed_up(workdir, fresh_services(args), latency, log, args.worker_processes) as both:
+        yield both
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[Line]:

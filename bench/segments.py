@@ -35,10 +35,10 @@ import psycopg
 
 from bench import population
 from bench.common import fresh_services, load_average, plain_url
-from bench.end_to_end import bodies, warm_up
+from bench.end_to_end import bodies, warmed_up
 from bench.figures import percentile, sustained_rate
 from bench.ingest import post_all
-from bench.standin import StandIn, running_standin
+from bench.standin import StandIn
 from bench.table import Line
 from tests.processes import CARILLON, PRODUCTION_ROLES, REPO, WRITE_KEY, Carillon, running_carillon
 
@@ -360,16 +360,8 @@ def backfill(args: argparse.Namespace, workdir: Path) -> list[Line]:
     env["CARILLON_SEGMENTS_DIR"] = str(segments)
     url, people, sms = plain_url(env["CARILLON_DATABASE_URL"]), args.backfill_people, args.sms
     latency = args.provider_latency_ms[0]
-    with (
-        running_standin(latency, workdir / "standin-backfill.log") as standin,
-        running_carillon(
-            workdir,
-            {**env, **standin.env()},
-            PRODUCTION_ROLES,
-            worker_processes=args.worker_processes,
-        ) as carillon,
-    ):
-        warm_up(standin, carillon)
+    log = "standin-backfill.log"
+    with warmed_up(workdir, env, latency, log, args.worker_processes) as (standin, carillon):
         copy_load = load_average()
         copied = population.load(url, people)
         print(

@@ -24,11 +24,9 @@ import psycopg
 
 from bench import direct
 from bench.common import arguments, fresh_services, plain_url
-from bench.end_to_end import warm_up
+from bench.end_to_end import warmed_up
 from bench.figures import percentile
 from bench.ingest import post_all
-from bench.standin import running_standin
-from tests.processes import PRODUCTION_ROLES, running_carillon
 
 SEND_KEY = "bench-send-key-0123456789abcdef"
 CONNECTIONS = 32
@@ -100,16 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
     people = int(args.rate * args.seconds)
     env = {**fresh_services(args), "CARILLON_SEND_KEYS": f"bench={SEND_KEY}"}
-    with (
-        running_standin(args.provider_ms, workdir / "standin-transactional.log") as standin,
-        running_carillon(
-            workdir,
-            {**env, **standin.env()},
-            PRODUCTION_ROLES,
-            worker_processes=args.worker_processes,
-        ) as carillon,
+    log = "standin-transactional.log"
+    with warmed_up(workdir, env, args.provider_ms, log, args.worker_processes) as (
+        standin,
+        carillon,
     ):
-        warm_up(standin, carillon)
         bodies = [
             {"batch": [_identify(i) for i in range(start, min(start + PER_BATCH, people))]}
             for start in range(0, people, PER_BATCH)
