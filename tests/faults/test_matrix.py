@@ -82,6 +82,22 @@ def services(
     return private_postgres, private_redis
 
 
+def kill_mid_batch(r: Rig, twilio: FaultyTwilio, fault: str) -> None:
+    """kill -9 the worker once 200 calls reached Twilio with one in flight, start another,
+    and check that each of the KILL_BATCH deliveries went once or is visibly unknown."""
+    r.wait_until(
+        "mid-batch, a call in flight",
+        lambda: len(twilio.requests) >= 200 and twilio.in_flight > 0,
+    )
+    r.kill("worker")
+    abandoned = r.ids_with_status("sending")
+    assert abandoned, "the kill was meant to land during provider calls"
+    r.start("worker", "worker-restarted")
+    r.settle(KILL_BATCH, timeout=150)
+    report(fault, r, KILL_BATCH)
+    assert_sent_or_unknown(r, KILL_BATCH, abandoned)
+
+
 def test_a_worker_killed_mid_batch_of_1000(
     services: tuple[PrivatePostgres, PrivateRedis], tmp_path: Path
 ) -> None:
@@ -89,17 +105,7 @@ def test_a_worker_killed_mid_batch_of_1000(
     with rig(*services, tmp_path, twilio) as r:
         r.identify(KILL_BATCH)
         ingest(r.carillon.base_url, subscriptions(range(KILL_BATCH)), size=250)
-        r.wait_until(
-            "mid-batch, a call in flight",
-            lambda: len(twilio.requests) >= 200 and twilio.in_flight > 0,
-        )
-        r.kill("worker")
-        abandoned = r.ids_with_status("sending")
-        assert abandoned, "the kill was meant to land during provider calls"
-        r.start("worker", "worker-restarted")
-        r.settle(KILL_BATCH, timeout=150)
-        report("a", r, KILL_BATCH)
-        assert_sent_or_unknown(r, KILL_BATCH, abandoned)
+        kill_mid_batch(r, twilio, "a")
 
 
 def test_a1000_a_worker_killed_mid_batch_at_provider_batch_size(
@@ -121,17 +127,7 @@ def test_a1000_a_worker_killed_mid_batch_at_provider_batch_size(
         )
         r.kill("worker")
         r.start("worker", "sending")
-        r.wait_until(
-            "mid-batch, a call in flight",
-            lambda: len(twilio.requests) >= 200 and twilio.in_flight > 0,
-        )
-        r.kill("worker")
-        abandoned = r.ids_with_status("sending")
-        assert abandoned, "the kill was meant to land during provider calls"
-        r.start("worker", "worker-restarted")
-        r.settle(KILL_BATCH, timeout=150)
-        report("a1000", r, KILL_BATCH)
-        assert_sent_or_unknown(r, KILL_BATCH, abandoned)
+        kill_mid_batch(r, twilio, "a1000")
 
 
 FLASH_SALE = """id: flash-sale
