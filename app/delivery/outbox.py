@@ -13,7 +13,8 @@ from app.delivery import history, models
 from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
-from app.queue import enqueue
+from app.queue import enqueue_spread
+from app.settings import get_settings
 from channels import registry
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def _chosen(session: Session, delivery: Delivery, note: str) -> None:
 def _queue_planned(session: Session, instance: object) -> None:
     # Registered inside a savepoint, the enqueue is dropped with it if it rolls back.
     if isinstance(instance, Delivery) and instance.status == models.PENDING:
-        enqueue(session, send_delivery(instance.channel), instance.id)
+        every = get_settings().delivery_batch_size  # a send job takes a batch of its channel
+        enqueue_spread(session, send_delivery(instance.channel), instance.id, every)
         _log_planned(instance)
 
 
