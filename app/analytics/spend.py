@@ -142,7 +142,7 @@ def _store(channel: str, ad_set: str, window: tuple[date, date], days: list[DayS
             )
         )
     log.info(
-        "%s ad set %s: spend read from %s to %s (%d days)",
+        "%s ad set %s: spend read from %s to %s, %d days with spend",
         channel,
         ad_set,
         since,

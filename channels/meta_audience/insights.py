@@ -9,6 +9,10 @@ currency, days on the ad account's clock, a day with nothing spent left out, and
 only while more rows follow. Errors are Graph's (`{"error": {"message", "type", "code",
 "error_subcode", "fbtrace_id"}}`): an expired token is code 190, throttling 4, 17 or 80004 (the
 ads-insights business use case), read the same way as the audience uploads' errors.
+
+The token goes in the `Authorization` header, which Graph accepts as well as the parameter, so
+it never appears in a URL a log line prints; it is taken out of `paging.next` (Graph writes it
+there) for the same reason.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import re
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -37,11 +42,14 @@ def read_spend(ad_set: str, since: date, until: date) -> list[DaySpend]:
         "fields": FIELDS,
         "time_increment": "1",
         "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
-        "access_token": own.token_for("the ad insights reader"),
     }
     url: str | None = f"{own.graph_base()}/{ad_set}/insights"
     days: list[DaySpend] = []
-    with httpx.Client(timeout=get_settings().provider_timeout_seconds) as client:
+    token = own.token_for("the ad insights reader")
+    with httpx.Client(
+        timeout=get_settings().provider_timeout_seconds,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         while url is not None:
             try:
                 response = client.get(url, params=params)
@@ -59,7 +67,7 @@ def read_spend(ad_set: str, since: date, until: date) -> list[DaySpend]:
                     retry_after_seconds=body.retry_after_seconds,
                 )
             days += [_day(row) for row in _rows(body)]
-            # The next page's address carries every parameter, the token included.
+            # The next page's address carries every parameter (httpx would replace them).
             url, params = _next(body), None
     return days
 
@@ -74,7 +82,13 @@ def _rows(body: dict[str, Any]) -> list[Any]:
 def _next(body: dict[str, Any]) -> str | None:
     paging = body.get("paging")
     following = paging.get("next") if isinstance(paging, dict) else None
-    return following if isinstance(following, str) and following else None
+    if not isinstance(following, str) or not following:
+        return None
+    parts = urlsplit(following)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "access_token"
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _day(row: Any) -> DaySpend:

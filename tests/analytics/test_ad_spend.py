@@ -142,8 +142,9 @@ def test_the_spend_read_is_the_channels_cost_and_shared_by_people_added(
         "fields": "spend,account_currency",
         "time_increment": "1",
         "time_range": json.dumps({"since": since, "until": day.isoformat()}),
-        "access_token": TEST_ACCESS_TOKEN,
     }
+    # In a header, never in a URL that a log line prints.
+    assert {c.header("authorization") for c in calls} == {f"Bearer {TEST_ACCESS_TOKEN}"}
     assert stored()[(FIRST, day - timedelta(days=1))] == (4.0, "EUR")
     route(track("s0", "Order Completed", {"total": 20}, manual_clock.now().isoformat()))
 
@@ -192,7 +193,9 @@ def test_every_page_is_read(insights: Providers, manual_clock: ManualClock) -> N
     spend.read_due()
     calls = [c for c in insights.meta.requests if c.path.endswith(f"/{FIRST}/insights")]
     assert len(calls) == 2 and "after" in calls[1].query
-    assert calls[1].query["access_token"] == [TEST_ACCESS_TOKEN]
+    # Graph's next page address carries the token; it is taken out and sent in the header.
+    assert "access_token" not in calls[1].query
+    assert calls[1].header("authorization") == f"Bearer {TEST_ACCESS_TOKEN}"
     first = {d: v for (a, d), v in stored().items() if a == FIRST}
     assert len(first) == 28 and first[day - timedelta(days=27)] == (27.5, "EUR")
 

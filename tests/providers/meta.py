@@ -277,7 +277,12 @@ class MetaGraphServer(ProviderServer):
         }
         paging: dict[str, Any] = {"cursors": cursors}
         if start + len(page) < len(days):
-            query = {**{k: str(v) for k, v in params.items()}, "after": cursors["after"]}
+            # Graph's next address repeats every parameter, the token included.
+            query = {
+                **{k: str(v) for k, v in params.items()},
+                "access_token": str(_token(request, params)),
+                "after": cursors["after"],
+            }
             paging["next"] = f"{self.base_url}{request.path}?{urlencode(query)}"
         return Reply.json(200, {"data": rows, "paging": paging})
 
