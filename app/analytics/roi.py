@@ -113,15 +113,14 @@ def _one_currency(revenue: dict[str, float], currency: str, what: str) -> float:
     return revenue.get(currency, 0.0)
 
 
-def _spent(session: Session, settings: Settings) -> tuple[Spent, Shares]:
-    """Each spend-costed channel's whole spend, and each journey's arm's share of it. Spend in
-    another currency than the costs' is refused, never added up."""
+def _spent(session: Session, settings: Settings) -> dict[str, spend.ChannelSpend]:
+    """What each spend-costed channel's ad sets spent. Spend in another currency than the
+    costs' is refused, never added up."""
     currency = settings.cost_currency
-    whole: Spent = {}
-    shares: Shares = defaultdict(dict)
+    found = {}
     for channel, source in spend.sources().items():
-        found = spend.channel_spend(session, channel, source)
-        other = sorted(found.currencies() - {currency})
+        found[channel] = spend.channel_spend(session, channel, source)
+        other = sorted(found[channel].currencies() - {currency})
         if other:
             raise CurrencyMismatch(
                 f"channel {channel}: its ad spend is in {', '.join(other)} (the ad account's "
@@ -129,8 +128,15 @@ def _spent(session: Session, settings: Settings) -> tuple[Spent, Shares]:
                 f"ROI needs one currency: set CARILLON_COST_CURRENCY={other[0]}, with prices "
                 f"and goal values in {other[0]}"
             )
-        whole[channel] = found.total(currency)
-        amounts = found.in_currency(currency)
+    return found
+
+
+def _shares(session: Session, settings: Settings, found: dict[str, spend.ChannelSpend]) -> Shares:
+    """Each journey's arm's share of each audience's spend: by the people it added to the
+    audience, among everybody Carillon added to it."""
+    shares: Shares = defaultdict(dict)
+    for channel, source in spend.sources().items():
+        amounts = found[channel].in_currency(settings.cost_currency)
         added = spend.people_added(session, channel, source.key)
         everybody: dict[str, int] = defaultdict(int)
         for per_target in added.values():
@@ -139,13 +145,13 @@ def _spent(session: Session, settings: Settings) -> tuple[Spent, Shares]:
         for row, per_target in added.items():
             shares[row][channel] = (
                 None
-                if found.unread
+                if found[channel].unread
                 else sum(
                     amounts.get(target, 0.0) * people / everybody[target]
                     for target, people in per_target.items()
                 )
             )
-    return whole, shares
+    return shares
 
 
 def _figures(
@@ -185,7 +191,9 @@ def channels(session: Session, settings: Settings) -> list[Figures]:
     """One row per installed channel, in the registry's order."""
     sent = _sent(session)
     revenue = _revenue(session, Delivery.channel)
-    whole, _shares = _spent(session, settings)
+    whole = {
+        c: found.total(settings.cost_currency) for c, found in _spent(session, settings).items()
+    }
     rows = []
     for channel in registry.names():
         mine = {channel: sent.get((), {}).get(channel, (0, 0))}
@@ -215,7 +223,9 @@ def journeys(session: Session, settings: Settings) -> list[Figures]:
     """Per journey (every arm together), then per arm when it has a split."""
     sent = _sent(session, Delivery.journey_id, Delivery.arm)
     revenue = _revenue(session, Delivery.journey_id, Delivery.arm)
-    spent, shares = _spent(session, settings)
+    found = _spent(session, settings)
+    spent: Spent = {c: f.total(settings.cost_currency) for c, f in found.items()}
+    shares = _shares(session, settings, found)
     ids = sorted({key[0] for key in sent} | {key[0] for key in revenue})
     rows = []
     for journey in ids:
