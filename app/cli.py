@@ -261,7 +261,7 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run the scheduler (production): fires due journey waits, decides A/B tests with a winner rule and re-enqueues lost work."""  # noqa: E501
+    """Run the scheduler (production): fires due journey waits, decides A/B tests with a winner rule, reads the configured ad sets' spend and re-enqueues lost work."""  # noqa: E501
     _exit_0_on_sigterm()
     _settings_or_exit(production=True)
     from app import scheduler as periodic

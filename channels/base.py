@@ -223,11 +223,9 @@ class SpendUnreadable(Exception):
 
     def __init__(self, reason: str, *, transient: bool, retry_after_seconds: float | None) -> None:
         super().__init__(reason)
-        self.reason, self.transient, self.retry_after_seconds = (
-            reason,
-            transient,
-            retry_after_seconds,
-        )
+        self.reason = reason
+        self.transient = transient
+        self.retry_after_seconds = retry_after_seconds
 
 
 @dataclass(frozen=True)

@@ -274,6 +274,34 @@ def test_throttling_or_an_outage_is_tried_again_later(
     assert (status(FIRST).error, status(FIRST).failures) == (None, 0)
 
 
+def test_an_answer_not_shaped_as_documented_is_refused_and_kept_out(
+    insights: Providers, manual_clock: ManualClock
+) -> None:
+    """A row spanning two days (no time_increment) is not a day's spend: nothing stored, the
+    reason shown, asked again an hour later since asking sooner gives the same."""
+    day = today(manual_clock)
+    row = {
+        "spend": "9.00",
+        "account_currency": "EUR",
+        "date_start": (day - timedelta(days=1)).isoformat(),
+        "date_stop": day.isoformat(),
+    }
+    insights.meta.fail_next(200, {"data": [row], "paging": {"cursors": {}}})
+    spend.read_due()
+    assert (FIRST, day) not in stored()
+    failed = status(FIRST)
+    assert failed.error is not None and "is not one day's spend" in failed.error
+    assert failed.next_read_at == manual_clock.now() + spend.READ_EVERY
+
+
+def test_the_scheduler_has_the_spend_job() -> None:
+    [job] = [
+        j for j in scheduler.build(blocking=False).get_jobs() if j.id == "analytics.read_spend"
+    ]
+    assert job.func is scheduler.read_spend
+    assert job.trigger.interval == timedelta(seconds=scheduler.SPEND_INTERVAL_SECONDS)
+
+
 def test_spend_in_another_currency_is_refused_not_summed(
     insights: Providers, manual_clock: ManualClock
 ) -> None:
