@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy import delete, func, literal, select, text, tuple_, union_all, update
 from sqlalchemy.orm import Session, joinedload
 
 from app import clock
@@ -65,6 +65,28 @@ def traits_of_people(session: Session, profile_ids: Sequence[str]) -> dict[str, 
     for profile_id, name, value in session.execute(stmt):
         found[profile_id][name] = value
     return found
+
+
+def traits_and_identities(
+    session: Session, profile_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    """Each profile's traits by name and identities by kind, in one query for the lot: what a
+    person's view needs, read once per event in routing. The identities' values come as JSON
+    strings beside the traits' JSON values (a UNION ALL needs one column type)."""
+    traits: dict[str, dict[str, Any]] = {profile_id: {} for profile_id in profile_ids}
+    identities: dict[str, dict[str, str]] = {profile_id: {} for profile_id in profile_ids}
+    as_json = func.to_jsonb if is_postgres(session) else func.json_quote
+    stmt = union_all(
+        select(Trait.profile_id, Trait.name, Trait.value, literal(True)).where(
+            Trait.profile_id.in_(profile_ids)
+        ),
+        select(Identity.profile_id, Identity.kind, as_json(Identity.value), literal(False)).where(
+            Identity.profile_id.in_(profile_ids)
+        ),
+    )
+    for profile_id, name, value, is_trait in session.execute(stmt):
+        (traits if is_trait else identities)[profile_id][name] = value
+    return traits, identities
 
 
 def traits_of(session: Session, profile_id: str) -> dict[str, Any]:
