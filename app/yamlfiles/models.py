@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from app.yamlfiles.issues import FileInvalid, Issue
 from app.yamlfiles.positions import inner_position, node_position, present
@@ -63,7 +63,14 @@ def validate_yaml(
     """`text` (named `file` in messages) as `model`. `what` names the whole document in
     messages about it (`the journey is missing required key 'name'`); `context` is passed
     to the model's validators."""
-    document = parse_yaml(text, file)
+    return validate_document(parse_yaml(text, file), text, file, model, what, context)
+
+
+def validate_document(
+    document: Any, text: str, file: str, model: type[M], what: str = "the file", context: Any = None
+) -> M:
+    """`document` (the round-trip YAML of `text`) as `model`: for a caller that reads the
+    document's nodes again after validation, so the file is parsed once."""
     try:
         return model.model_validate(_plain(document), context=context)
     except ValidationError as exc:
@@ -130,10 +137,15 @@ def _issue(
     loc, kind, ctx = error["loc"], error["type"], error.get("ctx") or {}
     if "key" in ctx:
         loc = (*loc, str(ctx["key"]))
+    hint = ctx.get("hint")
     if kind == "missing":
         section = _name(document, loc[:-1]) or what
         at = node_position(document, loc[:-1], key=True)
-        return Issue(file, *at, f"{section} is missing required key {loc[-1]!r}")
+        message = f"{section} is missing required key {loc[-1]!r}"
+        return Issue(file, *at, message, str(hint) if hint is not None else None)
+    if kind == REFUSED:
+        at = node_position(document, loc, key=bool(ctx.get("on_key")))
+        return Issue(file, *at, error["msg"], str(hint) if hint is not None else None)
     if kind == "extra_forbidden":
         section = _name(document, loc[:-1]) or what
         allowed = _keys_at(model, loc[:-1])
@@ -144,7 +156,6 @@ def _issue(
     at = node_position(document, loc)
     if "line" in ctx and "column" in ctx:
         at = inner_position(lines, at, str(value), int(ctx["line"]), int(ctx["column"]))
-    hint = ctx.get("hint")
     if kind in _EXPECTED:
         message = f"{shown} must be {' or '.join(expected)}, not {describe(value)}"
         if expected == ["text"] and hint is None:
@@ -159,6 +170,23 @@ def _issue(
         message = error["msg"] if "{name}" in error["msg"] else f"{shown}: {error['msg']}"
         message = message.replace("{name}", shown).replace("{value}", describe(value))
     return Issue(file, *at, message, str(hint) if hint is not None else None)
+
+
+REFUSED = "refused"  # the error type of `refusal`
+
+
+def refusal(
+    message: str, hint: str | None = None, key: str | None = None, on_key: bool = False
+) -> PydanticCustomError:
+    """A validator's error told in its own words, whole (`unknown step kind 'wiat'`), where
+    naming the value first would say nothing more. `key`: the value of that key is at fault
+    (its key itself, with `on_key`: a key that does not belong where it is written)."""
+    context: dict[str, Any] = {"on_key": on_key}
+    if hint is not None:
+        context["hint"] = hint
+    if key is not None:
+        context["key"] = key
+    return PydanticCustomError(REFUSED, message, context)
 
 
 def _quote_hint(value: Any) -> str | None:

@@ -8,12 +8,16 @@ channel plugin adds it here with no change to this module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from functools import partial
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     create_model,
     model_validator,
@@ -31,6 +35,8 @@ from app.journeys.language.values import (
 )
 from app.journeys.templates import compile_template
 from app.yamlfiles import YamlModel
+from app.yamlfiles.models import refusal
+from app.yamlfiles.wording import allowed_hint
 from channels.base import ChannelSpec, Option
 
 REMOVE_ON_EXIT = (
@@ -86,6 +92,46 @@ def channel_models(spec: ChannelSpec) -> ChannelModels:
         variant=_variant(spec, keys),
         expected=_expected(spec, keys),
     )
+
+
+def send_forms(channels: dict[str, ChannelModels]) -> Any:
+    """What a send step may be: a message by name on a channel or on the preferred one, or
+    content written inline; picked by `channel` (and `message`), so one mistake is one error
+    in the form meant, not one per form."""
+    forms = [
+        *(Annotated[m.by_message, Tag(f"{name} message")] for name, m in channels.items()),
+        Annotated[preferred_model(), Tag(PREFERRED)],
+        *(Annotated[m.inline, Tag(name)] for name, m in channels.items()),
+    ]
+    return Annotated[
+        Union.__getitem__(tuple(forms)), Discriminator(_send_form),
+        BeforeValidator(partial(_one_channel, list(channels))),
+    ]
+
+
+def _send_form(value: Any) -> str:
+    channel = str(value["channel"])
+    return f"{channel} message" if "message" in value and channel != PREFERRED else channel
+
+
+def _one_channel(names: list[str], value: Any) -> Any:
+    """A send names one channel of `names` (or `preferred`)."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "dict_type", "not a mapping", {"hint": "e.g. send: {channel: sms, text: ...}"}
+        )
+    if "channel" not in value:
+        hint = f"one of: {', '.join(names)}"
+        if "channels" in value:
+            hint = f"a send step sends on one channel: write one send step per channel; {hint}"
+        raise PydanticCustomError("missing", "missing", {"key": "channel", "hint": hint})
+    channel = value["channel"]
+    if not isinstance(channel, str):
+        raise PydanticCustomError("string_type", "not text", {"key": "channel"})
+    if channel != PREFERRED and channel not in names:
+        hint = allowed_hint(channel, [*names, PREFERRED])
+        raise refusal(f"unknown channel {channel!r}", hint, key="channel")
+    return value
 
 
 def preferred_model() -> type[YamlModel]:

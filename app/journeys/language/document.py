@@ -16,7 +16,7 @@ from app.journeys.language.content import (
     channel_models,
     extended,
     message_model,
-    preferred_model,
+    send_forms,
 )
 from app.journeys.language.rules import EventRule, SegmentRule
 from app.journeys.language.steps import step_union
@@ -124,11 +124,6 @@ def journey_model() -> type[YamlModel]:
 
 def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
     names: Any = Literal.__getitem__(tuple(channels))
-    forms = [
-        *(m.by_message for m in channels.values()),
-        preferred_model(),
-        *(m.inline for m in channels.values()),
-    ]
     expected: Any = Union.__getitem__(tuple(m.expected for m in channels.values()))
     message: Any = message_model(channels)
     scenario: Any = create_model(
@@ -147,7 +142,7 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
         ),
         __validators__=_validators(_scenario_starts),
     )
-    step = step_union(Union.__getitem__(tuple(forms)))
+    step = step_union(send_forms(channels))
     fields: dict[str, Any] = {
         "id": (
             Annotated[str, Field(pattern=f"^{ID_PATTERN}$", max_length=MAX_ID_LENGTH)],

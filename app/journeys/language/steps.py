@@ -14,7 +14,16 @@ from itertools import count, product
 from string import ascii_uppercase
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 from typing_extensions import TypeAliasType
 
 from app.analytics.experiments import MIN_PER_ARM
@@ -29,6 +38,8 @@ from app.journeys.language.values import (
     template,
 )
 from app.yamlfiles import YamlModel
+from app.yamlfiles.models import refusal
+from app.yamlfiles.wording import allowed_hint, describe
 
 if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
     Steps = list[Any]
@@ -151,6 +162,60 @@ def _kind(key: str, arms: bool = False) -> ConfigDict:
     return ConfigDict(**YamlModel.model_config, json_schema_extra=extra)
 
 
+KINDS = ("wait", "wait_for", "branch", "split", "update_profile", "send")
+BARE = ("exit",)  # the steps written as a word alone
+# Keys written beside a step kind in the same list item → the one kind they go with.
+BESIDE = {"on_timeout": "wait_for", "winner": "split"}
+
+
+def _step_kind(value: Any) -> str | None:
+    """The step kind `value` is written as (`one_kind` has refused any other shape)."""
+    if isinstance(value, str):
+        return value
+    main = [key for key in value if key not in BESIDE] if isinstance(value, dict) else []
+    return str(main[0]) if len(main) == 1 else None
+
+
+def one_kind(value: Any) -> Any:
+    """A step is a bare word (`exit`) or a mapping with exactly one known kind, and the keys
+    that go beside that kind; anything else is one error, in the terms the marketer wrote
+    (not one per kind it is not)."""
+    kinds = [*KINDS, *BARE]
+    if isinstance(value, str) and value not in BARE:
+        raise refusal(f"unknown step {value!r}", allowed_hint(value, kinds))
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or not value:
+        raise refusal(
+            f"a step must be one of {', '.join(kinds)}, not {describe(value)}", "e.g. - wait: 1h"
+        )
+    main = [key for key in value if key not in BESIDE]
+    if len(main) > 1:
+        hint = "put each step in its own list item starting with '- '"
+        if any(key in KINDS and value[key] is None for key in value):
+            hint = "indent the options under the step kind, two spaces further than it"
+        raise refusal(f"a step has exactly one kind, found {', '.join(map(str, value))}", hint)
+    for key, owner in BESIDE.items():
+        if key in value and main != [owner]:
+            raise refusal(
+                f"{key} goes with {owner}, not with {main[0]}"
+                if main
+                else f"{key} is not a step: it belongs beside a {owner}, in the same list item",
+                f"write {key} lined up under its {owner}, with no '- ' before it",
+                key=key,
+                on_key=True,
+            )
+    (kind,) = main
+    if kind not in KINDS:
+        hint = (
+            f"write '- {kind}' alone, without ':'"
+            if kind in BARE
+            else allowed_hint(str(kind), kinds)
+        )
+        raise refusal(f"unknown step kind {str(kind)!r}", hint, key=str(kind), on_key=True)
+    return value
+
+
 def step_union(sends: Any) -> Any:
     """The union of every step kind, `send` being the union of the channels' send forms;
     it is named `step` in the JSON Schema."""
@@ -250,7 +315,13 @@ def step_union(sends: Any) -> Any:
         send: Send
 
     kinds = (wait, wait_for, branch, split, update_profile, send)
-    step: Any = TypeAliasType("step", Union.__getitem__((EXIT, *kinds)))  # type: ignore[misc]
+    tagged = [Annotated[EXIT, Tag("exit")], *(Annotated[k, Tag(k.__name__)] for k in kinds)]
+    step: Any = TypeAliasType(  # type: ignore[misc]
+        "step",
+        Annotated[
+            Union.__getitem__(tuple(tagged)), Discriminator(_step_kind), BeforeValidator(one_kind)
+        ],
+    )
     names = {
         "Steps": Annotated[list[step], Field(min_length=1, description=STEPS)],  # type: ignore[valid-type]
         "Arms": list[WhenArm | ElseArm],
