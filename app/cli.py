@@ -329,7 +329,7 @@ def journeys_simulate(
 
     isolate()  # before the simulator's imports choose the queue
     from app.journeys import simulate, timeline
-    from app.journeys.loader import JourneyInvalid, parse_journey
+    from app.journeys.language.files import JourneyInvalid, parse_journey
 
     try:
         journey = parse_journey(file.read_text(encoding="utf-8"), str(file))
@@ -369,7 +369,7 @@ def journeys_test(
 
     isolate()  # before the simulator's imports choose the queue
     from app.journeys import simulate
-    from app.journeys.loader import load_path
+    from app.journeys.language.files import load_path
 
     journeys, issues = load_path(target)
     for issue in issues:
@@ -945,7 +945,7 @@ def templates_preview(
     SMS variants show their encoding (GSM-7 or UCS-2) and segment count. Exit 1 if a variant cannot be rendered or the journey is invalid, 2 for bad input. Nothing is sent.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     from app.journeys import preview
-    from app.journeys.loader import JourneyInvalid
+    from app.journeys.language.files import JourneyInvalid
     from app.settings import get_settings
 
     try:

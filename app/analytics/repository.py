@@ -37,7 +37,7 @@ class SplitCounts:
 
 
 def _split(journey: Journey) -> SplitStep | None:
-    """The journey's split: there is at most one (app/journeys/loader/splits.py)."""
+    """The journey's split: there is at most one (app/journeys/language/checks.py)."""
     return next((s for s in journey.all_steps() if isinstance(s, SplitStep)), None)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.db import once_per_session, session_scope
 from app.journeys.definition import Journey
-from app.journeys.loader import Issue, load_path, parse_journey
+from app.journeys.language.files import Issue, load_path, parse_journey
 from app.journeys.models import ACTIVE, JourneyInstance, JourneyVersion
 from app.segments.loader import channel_lists
 from app.settings import get_settings

@@ -1,9 +1,9 @@
 """A journey as the runtime sees it: plain, frozen, already validated.
 
-The loader builds these from YAML; nothing here knows about YAML, so the runtime (and tests)
-can build journeys by hand. Frozen dataclasses rather than pydantic models: the objects are
-produced once per file version and shared between threads, and they carry compiled CEL and
-Jinja2 objects that need no (de)serialisation.
+`app.journeys.language` builds these from YAML; nothing here knows about YAML, so the runtime
+(and tests) can build journeys by hand. Frozen dataclasses rather than pydantic models: the
+objects are produced once per file version and shared between threads, and they carry
+compiled CEL and Jinja2 objects that need no (de)serialisation.
 """
 
 from __future__ import annotations

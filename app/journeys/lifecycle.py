@@ -47,7 +47,7 @@ def may_enter(session: Session, journey: Journey, profile_id: str) -> bool:
         barrier = live
     elif rule.mode == "never":
         barrier = true()  # any trip, live or ended
-    elif rule.cooldown is None:  # the loader gives every cooldown rule its duration
+    elif rule.cooldown is None:  # compiling gives every cooldown rule its duration
         raise ValueError(f"journey {journey.id}: re_entry cooldown without a duration")
     else:
         barrier = live | (JourneyInstance.entered_at > clock.now() - rule.cooldown)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app import unsubscribe
 from app.journeys.definition import Journey, SendStep
-from app.journeys.loader import JourneyInvalid, load_directory, parse_journey
+from app.journeys.language.files import JourneyInvalid, load_directory, parse_journey
 from app.journeys.templates import TemplateRenderError, Versions, render_variant
 from channels import registry
 

@@ -27,10 +27,9 @@ def journey_schema() -> dict[str, Any]:
     schema = journey_model().model_json_schema(schema_generator=_ForEditors)
     schema = _untitled(schema)
     defs = schema["$defs"]
-    # A step and a send are each one of their forms: `oneOf` says so to an editor.
-    defs["step"] = {"oneOf": defs["step"].pop("anyOf"), **defs["step"]}
+    # A step and a send are each one of their forms (`oneOf`, as their models discriminate).
     send = defs["send"]["properties"]["send"]
-    send["oneOf"] = [_inline(defs, form) for form in send.pop("anyOf")]
+    send["oneOf"] = [_inline(defs, form) for form in send["oneOf"]]
     return {"$schema": DIALECT, "title": "Carillon journey", **schema, "$defs": defs}
 
 

@@ -39,7 +39,7 @@ def present(document: Any, path: Sequence[str | int]) -> tuple[str | int, ...]:
     found: list[str | int] = []
     node = document
     for part in path:
-        is_key = isinstance(node, dict) and not isinstance(part, int) and part in node
+        is_key = isinstance(node, dict) and part in node  # a key may be a number (`1: one`)
         is_index = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if is_key or is_index:
             found.append(part)

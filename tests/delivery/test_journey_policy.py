@@ -1,5 +1,5 @@
 """The journey keys of the send-time policy (`kind`, `priority`, `on_cap`, `caps`): parsed,
-refused with `file:line:column` and a hint, and the JSON Schema agrees with the loader."""
+refused with `file:line:column` and a hint, and the JSON Schema agrees with validation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from app.journeys.definition import Cap
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.journeys.schema import journey_schema
 
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\nsteps: [exit]\n"
@@ -69,15 +69,14 @@ BAD = {
         "j.yaml:6:15: caps.email: frequency cap '0/24h' must allow at least 1 message"
     ],
     "caps: {email: [1/1 hour]}\n": [
-        "j.yaml:6:16: caps.email: '1 hour' is not a duration like 30s, 15m, 1h or 7d; "
+        "j.yaml:6:16: caps.email[0]: '1 hour' is not a duration like 30s, 15m, 1h or 7d; "
         "did you mean '1h'?"
     ],
-    "caps: {email: [3]}\n": ["j.yaml:6:16: caps.email must be text, not the number 3"],
+    "caps: {email: [3]}\n": ["j.yaml:6:16: caps.email[0] must be text, not the number 3"],
     "caps: {email: {per_day: 1}}\n": ["j.yaml:6:15: caps.email must be a list of caps"],
     "kind: transactional\non_cap: drop\ncaps: {sms: 1/24h}\n": [
         "j.yaml:7:1: on_cap has no effect: a transactional journey is never capped "
-        "(hint: remove it, or make the journey kind: marketing)",
-        "j.yaml:8:1: caps has no effect: a transactional journey is never capped",
+        "(hint: remove it, or make the journey kind: marketing)",  # caps: told once fixed
     ],
 }
 

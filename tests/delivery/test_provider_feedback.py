@@ -22,7 +22,7 @@ from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import history
 from app.journeys import catalog
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.profiles import repository
 from app.sweeper import sweep_deliveries
 from tests.helpers import (

@@ -14,7 +14,7 @@ from app.journeys.conditions import (
     compile_condition,
     holds,
 )
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 
 NESTED = "event.properties.items.all(a, event.properties.items.all(b, a >= 0 && b >= 0))"
 
@@ -111,7 +111,7 @@ def test_lists_written_in_the_condition_are_counted_at_load() -> None:
     assert compile_condition(f"[{numbers}].exists(a, a == 199)").evaluate(data())
 
 
-def test_the_loader_reports_a_costly_condition_at_its_place() -> None:
+def test_validation_reports_a_costly_condition_at_its_place() -> None:
     text = (
         "id: demo\nname: Demo\ntrigger:\n  event: Cart Abandoned\n"
         "  when: event.properties.items.all(a, event.properties.items.all(b,"

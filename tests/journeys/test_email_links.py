@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.journeys.templates import TemplateRenderError, TemplateSyntaxError, compile_template
 from app.unsubscribe import PLACEHOLDER
 
@@ -215,7 +215,7 @@ def test_ordinary_html_loads(source: str) -> None:
     compile_template(source, html=True)
 
 
-def test_the_loader_points_at_the_link_in_the_file() -> None:
+def test_validation_points_at_the_link_in_the_file() -> None:
     text = (
         "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\nsteps:\n"
         "  - send:\n      channel: email\n      subject: Hi\n      text: Hi\n"

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from app.journeys.definition import BudgetPolicy
-from app.journeys.loader import Issue, JourneyInvalid, parse_journey
+from app.journeys.language.files import Issue, JourneyInvalid, parse_journey
 from app.settings import Budget
 from tests.helpers import WELCOME, configure
 

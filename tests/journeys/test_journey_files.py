@@ -10,7 +10,7 @@ import pytest
 
 from app.journeys.conditions import ConditionEvalError
 from app.journeys.definition import ExitWhen, Journey, ReEntry, SendStep, WaitStep
-from app.journeys.loader import load_directory, load_path
+from app.journeys.language.files import load_directory, load_path
 
 SHIPPED = Path(__file__).resolve().parents[2] / "journeys"
 

@@ -17,7 +17,7 @@ from app.journeys.definition import (
     ScenarioEvent,
     SendStep,
 )
-from app.journeys.loader import Issue, JourneyInvalid, load_directory, parse_journey
+from app.journeys.language.files import Issue, JourneyInvalid, load_directory, parse_journey
 
 SHIPPED = Path(__file__).resolve().parents[2] / "journeys"
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\nsteps: [exit]\n"  # lines 1-5
@@ -239,40 +239,67 @@ def test_test_block_mistakes() -> None:
         "  - events: [{at: 0s, event: X, properties: [1]}]\n"  # 19
         "    expect: {channel: sms}\n"  # 20
     )
+    # Each value named by its path (`tests[1].expect[0]`); what is checked across a test
+    # (the first event at 0s, the order of the events, a name used twice) once the file is
+    # otherwise valid.
     assert [((i.line, i.column), i.message) for i in issues] == [
-        ((7, 5), "a test is missing required key 'expect'"),
-        ((8, 22), "phone must be text, not the number 33612345678"),
-        ((8, 36), "unknown key 'emial' in profile"),
-        ((10, 14), "the first event is at 5m: times count from the first event"),
-        ((11, 14), "events must be listed in time order: 1m comes before the previous event's 5m"),
+        ((7, 5), "tests[0] is missing required key 'expect'"),
+        ((8, 22), "tests[0].profile.phone must be text, not the number 33612345678"),
+        ((8, 36), "unknown key 'emial' in tests[0].profile"),
         (
             (11, 47),
-            "properties.when must be text, a number, true/false, null, a list or a "
-            "mapping, not the date 2026-01-31",
+            "tests[0].events[1].properties.when must be text, a number, true/false, null, a "
+            "list or a mapping, not the date 2026-01-31",
         ),
-        ((12, 9), "a test event is missing required key 'at'"),
-        ((13, 5), "unknown key 'expected' in a test"),
-        ((14, 11), "test name 'first' is already used on line 7"),
-        ((15, 13), "events must be a non-empty list of events, not an empty list"),
+        ((12, 9), "tests[0].events[2] is missing required key 'at'"),
+        ((13, 5), "unknown key 'expected' in tests[0]"),
+        ((15, 13), "tests[1].events must not be empty"),
         ((17, 19), "unknown channel 'mail'"),
-        ((18, 28), "at: '1 hour' is not a duration like 30s, 15m, 1h or 7d; did you mean '1h'?"),
-        ((18, 47), "unknown key 'subject' in contains (sms)"),
-        ((18, 66), "contains.text must be text, not the number 42"),
-        ((19, 5), "a test is missing required key 'name'"),
-        ((19, 45), "properties must be a mapping of keys, not a list"),
-        ((20, 13), "expect must be a list of expected messages, not a mapping"),
+        (
+            (18, 28),
+            "tests[1].expect[1].at: '1 hour' is not a duration like 30s, 15m, 1h or 7d; did you "
+            "mean '1h'?",
+        ),
+        ((18, 47), "unknown key 'subject' in tests[1].expect[1].contains"),
+        ((18, 66), "tests[1].expect[1].contains.text must be text, not the number 42"),
+        ((19, 5), "tests[2] is missing required key 'name'"),
+        ((19, 45), "tests[2].events[0].properties must be a mapping of keys, not a list"),
+        ((20, 13), "tests[2].expect must be a list, not a mapping"),
     ]
     hints = {i.message: i.hint for i in issues}
-    assert hints["phone must be text, not the number 33612345678"] == (
-        'write the number in quotes, e.g. "+33612345678"'
+    assert hints["tests[0].profile.phone must be text, not the number 33612345678"] == (
+        'write it in quotes: "33612345678"'
     )
-    assert hints["unknown key 'expected' in a test"] == (
-        "did you mean 'expect'? allowed: name, events, expect, profile"
+    assert hints["unknown key 'expected' in tests[0]"] == (
+        "did you mean 'expect'? allowed: name, profile, events, expect"
     )
     assert hints["unknown channel 'mail'"] == (
         "did you mean 'email'? allowed: email, sms, whatsapp, meta_audience, meta_capi, webhook"
     )
-    assert hints["unknown key 'subject' in contains (sms)"] == "allowed: text"
+    assert hints["unknown key 'subject' in tests[1].expect[1].contains"] == "allowed: text"
+    issues = issues_of(
+        "tests:\n"
+        "  - name: first\n"  # 7
+        "    events:\n"
+        "      - {at: 5m, event: Cart Abandoned}\n"  # 9
+        "    expect: []\n"
+    )
+    assert [((i.line, i.column), i.message) for i in issues] == [
+        ((7, 5), "tests[0]: the first event is at 0s: times count from the first event"),
+    ]
+    issues = issues_of(
+        "tests:\n"
+        "  - name: first\n"  # 7
+        "    events: [{at: 0s, event: A}, {at: 5m, event: B}, {at: 1m, event: C}]\n"  # 8
+        "    expect: []\n"
+        "  - name: first\n"  # 10
+        "    events: [{at: 0s, event: A}]\n"
+        "    expect: []\n"
+    )
+    assert [((i.line, i.column), i.message) for i in issues] == [
+        ((8, 59), "events must be listed in time order: 1m comes before the previous event's 5m"),
+        ((10, 11), "test name 'first' is already used on line 7"),
+    ]
 
 
 def test_tests_must_be_a_list_of_mappings() -> None:
@@ -280,5 +307,5 @@ def test_tests_must_be_a_list_of_mappings() -> None:
         ((6, 8), "tests must be a non-empty list of tests, not 'reminder'")
     ]
     assert found("tests:\n  - reminder\n") == [
-        ((7, 5), "a test must be a mapping of keys, not 'reminder'")
+        ((7, 5), "tests[0] must be a mapping of keys, not 'reminder'")
     ]

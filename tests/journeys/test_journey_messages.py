@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from app.journeys.definition import SendStep
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.journeys.schema import journey_schema
 from app.journeys.templates import (
     TemplateRenderError,
@@ -232,15 +232,15 @@ def test_max_segments_must_be_a_small_whole_number(value: str) -> None:
         ),
         (
             "messages:\n  welcome: {sms: {text: Hi}}\nsteps:\n  - send: {message: welcome}\n",
-            "j.yaml:8:5: send is missing required key 'channel' (hint: message 'welcome' has "
-            "sms, e.g. channel: sms)",
+            "j.yaml:8:5: send is missing required key 'channel' (hint: one of: email, sms, "
+            "whatsapp, meta_audience, meta_capi, webhook, preferred)",
         ),
         (
             "messages:\n  welcome: {sms: {text: Hi}}\n"
             "steps:\n  - send: {channels: [sms], message: welcome}\n",
             "j.yaml:8:5: send is missing required key 'channel' (hint: a send step sends on one "
-            "channel: write one send step per channel; message 'welcome' has sms, e.g. "
-            "channel: sms)",
+            "channel: write one send step per channel; one of: email, sms, whatsapp, "
+            "meta_audience, meta_capi, webhook, preferred)",
         ),
         (
             "messages:\n  welcome: {sms: {text: Hi}}\n"
@@ -300,18 +300,19 @@ def test_max_segments_must_be_a_small_whole_number(value: str) -> None:
         ),
         (
             "messages:\n  welcome: {locales: {fr: {}}}\nsteps: [exit]\n",
-            "j.yaml:6:3: message 'welcome' has no content: give it at least one channel (hint: "
-            "one or more of: email, sms, whatsapp, meta_audience, meta_capi, webhook)",
+            "j.yaml:6:27: messages.welcome.locales.fr: a locale needs at least one channel: one "
+            "or more of email, sms, whatsapp, meta_audience, meta_capi, webhook",
         ),
         (
             "messages:\n  welcome: {fax: {text: Hi}, sms: {text: Hi}}\nsteps: [exit]\n",
-            "j.yaml:6:13: unknown key 'fax' in message 'welcome' (hint: allowed: email, sms, "
+            "j.yaml:6:13: unknown key 'fax' in messages.welcome (hint: allowed: email, sms, "
             "whatsapp, meta_audience, meta_capi, webhook, locales)",
         ),
         (
             "messages:\n  ads: {meta_audience: {audience_id: abc}}\nsteps: [exit]\n",
-            "j.yaml:6:38: audience_id 'abc' is not a Meta audience id (hint: an audience id is "
-            'digits only, e.g. "23850000000000001")',
+            "j.yaml:6:38: messages.ads.meta_audience.audience_id 'abc' is not valid (hint: The "
+            "Meta Custom Audience to add the person to: its id in quotes, digits only (e.g. "
+            '"23850000000000001"), or a template that renders one.)',
         ),
     ],
 )
@@ -397,10 +398,10 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name", list(BROKEN))
-def test_the_schema_and_the_loader_both_reject(validator: Draft202012Validator, name: str) -> None:
+def test_the_schema_and_validation_both_reject(validator: Draft202012Validator, name: str) -> None:
     assert schema_errors(validator, BROKEN[name]), f"the schema accepts: {name}"
     assert model_issues(HEAD + BROKEN[name]), f"the models accept: {name}"
-    assert issues(BROKEN[name]), f"the loader accepts: {name}"
+    assert issues(BROKEN[name]), f"validation accepts: {name}"
 
 
 LOADER_ONLY = {
@@ -420,6 +421,6 @@ LOADER_ONLY = {
 
 
 @pytest.mark.parametrize("name", list(LOADER_ONLY))
-def test_what_only_the_loader_checks(validator: Draft202012Validator, name: str) -> None:
+def test_what_only_validation_checks(validator: Draft202012Validator, name: str) -> None:
     assert schema_errors(validator, LOADER_ONLY[name]) == []
     assert issues(LOADER_ONLY[name])

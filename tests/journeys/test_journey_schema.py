@@ -1,7 +1,7 @@
-"""`carillon journeys schema`: a JSON Schema editors can use, that agrees with the loader.
+"""`carillon journeys schema`: a JSON Schema editors can use, that agrees with validation.
 
-Everything the schema rejects the loader rejects too (one corpus of broken files for both),
-every real journey passes both, and what only the loader can check is listed, so that the
+Everything the schema rejects validation rejects too (one corpus of broken files for both),
+every real journey passes both, and what only validation can check is listed, so that the
 documented boundary between the two stays true."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.journeys.loader import BARE_STEPS, STEP_PARSERS, JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
+from app.journeys.language.steps import BARE, KINDS
 from app.journeys.schema import journey_schema
 from channels import registry
 from tests.channels.third_party import push_channel
@@ -47,7 +48,7 @@ def schema_errors(validator: Draft202012Validator, text: str) -> list[str]:
     return [error.message for error in validator.iter_errors(data(text))]
 
 
-def loader_rejects(text: str) -> bool:
+def validation_rejects(text: str) -> bool:
     try:
         parse_journey(text, "j.yaml")
     except JourneyInvalid:
@@ -68,7 +69,7 @@ def test_every_shipped_journey_and_example_validates(
     text = path.read_text(encoding="utf-8")
     assert schema_errors(validator, text) == []
     assert model_issues(text) == []  # the models the schema is made from
-    parse_journey(text, str(path))  # and the loader agrees
+    parse_journey(text, str(path))  # and validation agrees
 
 
 def test_the_examples_are_there() -> None:
@@ -84,7 +85,7 @@ def test_the_cli_prints_the_schema_as_json() -> None:
     Draft202012Validator.check_schema(printed)
 
 
-# --- the schema follows the loader and the channel registry ---------------------------------
+# --- the schema follows the step kinds and the channel registry -----------------------------
 
 
 def test_every_step_kind_is_in_the_schema() -> None:
@@ -92,10 +93,10 @@ def test_every_step_kind_is_in_the_schema() -> None:
     defs = schema["$defs"]
     options = defs["step"]["oneOf"]
     refs = [option["$ref"].rsplit("/", 1)[1] for option in options if "$ref" in option]
-    assert refs == list(STEP_PARSERS)
-    for kind in STEP_PARSERS:
+    assert refs == list(KINDS)
+    for kind in KINDS:
         assert kind in defs[kind]["required"], kind
-    assert [option["const"] for option in options if "const" in option] == list(BARE_STEPS)
+    assert [option["const"] for option in options if "const" in option] == list(BARE)
 
 
 def test_channels_and_content_keys_come_from_the_registry(
@@ -155,7 +156,7 @@ def test_every_key_has_a_description_for_editors() -> None:
     assert len(list(_schemas(schema))) > 100
 
 
-# --- one corpus of broken files: the schema and the loader both reject each ------------------
+# --- one corpus of broken files: the schema and validation both reject each -----------------
 
 BROKEN = {
     "unknown top-level key": "steps: [exit]\npriority: high\n",
@@ -259,21 +260,21 @@ BROKEN_FILES = {
 
 
 @pytest.mark.parametrize("name", list(BROKEN_FILES))
-def test_the_schema_and_the_loader_both_reject(validator: Draft202012Validator, name: str) -> None:
+def test_the_schema_and_validation_both_reject(validator: Draft202012Validator, name: str) -> None:
     text = BROKEN_FILES[name]
     assert schema_errors(validator, text), f"the schema accepts: {name}"
     assert model_issues(text), f"the models accept: {name}"
-    assert loader_rejects(text), f"the loader accepts: {name}"
+    assert validation_rejects(text), f"validation accepts: {name}"
 
 
 def test_the_corpus_is_broken_only_where_it_says() -> None:
     """Each broken file differs from a valid one: with the head alone and `steps: [exit]`,
     the file is fine, so each rejection above is for its own mistake."""
-    assert not loader_rejects(HEAD + "steps: [exit]\n")
+    assert not validation_rejects(HEAD + "steps: [exit]\n")
     assert model_issues(HEAD + "steps: [exit]\n") == []
 
 
-# What the schema cannot express; the loader catches each (and the docs say so).
+# What the schema cannot express; validation catches each (and the docs say so).
 LOADER_ONLY = {
     "weights not adding to 100": (
         "steps:\n  - split:\n      - weight: 50\n        steps: [exit]\n"
@@ -318,10 +319,10 @@ LOADER_ONLY = {
 
 
 @pytest.mark.parametrize("name", list(LOADER_ONLY))
-def test_what_only_the_loader_checks(validator: Draft202012Validator, name: str) -> None:
+def test_what_only_validation_checks(validator: Draft202012Validator, name: str) -> None:
     text = HEAD + LOADER_ONLY[name]
     assert schema_errors(validator, text) == []
-    assert loader_rejects(text)
+    assert validation_rejects(text)
 
 
 # --- the documentation's examples are real ---------------------------------------------------

@@ -23,7 +23,7 @@ from app.journeys.definition import (
     WaitUntilStep,
     child_lists,
 )
-from app.journeys.loader import Issue, JourneyInvalid, load_path, parse_journey
+from app.journeys.language.files import Issue, JourneyInvalid, load_path, parse_journey
 from app.journeys.templates import Template
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "cart_winback.yaml"
@@ -307,9 +307,18 @@ def test_else_twice_and_not_last() -> None:
             "else must be the last arm of a branch",
             "move it to the end: the arms after else could never run",
         ),
+    ]
+    issues = issues_of(  # the branch's next mistake, once that one is fixed
+        "steps:\n"
+        "  - branch:\n"
+        "      - when: 'true'\n        steps: [exit]\n"
+        "      - else: [exit]\n"
+        "      - else: [exit]\n"  # 10: a second else
+    )
+    assert [((i.line, i.column), i.message, i.hint) for i in issues] == [
         (
             (10, 9),
-            "a branch has at most one else (arm 0 is one already)",
+            "a branch has at most one else (arm 1 is one already)",
             "merge the else arms into one",
         ),
     ]
@@ -478,18 +487,27 @@ def test_holdout_mistakes() -> None:
         "      - holdout: true\n        weight: 5\n"  # 12: a second holdout
         "      - holdout: false\n        weight: 5\n        name: hold\n"  # 14
     )
+    # The arms' own mistakes first; the split's (a second holdout) once they are fixed.
     assert [((i.line, i.column), i.message) for i in issues] == [
-        (
-            (11, 9),
-            "a holdout arm has no steps: the people in it receive no message from this journey",
-        ),
-        ((12, 9), "a split has at most one holdout (arm 1 is one already)"),
-        ((14, 9), "a split has at most one holdout (arm 1 is one already)"),
+        ((11, 9), "unknown key 'steps' in a holdout arm"),
         ((14, 18), "holdout must be true, not false (a yes/no value)"),
         ((16, 9), "unknown key 'name' in a holdout arm"),
     ]
-    assert issues[0].hint == "remove the steps, or remove holdout: true to make it an ordinary arm"
-    assert issues[4].hint == "the holdout arm is always named holdout"
+    assert issues[0].hint == (
+        "a holdout arm has no steps: the people in it receive no message from this journey; "
+        "remove the steps, or remove holdout: true to make it an ordinary arm"
+    )
+    assert issues[2].hint == "the holdout arm is always named holdout"
+    issue = only(
+        "steps:\n  - split:\n"
+        "      - weight: 80\n        steps: [exit]\n"
+        "      - holdout: true\n        weight: 10\n"
+        "      - holdout: true\n        weight: 10\n"  # 11: a second holdout
+    )
+    assert ((issue.line, issue.column), issue.message) == (
+        (11, 9),
+        "a split has at most one holdout (arm 1 is one already)",
+    )
 
 
 def test_arm_names_must_be_unique_short_and_not_holdout() -> None:
@@ -500,11 +518,15 @@ def test_arm_names_must_be_unique_short_and_not_holdout() -> None:
         "      - weight: 25\n        name: A\n        steps: [exit]\n"  # 10
         f"      - weight: 25\n        name: {long}\n        steps: [exit]\n"  # 13
         "      - weight: 25\n        name: holdout\n        steps: [exit]\n"  # 16
-    ) == [
-        ((10, 15), "arm name 'A' is used twice in this split (arm 0 has it too)"),
+    ) == [  # each arm's own name first; names used twice once those are fixed
         ((13, 15), "arm name is 51 characters long; the most is 50"),
         ((16, 15), "the name 'holdout' is kept for the holdout arm, whose people receive nothing"),
     ]
+    assert found(
+        "steps:\n  - split:\n"
+        "      - weight: 50\n        steps: [exit]\n"  # default A
+        "      - weight: 50\n        name: A\n        steps: [exit]\n"  # 10
+    ) == [((10, 15), "arm name 'A' is used twice in this split (arm 0 has it too)")]
 
 
 def test_split_shape_mistakes() -> None:
@@ -513,11 +535,9 @@ def test_split_shape_mistakes() -> None:
         "  - split:\n      - weight: 100\n        steps: [exit]\n"  # 6: one arm
         "  - split: {weight: 50}\n"  # 9
         "  - split:\n      - 50\n      - weight: 50\n        steps: [exit]\n        stesp: []\n"
-    ) == [
-        ((6, 5), "a split needs at least two arms"),
-        ((9, 5), "a journey has at most one split (step 0 is one)"),
+    ) == [  # one split per journey is checked across the steps, once each step is valid
+        ((7, 7), "split needs at least 2 arms"),
         ((9, 12), "split must be a non-empty list of arms, not a mapping"),
-        ((10, 5), "a journey has at most one split (step 0 is one)"),
         ((11, 9), "a split arm must be a mapping of keys, not the number 50"),
         ((14, 9), "unknown key 'stesp' in a split arm"),
     ]
@@ -581,7 +601,7 @@ def test_update_profile_mistakes() -> None:
     assert [((i.line, i.column), i.message) for i in issues] == [
         ((8, 18), "trait 'address' must be a single value, not a mapping"),
         ((9, 15), "trait 'tags' must be a single value, not a list"),
-        ((10, 9), "a trait name must be text, not the number 1"),
+        ((10, 9), "a key must be text, not the number 1"),
         ((11, 20), "trait 'first': unknown variable 'profil' in template"),
         (
             (12, 17),
@@ -590,7 +610,7 @@ def test_update_profile_mistakes() -> None:
         ),
         ((13, 5), "update_profile is missing required key 'set'"),
         ((13, 22), "unknown key 'unset' in update_profile"),
-        ((14, 27), "update_profile.set must name at least one trait"),
+        ((14, 27), "update_profile.set must not be empty"),
         ((15, 21), "update_profile must be a mapping of keys, not 'cart_nudged'"),
     ]
     assert issues[0].hint == (
@@ -631,5 +651,5 @@ def test_errors_deep_inside_arms_come_out_together_in_file_order() -> None:
         "          - wait_for: {event: X, timeout: 0s}\n"  # 16
         "            on_timeout: [update_profile: {set: {a: [1]}}]\n"  # 17
     )
-    assert [i.line for i in issues] == [6, 7, 11, 13, 16, 17]
-    assert str(issues[1]).startswith("j.yaml:7:5: the split's weights add up to 90, not 100")
+    # The split's weights are checked across its arms, once the file is otherwise valid.
+    assert [i.line for i in issues] == [6, 11, 13, 16, 17]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.journeys.definition import PREFERRED, SendStep
-from app.journeys.loader import Issue, JourneyInvalid, parse_journey
+from app.journeys.language.files import Issue, JourneyInvalid, parse_journey
 from tests.helpers import REPO, model_issues
 
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\n"  # lines 1-4

@@ -10,9 +10,8 @@ import pytest
 from app.journeys.definition import SplitStep, WinnerRule
 from app.journeys.language import journey_model
 from app.journeys.language.compile import compile_journey
-from app.journeys.loader import Issue, JourneyInvalid, parse_journey
+from app.journeys.language.files import Issue, JourneyInvalid, parse_journey
 from app.yamlfiles import validate_yaml
-from app.yamlfiles.issues import FileInvalid
 
 HEAD = "id: demo\nname: Demo\ntrigger:\n  event: Signed Up\n"  # lines 1-4
 GOAL = "goal: {event: Order Completed, within: 7d, value: event.properties.total, currency: EUR}\n"
@@ -107,7 +106,7 @@ def test_without_winner_the_split_has_no_rule() -> None:
             '{metric: conversion, at: "p<0.05", min_per_arm: 0}',
             GOAL,
             (10, 61),
-            "min_per_arm must be a whole number of at least 1, not the number 0",
+            "winner.min_per_arm must be a whole number of at least 1, not the number 0",
             "the default is 500: smaller samples call noise a winner",
         ),
         (
@@ -129,7 +128,7 @@ def test_without_winner_the_split_has_no_rule() -> None:
             GOAL,
             (10, 13),
             "winner must be a mapping of keys, not 'conversion'",
-            'e.g. winner: {metric: conversion, at: "p<0.05", min_per_arm: 500}',
+            None,
         ),
         (
             '{metric: revenue, at: "p<0.05"}',
@@ -182,17 +181,11 @@ def test_winner_beside_another_step_kind_is_refused() -> None:
     "at",
     ['"p<0.05"', '"p < .01"', '"p<00.05"', '"p<0.0"', '"p<1"', '"0.05"', "0.05", "1", "0", "true"],
 )
-def test_the_loader_and_the_language_models_accept_the_same_thresholds(at: str) -> None:
+def test_a_threshold_is_a_p_value_strictly_between_0_and_1(at: str) -> None:
     source = text(f"{{metric: conversion, at: {at}}}")
     try:
         parse_journey(source, "j.yaml")
         loaded = True
     except JourneyInvalid:
         loaded = False
-    try:
-        validate_yaml(source, "j.yaml", journey_model(), "the journey")
-        modelled = True
-    except FileInvalid:
-        modelled = False
-    assert loaded == modelled
     assert loaded == (at in ('"p<0.05"', '"p < .01"', "0.05"))

@@ -68,7 +68,8 @@ def test_every_mistake_is_reported_at_once_in_file_order() -> None:
         "extra: x\n"
     )
     assert issues_of(text) == [
-        "a.yaml:2:7: kind must be 'marketing' or 'transactional', not 'transactionnal'",
+        "a.yaml:2:7: kind must be marketing or transactional, not 'transactionnal' (hint: did "
+        "you mean 'transactional'? allowed: marketing, transactional)",
         "a.yaml:4:12: rules[0].event must be text, not the number 42"
         ' (hint: write it in quotes: "42")',
         "a.yaml:5:5: unknown key 'cuont' in rules[0] (hint: did you mean 'count'? "

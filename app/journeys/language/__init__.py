@@ -10,7 +10,9 @@ Modules: `values` (the words of the language: text, durations, conditions, templ
 last two compiled by validators), `content` (what each channel sends, from its spec), `steps`
 (the step kinds), `document` (the whole file: trigger, goal, re-entry, send policy, messages,
 tests), `compile` (a validated file → the runtime's `Journey`), `checks` (what spans parts of
-a journey: steps that can never run, the split's weights, one split, winner and goal).
+a journey: steps that can never run, the split's weights, one split, winner and goal),
+`files` (journey files and directories loaded through all of these: `parse_journey`,
+`load_path`, `load_directory`, `JourneyInvalid`).
 """
 
 from app.journeys.language.document import journey_model

@@ -6,8 +6,8 @@ needs the settings: the goal's revenue and the budget in the currency costs are 
 
 They run once over a journey the models validated and compiled (a send step naming a message
 the file lacks is compiled with no versions, for this pass to report), each issue placed on
-the node it is about through `app.yamlfiles`. The loader words its own issues with the same
-functions, so a mistake reads the same whichever checks it.
+the node it is about through `app.yamlfiles`: so they are told once the file's other
+mistakes are fixed.
 """
 
 from __future__ import annotations

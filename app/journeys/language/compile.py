@@ -73,12 +73,7 @@ def compile_journey(document: Any, text: str, file: str) -> Journey:
         priority=document.priority,
         on_cap=document.on_cap,
         caps=MappingProxyType(
-            {
-                channel: tuple(
-                    parse_cap(rule) for rule in ([rules] if isinstance(rules, str) else rules)
-                )
-                for channel, rules in (document.caps or {}).items()
-            }
+            {channel: _caps(rules) for channel, rules in (document.caps or {}).items()}
         ),
         budget=_budget(document.budget) if document.budget else None,
     )

@@ -7,13 +7,18 @@ channel plugin adds it here with no change to this module."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from functools import partial
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     create_model,
     model_validator,
@@ -31,6 +36,9 @@ from app.journeys.language.values import (
 )
 from app.journeys.templates import compile_template
 from app.yamlfiles import YamlModel
+from app.yamlfiles.models import refusal
+from app.yamlfiles.wording import allowed_hint
+from app.yamlfiles.wording import describe as describe_value
 from channels.base import ChannelSpec, Option
 
 REMOVE_ON_EXIT = (
@@ -46,6 +54,7 @@ class ChannelModels:
     by_message: type[YamlModel]  # send: {channel, message}
     variant: type[YamlModel]  # messages.<name>.<channel>
     expected: type[YamlModel]  # tests[].expect[]
+    spec: ChannelSpec
 
 
 def channel_models(spec: ChannelSpec) -> ChannelModels:
@@ -80,21 +89,98 @@ def channel_models(spec: ChannelSpec) -> ChannelModels:
         ),
         **undo,
     )
+    by_message.mistakes = {
+        key: f"the content comes from the message: change {key} under messages:" for key in keys
+    }
     return ChannelModels(
         inline=inline,
         by_message=by_message,
         variant=_variant(spec, keys),
         expected=_expected(spec, keys),
+        spec=spec,
     )
 
 
-def preferred_model() -> type[YamlModel]:
+def send_forms(channels: dict[str, ChannelModels]) -> Any:
+    """What a send step may be: a message by name on a channel or on the preferred one, or
+    content written inline; picked by `channel` (and `message`), so one mistake is one error
+    in the form meant, not one per form."""
+    takers = [name for name, m in channels.items() if m.spec.undo is not None]
+    for m in channels.values():  # which channels can take a person out again: all of them say
+        if m.spec.undo is None:
+            hint = f"remove_on_exit is only for {', '.join(takers) or 'no installed channel'}"
+            m.inline.mistakes = {"remove_on_exit": hint}
+            m.by_message.mistakes = {**m.by_message.mistakes, "remove_on_exit": hint}
+    forms = [
+        *(Annotated[m.by_message, Tag(f"{name} message")] for name, m in channels.items()),
+        Annotated[preferred_model(channels), Tag(PREFERRED)],
+        *(Annotated[m.inline, Tag(name)] for name, m in channels.items()),
+    ]
+    return Annotated[
+        Union.__getitem__(tuple(forms)),
+        Discriminator(_send_form),
+        BeforeValidator(partial(_one_channel, list(channels))),
+    ]
+
+
+def expected_forms(channels: dict[str, ChannelModels]) -> Any:
+    """A test's expected message, in the form of its channel."""
+    forms = [Annotated[m.expected, Tag(name)] for name, m in channels.items()]
+    return Annotated[
+        Union.__getitem__(tuple(forms)),
+        Discriminator(_channel_of),
+        BeforeValidator(partial(known_channel, list(channels))),
+    ]
+
+
+def _channel_of(value: Any) -> str:
+    return str(value["channel"])
+
+
+def _send_form(value: Any) -> str:
+    channel = str(value["channel"])
+    return f"{channel} message" if "message" in value and channel != PREFERRED else channel
+
+
+def known_channel(names: list[str], value: Any) -> Any:
+    """A mapping (a send, an expected message) that names one channel of `names`."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "dict_type", "not a mapping", {"hint": "e.g. {channel: sms, text: ...}"}
+        )
+    if "channel" not in value:
+        hint = f"one of: {', '.join(names)}"
+        if "channels" in value:
+            hint = f"a send step sends on one channel: write one send step per channel; {hint}"
+        raise PydanticCustomError("missing", "missing", {"key": "channel", "hint": hint})
+    channel = value["channel"]
+    if not isinstance(channel, str):
+        raise PydanticCustomError("string_type", "not text", {"key": "channel"})
+    if channel not in names:
+        hint = allowed_hint(channel, names)
+        raise refusal(f"unknown channel {channel!r}", hint, key="channel")
+    return value
+
+
+def _one_channel(names: list[str], value: Any) -> Any:
+    """A send names one channel of `names`, or `preferred` and a message."""
+    value = known_channel([*names, PREFERRED], value)
+    if value["channel"] == PREFERRED and "message" not in value:
+        hint = f"{_MOVED}, e.g. send: {{channel: preferred, message: reminder}}"
+        raise PydanticCustomError("missing", "missing", {"key": "message", "hint": hint})
+    return value
+
+
+_MOVED = "channel: preferred sends a message of messages: (a variant per channel)"
+
+
+def preferred_model(channels: dict[str, ChannelModels]) -> type[YamlModel]:
     """send: {channel: preferred, message}: the channel is chosen per person."""
     channel: Any = (
         Literal.__getitem__(PREFERRED),
         Field(description="Chosen per person from their segment's channels."),
     )
-    return create_model(
+    model = create_model(
         "send_preferred",
         __base__=YamlModel,
         __doc__="Send a message of `messages:` on the person's preferred channel: the first of "
@@ -111,16 +197,41 @@ def preferred_model() -> type[YamlModel]:
             ),
         ),
     )
+    undoable = [name for name, m in channels.items() if m.spec.undo is not None]
+    model.mistakes = {
+        **{
+            key: f"{_MOVED}: put {key} under messages:"
+            for m in channels.values()
+            for key in m.spec.required_content
+        },
+        "remove_on_exit": "remove_on_exit needs a fixed channel: "
+        f"channel: {' or '.join(undoable) or '...'}",
+    }
+    return model
 
 
 def content_type(spec: ChannelSpec, key: str) -> Any:
     """A content key's type: a template, with the pattern the channel declares for it (which
     lets a template through: `^[0-9]+$|\\{`)."""
     declared = {k: v for k, v in spec.content_schema.get(key, {}).items() if k != "description"}
-    pattern = declared.pop("pattern", NOT_BLANK)
+    pattern = declared.get("pattern")
+    matches = (
+        [AfterValidator(partial(_matches, re.compile(pattern), describe(spec, key)))]
+        if pattern
+        else []
+    )
     return Annotated[
-        str, Field(pattern=pattern, json_schema_extra=declared or None), template(key == "html")
+        str,
+        Field(pattern=NOT_BLANK, json_schema_extra=declared or None),
+        *matches,
+        template(key == "html"),
     ]
+
+
+def _matches(pattern: re.Pattern[str], hint: str, value: str) -> str:
+    if pattern.search(value) is None:  # a JSON Schema pattern matches anywhere in the text
+        raise PydanticCustomError("pattern", "{name} {value} is not valid", {"hint": hint})
+    return value
 
 
 def describe(spec: ChannelSpec, key: str, note: str = "") -> str:
@@ -175,7 +286,16 @@ def _within_limit(spec: ChannelSpec, keys: list[str]) -> Any:
 
 def _option_type(option: Option) -> Any:
     """An option (an SMS's `max_segments`): parsed by the channel, described by its schema."""
-    return Annotated[Any, AfterValidator(option.parse), WithJsonSchema(dict(option.schema))]
+    return Annotated[
+        Any, AfterValidator(partial(_parsed, option)), WithJsonSchema(dict(option.schema))
+    ]
+
+
+def _parsed(option: Option, value: Any) -> Any:
+    try:
+        return option.parse(value)
+    except ValueError as exc:
+        raise refusal(f"{exc}, not {describe_value(value)}", option.hint) from None
 
 
 def _expected(spec: ChannelSpec, keys: list[str]) -> type[YamlModel]:
@@ -221,7 +341,10 @@ def message_model(channels: dict[str, ChannelModels]) -> type[YamlModel]:
         __base__=extended({"anyOf": [{"required": [name]} for name in names]}),
         __doc__="A message: its variant per channel (the default, sent when no locale "
         "matches) and `locales`.",
-        __validators__=_some_channel(names, "a message"),
+        __validators__={
+            **_some_channel(names, "a message"),
+            "_locales_fall_back": model_validator(mode="after")(_locales_fall_back),  # type: ignore[dict-item]
+        },
         **variants,
         locales=(
             locales | None,
@@ -232,6 +355,21 @@ def message_model(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
     )
+
+
+def _locales_fall_back(message: Any) -> Any:
+    """A locale's channel needs the message's own variant: people in the other locales would
+    get nothing on that channel."""
+    for tag, locale in (message.locales or {}).items():
+        for channel in locale.model_fields_set:
+            if getattr(message, channel) is None:
+                raise refusal(
+                    f"unknown key {channel!r} in locale {tag}",
+                    f"add {channel}: to the message itself too; it is sent when no locale matches",
+                    key=["locales", tag, channel],
+                    on_key=True,
+                )
+    return message
 
 
 def extended(schema: dict[str, Any]) -> type[YamlModel]:

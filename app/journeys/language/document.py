@@ -6,33 +6,44 @@ registry as it is, once per registry (a test may install a channel plugin)."""
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from threading import Lock
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, create_model, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
+from app.durations import parse_cap
 from app.journeys.language.content import (
     ChannelModels,
     channel_models,
+    expected_forms,
     extended,
     message_model,
-    preferred_model,
+    send_forms,
 )
 from app.journeys.language.rules import EventRule, SegmentRule
-from app.journeys.language.steps import step_union
+from app.journeys.language.steps import STEPS, step_list, step_union
 from app.journeys.language.values import (
     DURATION,
-    ID_PATTERN,
-    MAX_ID_LENGTH,
+    JSON,
     OFFSET,
     Condition,
     Duration,
+    JourneyId,
     MessageName,
     Offset,
     Text,
+    by_key,
+    non_empty,
+    one_or_many,
+    refused_unless,
 )
 from app.settings import parse_money
 from app.yamlfiles import YamlModel
+from app.yamlfiles.models import refusal
+from app.yamlfiles.wording import allowed_hint
 from channels import registry
 
 KINDS = ("marketing", "transactional")  # of a journey's messages (docs/delivery.md)
@@ -42,9 +53,24 @@ DESCRIPTION = (
     "leave (exit_when, goal). Check a file with `carillon journeys validate`."
 )
 CAP = "count/duration: at most `count` messages in any `duration`, e.g. 1/24h."
+CAP_HINT = 'write count/duration, e.g. caps: {email: ["1/24h", "3/7d"]}'
+
+
+def _cap(text: str) -> str:
+    try:
+        parse_cap(text)
+    except ValueError as exc:
+        raise PydanticCustomError("cap", str(exc), {"hint": CAP_HINT}) from None
+    return text
+
+
 Cap = Annotated[
     str,
-    Field(pattern=r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*[smhd]\s*$", examples=["1/24h", "3/7d"]),
+    Field(
+        json_schema_extra={"pattern": r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*[smhd]\s*$"},
+        examples=["1/24h", "3/7d"],
+    ),
+    AfterValidator(_cap),
 ]
 
 
@@ -65,9 +91,30 @@ class Goal(EventRule):
         "event.properties.total. Credited to the trip's last message within its channel's "
         "attribution window. Needs currency.",
     )
-    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] | None = Field(
-        None, description="The currency of value, an ISO 4217 code such as EUR. Needs value."
-    )
+    currency: (
+        Annotated[
+            str,
+            Field(json_schema_extra={"pattern": "^[A-Z]{3}$"}),
+            refused_unless(
+                lambda code: isinstance(code, str) and re.fullmatch("[A-Z]{3}", code) is not None,
+                "{name} must be an ISO 4217 code such as EUR or USD, not {value}",
+            ),
+        ]
+        | None
+    ) = Field(None, description="The currency of value, an ISO 4217 code such as EUR. Needs value.")
+
+    @model_validator(mode="after")
+    def _value_and_currency(self) -> Self:
+        """Revenue is an amount in a currency: one without the other says nothing."""
+        for has, lacks in (("value", "currency"), ("currency", "value")):
+            if getattr(self, has) is not None and getattr(self, lacks) is None:
+                raise refusal(
+                    f"goal has a {has} but no {lacks}",
+                    "e.g. value: event.properties.total, currency: EUR",
+                    key=has,
+                    on_key=True,
+                )
+        return self
 
 
 class Cooldown(YamlModel):
@@ -81,13 +128,15 @@ class TestEvent(YamlModel):
 
     at: Offset = Field(description=OFFSET)
     event: Text = Field(description="The event name, e.g. Cart Abandoned.")
-    properties: dict[str, Any] | None = Field(None, description="The event's properties.")
+    properties: Annotated[dict[str, Any], JSON] | None = Field(
+        None, description="The event's properties."
+    )
 
 
 class TestProfile(YamlModel):
     """The person (all optional)."""
 
-    traits: dict[str, Any] | None = Field(None, description="Profile traits.")
+    traits: Annotated[dict[str, Any], JSON] | None = Field(None, description="Profile traits.")
     email: Text | None = Field(None, description="E-mail address.")
     phone: Text | None = Field(None, description='Phone number in quotes, e.g. "+33612345678".')
 
@@ -123,13 +172,10 @@ def journey_model() -> type[YamlModel]:
 
 
 def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
-    names: Any = Literal.__getitem__(tuple(channels))
-    forms = [
-        *(m.by_message for m in channels.values()),
-        preferred_model(),
-        *(m.inline for m in channels.values()),
+    names: Any = Annotated[
+        Literal.__getitem__(tuple(channels)), BeforeValidator(partial(_channel, list(channels)))
     ]
-    expected: Any = Union.__getitem__(tuple(m.expected for m in channels.values()))
+    expected: Any = expected_forms(channels)
     message: Any = message_model(channels)
     scenario: Any = create_model(
         "Scenario",
@@ -147,10 +193,18 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
         ),
         __validators__=_validators(_scenario_starts),
     )
-    step = step_union(Union.__getitem__(tuple(forms)))
+    step = step_union(send_forms(channels))
+    caps: Any = Annotated[
+        one_or_many(Annotated[Cap, Field(description=CAP)], list[Cap]),
+        refused_unless(
+            lambda rules: isinstance(rules, str | list),
+            "{name} must be a list of caps, not {value}",
+            CAP_HINT,
+        ),
+    ]
     fields: dict[str, Any] = {
         "id": (
-            Annotated[str, Field(pattern=f"^{ID_PATTERN}$", max_length=MAX_ID_LENGTH)],
+            JourneyId,
             Field(
                 description="The journey's stable id: lowercase letters, digits and dashes. "
                 "Changing the file's content makes a new version of the same journey; changing "
@@ -159,6 +213,14 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "name": (Text, Field(description="A readable name, shown to the team.")),
+        "trigger": (
+            by_key("segment", SegmentRule, EventRule),
+            Field(
+                description="Who enters: people who send this event, if `when` holds for it; "
+                "or people who enter or leave a segment (`segment:`, `on: enter|exit`)."
+            ),
+        ),
+        "steps": (step_list(step), Field(description=STEPS)),
         "description": (
             Text | None,
             Field(None, description="What the journey is for, in a sentence or two."),
@@ -171,13 +233,6 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
                 "finish. Default: true.",
             ),
         ),
-        "trigger": (
-            EventRule | SegmentRule,
-            Field(
-                description="Who enters: people who send this event, if `when` holds for it; "
-                "or people who enter or leave a segment (`segment:`, `on: enter|exit`)."
-            ),
-        ),
         "exit_when": (
             EventRule | None,
             Field(
@@ -187,9 +242,10 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
                 "cancelled.",
             ),
         ),
-        "goal": (Goal | None, Field(None)),
         "re_entry": (
-            Literal["never", "always"] | Cooldown,
+            Annotated[
+                by_key(None, Cooldown, Literal["never", "always"]), BeforeValidator(_re_entry)
+            ],
             Field(
                 "never",
                 description="Whether someone may go through the journey again: never (once "
@@ -197,9 +253,14 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
                 "the same time) or after a cooldown. Default: never.",
             ),
         ),
-        "steps": (Annotated[list[step], Field(min_length=1)], Field(description=_STEPS)),  # type: ignore[valid-type]
+        "goal": (Goal | None, Field(None)),
         "tests": (
-            Annotated[list[scenario], Field(min_length=1)] | None,
+            Annotated[
+                list[scenario],  # type: ignore[valid-type]
+                Field(min_length=1),
+                non_empty("tests", "e.g. tests: [{name: ..., events: [...], expect: []}]"),
+            ]
+            | None,
             Field(
                 None,
                 description="Scenarios that `carillon journeys test` plays against this "
@@ -224,7 +285,14 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "priority": (
-            int,
+            Annotated[
+                int,
+                refused_unless(
+                    lambda n: isinstance(n, int) and not isinstance(n, bool),
+                    "{name} must be a whole number, not {value}",
+                    "e.g. priority: 10; the higher wins a person's last capped slot (default 0)",
+                ),
+            ],
             Field(
                 0,
                 description="A whole number, default 0. When messages compete for a person's "
@@ -240,7 +308,7 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
         "caps": (
-            dict[names, Annotated[Cap, Field(description=CAP)] | list[Cap]] | None,
+            dict[names, caps] | None,
             Field(
                 None,
                 description="Frequency caps for this journey's messages, per channel, instead "
@@ -250,7 +318,15 @@ def _journey(channels: dict[str, ChannelModels]) -> type[YamlModel]:
             ),
         ),
     }
-    fields["budget"] = (_budget_model(names) | None, Field(None))
+    budget: Any = Annotated[
+        _budget_model(names),
+        refused_unless(
+            lambda value: isinstance(value, dict),
+            "{name} must be a mapping of keys, not {value}",
+            "e.g. budget: {amount: 20EUR, per: day}",
+        ),
+    ]
+    fields["budget"] = (budget | None, Field(None))
     return create_model(
         "Journey",
         __base__=extended(_TRANSACTIONAL_UNCAPPED),
@@ -269,14 +345,36 @@ def _budget_model(names: Any) -> Any:
         fallback=(names, Field(description="The channel, e.g. email.")),
     )
     period: Any = Literal["hour", "day", "week"] | None
-    held: Any = Literal["skip", "wait"] | fallback | None
+    held: Any = (
+        Annotated[
+            by_key(None, fallback, Literal["skip", "wait"]),
+            refused_unless(
+                lambda value: isinstance(value, dict) or value in ("skip", "wait"),
+                "{name} must be skip, wait or {fallback: <channel>}, not {value}",
+                "e.g. on_budget: {fallback: email}",
+            ),
+        ]
+        | None
+    )
+    amount: Any = (
+        Annotated[
+            str,
+            Field(json_schema_extra={"pattern": MONEY}),
+            refused_unless(
+                lambda value: isinstance(value, str) and parse_money(value) is not None,
+                "{name} must be a number above zero and a currency code, not {value}",
+                "e.g. amount: 20EUR",
+            ),
+        ]
+        | None
+    )
     return create_model(
         "Budget",
         __base__=YamlModel,
         __doc__="What the journey's messages may spend per period, every channel together "
         "(counted as the ROI report counts cost), and what a message held by a budget does.",
         amount=(
-            Annotated[str, Field(pattern=MONEY)] | None,
+            amount,
             Field(None, description="An amount in CARILLON_COST_CURRENCY, e.g. 20EUR."),
         ),
         per=(
@@ -301,19 +399,22 @@ MONEY = r"^\s*[0-9]+(\.[0-9]+)?\s*[A-Z]{3}\s*$"
 
 def _budget_whole(budget: Any) -> Any:
     """An amount is spent per period; a budget says something."""
-    if (budget.amount is None) != (budget.per is None):
-        raise ValueError("a budget needs both amount and per (a budget without a period)")
-    if budget.amount is not None and parse_money(budget.amount) is None:
-        raise ValueError("budget.amount must be a number above zero and a currency code")
+    if budget.amount is not None and budget.per is None:
+        raise refusal(
+            "a budget without a period: say per what it is spent",
+            "add per: hour, per: day or per: week, e.g. budget: {amount: 20EUR, per: day}",
+            key="amount",
+            on_key=True,
+        )
+    if budget.per is not None and budget.amount is None:
+        raise refusal(
+            "budget.per needs an amount to spend", "e.g. amount: 20EUR", key="per", on_key=True
+        )
     if budget.amount is None and budget.on_budget is None:
         raise ValueError("budget needs an amount and a period, or on_budget")
     return budget
 
 
-_STEPS = (
-    "The steps, run in order. A step is `exit` or a mapping with one step kind: wait, "
-    "wait_for, branch, split, update_profile, send."
-)
 # A transactional journey is never capped: caps or on_cap there is a mistake.
 _TRANSACTIONAL_UNCAPPED = {
     "if": {"required": ["kind"], "properties": {"kind": {"const": "transactional"}}},
@@ -326,13 +427,34 @@ _TRANSACTIONAL_UNCAPPED = {
 
 
 def _transactional_uncapped(journey: Any) -> Any:
-    fields = journey.model_fields_set
-    if journey.kind == "transactional" and ({"caps", "on_cap", "budget"} & fields):
-        raise ValueError(
-            "a transactional journey is never capped or held by a budget: remove caps, on_cap "
-            "and budget"
-        )
+    if journey.kind != "transactional":
+        return journey
+    for key, held in (("on_cap", "capped"), ("caps", "capped"), ("budget", "held by a budget")):
+        if key in journey.model_fields_set:
+            raise refusal(
+                f"{key} has no effect: a transactional journey is never {held}",
+                "remove it, or make the journey kind: marketing",
+                key=key,
+                on_key=True,
+            )
     return journey
+
+
+def _channel(names: list[str], value: Any) -> Any:
+    """A channel of `names`: an unknown one is told with the closest name."""
+    if isinstance(value, str) and value not in names:
+        raise refusal(f"unknown channel {value!r}", allowed_hint(value, names))
+    return value
+
+
+def _re_entry(value: Any) -> Any:
+    if isinstance(value, dict) or value in ("never", "always"):
+        return value
+    raise PydanticCustomError(
+        "re_entry",
+        "{name} must be never, always or a cooldown, not {value}",
+        {"hint": "write re_entry: never, re_entry: always, or re_entry: {cooldown: 7d}"},
+    )
 
 
 def _validators(check: Any) -> Any:

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from itertools import count, product
 from string import ascii_uppercase
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from app.analytics.experiments import MIN_PER_ARM
+from app.journeys.definition import WINNER_METRICS
 from app.journeys.language.rules import EventRule
 from app.journeys.language.values import (
     CONDITION,
@@ -26,9 +38,14 @@ from app.journeys.language.values import (
     Duration,
     Text,
     TimeOfDay,
+    by_key,
+    non_empty,
+    refused_unless,
     template,
 )
 from app.yamlfiles import YamlModel
+from app.yamlfiles.models import refusal
+from app.yamlfiles.wording import allowed_hint, describe
 
 if TYPE_CHECKING:  # at run time, given by `step_union` once the step union exists
     Steps = list[Any]
@@ -71,13 +88,48 @@ def arm_names() -> Iterator[str]:
 
 
 WEIGHT = "The arm's share of people, in percent; a split's weights total 100."
-Weight = Annotated[int, Field(ge=1, le=100)]
+
+
+def _percent(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+        return value
+    hint = "write a whole number without quotes, e.g. weight: 50"
+    if isinstance(value, int) and not isinstance(value, bool):
+        hint = "an arm's weight is its share of people in percent; the weights total 100"
+    raise PydanticCustomError(
+        "weight", "{name} must be a whole number from 1 to 100, not {value}", {"hint": hint}
+    )
+
+
+Weight = Annotated[int, Field(ge=1, le=100), BeforeValidator(_percent)]
+
+
+def _single(value: Any) -> Any:
+    """A trait is set to one value: a mapping or a list is a mistake, a date is not JSON."""
+    if isinstance(value, dict | list):
+        raise PydanticCustomError(
+            "single",
+            "{name} must be a single value, not {value}",
+            {
+                "hint": "set text, a number, true/false or null; give each trait its own key, "
+                "e.g. address_city: Paris"
+            },
+        )
+    if isinstance(value, date):
+        raise PydanticCustomError(
+            "json",
+            "{name} must be text, a number, true/false, null, a list or a mapping, not {value}",
+            {"hint": f'write it in quotes to make it text, e.g. "{value.isoformat()}"'},
+        )
+    return value
 
 
 class WaitUntil(YamlModel):
     """Until the next such time of day, strictly after now, in the person's timezone (profile
     trait `timezone`, an IANA name such as Europe/Paris; else the CARILLON_DEFAULT_TIMEZONE
     setting, default UTC)."""
+
+    mistakes = {"for": "for a duration write wait: 1h"}
 
     until: TimeOfDay = Field(description='A 24-hour time HH:MM, in quotes: "09:00".')
 
@@ -87,6 +139,8 @@ class WaitForRule(EventRule):
     most `timeout`. When it comes, the trip goes on after this step; on timeout the
     `on_timeout` steps run first, then the steps after this one."""
 
+    mistakes = {"on_timeout": "move on_timeout out of wait_for: line it up under wait_for"}
+
     timeout: Duration = Field(description="The longest wait, e.g. 2d. Required.")
 
 
@@ -94,7 +148,13 @@ class TraitUpdate(YamlModel):
     """Set profile traits, as if the shop had sent them now."""
 
     set: Annotated[
-        dict[Text, Annotated[str, template()] | int | float | bool | None], Field(min_length=1)
+        dict[
+            Text,
+            Annotated[
+                Annotated[str, template()] | int | float | bool | None, BeforeValidator(_single)
+            ],
+        ],
+        Field(min_length=1),
     ] = Field(
         description="trait: value. Text values are Jinja2 templates; numbers, true/false and "
         "null are stored as they are. No lists or mappings."
@@ -105,6 +165,12 @@ class Holdout(YamlModel):
     """The control group: `weight` % of people get no message from this journey for the rest
     of the trip, but their conversions are counted. No steps."""
 
+    mistakes = {
+        "steps": "a holdout arm has no steps: the people in it receive no message from this "
+        "journey; remove the steps, or remove holdout: true to make it an ordinary arm",
+        "name": f"the holdout arm is always named {HOLDOUT}",
+    }
+
     holdout: Literal[True] = Field(description="Marks the holdout arm.")
     weight: Weight = Field(description=WEIGHT)
 
@@ -114,22 +180,52 @@ class Winner(YamlModel):
     arm (never the holdout) beats the others on `metric` with a p-value under `at`, new
     entrants all take that arm. The decision is recorded in the journey's history."""
 
-    metric: Literal["conversion", "revenue"] = Field(
+    metric: Annotated[Literal["conversion", "revenue"], BeforeValidator(_metric)] = Field(
         description="conversion: the goal's rate; revenue: the goal's value per person (the "
         "goal needs value: and currency:)."
     )
-    at: (
+    at: Annotated[
         Annotated[str, Field(pattern=THRESHOLD_PATTERN)]
-        | Annotated[float, Field(gt=0, lt=1, strict=True)]
-    ) = Field(description='The p-value threshold, "p<0.05" or 0.05.', examples=["p<0.05"])
-    min_per_arm: Annotated[int, Field(ge=1, strict=True)] = Field(
-        MIN_PER_ARM, description="People every arm needs before any call."
+        | Annotated[float, Field(gt=0, lt=1, strict=True)],
+        refused_unless(
+            lambda value: threshold(value) is not None,
+            '{name} must be a p-value threshold such as "p<0.05", not {value}',
+            'write "p<" and a number between 0 and 1, in quotes: at: "p<0.05" (or 0.01 to be '
+            "stricter)",
+        ),
+    ] = Field(description='The p-value threshold, "p<0.05" or 0.05.', examples=["p<0.05"])
+    min_per_arm: Annotated[
+        int,
+        Field(ge=1, strict=True),
+        refused_unless(
+            lambda n: isinstance(n, int) and not isinstance(n, bool) and n >= 1,
+            "{name} must be a whole number of at least 1, not {value}",
+            f"the default is {MIN_PER_ARM}: smaller samples call noise a winner",
+        ),
+    ] = Field(MIN_PER_ARM, description="People every arm needs before any call.")
+
+
+def _metric(value: Any) -> Any:
+    if value in WINNER_METRICS:
+        return value
+    raise refusal(
+        f"unknown experiment metric {describe(value)}",
+        allowed_hint(str(value), list(WINNER_METRICS)),
     )
 
 
-def _not_holdout(name: str) -> str:
+def _arm_name(name: str) -> str:
+    """Arm names are stored (VARCHAR(50)) and `holdout` means: sent nothing."""
+    if len(name) > MAX_ARM_NAME_LENGTH:
+        raise refusal(
+            f"arm name is {len(name)} characters long; the most is {MAX_ARM_NAME_LENGTH}",
+            "use a short label such as A, B or discount_10",
+        )
     if name == HOLDOUT:
-        raise ValueError(f"the name {HOLDOUT!r} is kept for the holdout arm")
+        raise refusal(
+            f"the name {HOLDOUT!r} is kept for the holdout arm, whose people receive nothing",
+            f"choose another name, or write {HOLDOUT}: true (without steps) for a holdout",
+        )
     return name
 
 
@@ -142,13 +238,86 @@ def _kind(key: str, arms: bool = False) -> ConfigDict:
         value = schema["properties"][key]
         value.setdefault("description", schema.get("description"))
         if arms:
-            first, second = value["items"]["anyOf"]
+            second, first = value["items"]["oneOf"]  # by_key: the other arm, then the usual
             value["allOf"] = [
                 {"contains": dict(first)},
                 {"contains": dict(second), "minContains": 0, "maxContains": 1},
             ]
 
     return ConfigDict(**YamlModel.model_config, json_schema_extra=extra)
+
+
+KINDS = ("wait", "wait_for", "branch", "split", "update_profile", "send")
+BARE = ("exit",)  # the steps written as a word alone
+# Keys written beside a step kind in the same list item → the one kind they go with.
+BESIDE = {"on_timeout": "wait_for", "winner": "split"}
+
+
+def _step_kind(value: Any) -> str | None:
+    """The step kind `value` is written as (`one_kind` has refused any other shape)."""
+    if isinstance(value, str):
+        return value
+    main = [key for key in value if key not in BESIDE] if isinstance(value, dict) else []
+    return f"{main[0]} step" if len(main) == 1 else None
+
+
+def one_kind(value: Any) -> Any:
+    """A step is a bare word (`exit`) or a mapping with exactly one known kind, and the keys
+    that go beside that kind; anything else is one error, in the terms the marketer wrote
+    (not one per kind it is not)."""
+    kinds = [*KINDS, *BARE]
+    if isinstance(value, str) and value not in BARE:
+        raise refusal(f"unknown step {value!r}", allowed_hint(value, kinds))
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or not value:
+        raise refusal(
+            f"a step must be one of {', '.join(kinds)}, not {describe(value)}", "e.g. - wait: 1h"
+        )
+    main = [key for key in value if key not in BESIDE]
+    if len(main) > 1:
+        hint = "put each step in its own list item starting with '- '"
+        if any(key in KINDS and value[key] is None for key in value):
+            hint = "indent the options under the step kind, two spaces further than it"
+        raise refusal(f"a step has exactly one kind, found {', '.join(map(str, value))}", hint)
+    for key, owner in BESIDE.items():
+        if key in value and main != [owner]:
+            raise refusal(
+                f"{key} goes with {owner}, not with {main[0]}"
+                if main
+                else f"{key} is not a step: it belongs beside a {owner}, in the same list item",
+                f"write {key} lined up under its {owner}, with no '- ' before it",
+                key=key,
+                on_key=True,
+            )
+    (kind,) = main
+    if kind not in KINDS:
+        hint = (
+            f"write '- {kind}' alone, without ':'"
+            if kind in BARE
+            else allowed_hint(str(kind), kinds)
+        )
+        raise refusal(f"unknown step kind {str(kind)!r}", hint, key=str(kind), on_key=True)
+    return value
+
+
+def step_list(step: Any) -> Any:
+    """A list of steps (`steps:`, an arm's, `on_timeout:`), at least one."""
+    return Annotated[
+        list[step],  # type: ignore[valid-type]
+        Field(min_length=1, description=STEPS),
+        BeforeValidator(_some_steps),
+    ]
+
+
+def _some_steps(value: Any) -> Any:
+    if isinstance(value, list) and value:
+        return value
+    raise PydanticCustomError(
+        "steps",
+        "{name} must be a non-empty list of steps, not {value}",
+        {"hint": "start each step on its own line with '- ', e.g. - wait: 1h"},
+    )
 
 
 def step_union(sends: Any) -> Any:
@@ -162,7 +331,9 @@ def step_union(sends: Any) -> Any:
 
         model_config = _kind("wait")
 
-        wait: Duration | WaitUntil = Field(description=f"How long to pause. {DURATION}")
+        wait: by_key(None, WaitUntil, Duration) = Field(  # type: ignore[valid-type]
+            description=f"How long to pause. {DURATION}"
+        )
 
     class wait_for(YamlModel):  # noqa: N801
         """Pause until the person sends an event, at most `timeout`."""
@@ -185,6 +356,11 @@ def step_union(sends: Any) -> Any:
     class ElseArm(YamlModel):
         """Runs when no other arm's condition holds. At most one, and last."""
 
+        mistakes = {
+            "when": "an else arm has no condition: it runs when no other arm's holds",
+            "steps": "write the else arm's steps under else itself: - else: [steps]",
+        }
+
         else_: Steps = Field(alias="else")
 
     class branch(YamlModel):  # noqa: N801
@@ -193,14 +369,36 @@ def step_union(sends: Any) -> Any:
 
         model_config = _kind("branch", arms=True)
 
-        branch: Arms = Field(min_length=1)
+        branch: Annotated[
+            Arms,
+            non_empty(
+                "arms",
+                "write each arm as - when: <condition> with its steps:, and last - else: [steps]",
+            ),
+        ] = Field(min_length=1)
 
         @model_validator(mode="after")
-        def _one_else_and_a_condition(self) -> Self:
-            if sum(isinstance(arm, ElseArm) for arm in self.branch) > 1:
-                raise ValueError("a branch has at most one else")
-            if not any(isinstance(arm, WhenArm) for arm in self.branch):
-                raise ValueError("a branch needs at least one arm with when")
+        def _one_else_last_and_a_condition(self) -> Self:
+            elses = [i for i, arm in enumerate(self.branch) if isinstance(arm, ElseArm)]
+            if elses and any(isinstance(arm, WhenArm) for arm in self.branch[elses[0] :]):
+                raise refusal(
+                    "else must be the last arm of a branch",
+                    "move it to the end: the arms after else could never run",
+                    key=["branch", elses[0]],
+                )
+            if len(elses) > 1:
+                raise refusal(
+                    f"a branch has at most one else (arm {elses[0]} is one already)",
+                    "merge the else arms into one",
+                    key=["branch", elses[1]],
+                )
+            if len(elses) == len(self.branch):
+                raise refusal(
+                    "a branch needs at least one arm with when",
+                    "steps that always run need no branch: write them in the list directly",
+                    key=["branch"],
+                    on_key=True,
+                )
             return self
 
     class SplitArm(YamlModel):
@@ -219,7 +417,16 @@ def step_union(sends: Any) -> Any:
 
         model_config = _kind("split", arms=True)
 
-        split: SplitArms = Field(min_length=2)
+        split: Annotated[
+            SplitArms,
+            non_empty(
+                "arms",
+                "write each arm as - weight: 50 with its steps:, or - holdout: true with a "
+                "weight; e.g. two arms of weight 50, or an arm of weight 90 and a holdout of "
+                "weight 10",
+                least=2,
+            ),
+        ] = Field(min_length=2)
         winner: Winner | None = Field(
             None,
             description="When to stop the test and send every new entrant down the winning "
@@ -227,11 +434,31 @@ def step_union(sends: Any) -> Any:
         )
 
         @model_validator(mode="after")
-        def _one_holdout(self) -> Self:
-            if sum(isinstance(arm, Holdout) for arm in self.split) > 1:
-                raise ValueError("a split has at most one holdout")
-            if all(isinstance(arm, Holdout) for arm in self.split):
+        def _one_holdout_and_names_of_their_own(self) -> Self:
+            holdouts = [i for i, arm in enumerate(self.split) if isinstance(arm, Holdout)]
+            if len(holdouts) > 1:
+                raise refusal(
+                    f"a split has at most one holdout (arm {holdouts[0]} is one already)",
+                    "merge them into one holdout arm with the sum of their weights",
+                    key=["split", holdouts[1]],
+                )
+            if len(holdouts) == len(self.split):
                 raise ValueError("a split needs an arm with steps")
+            named: dict[str, int] = {}  # arm name → index of the arm
+            letters = arm_names()
+            for index, arm in enumerate(self.split):
+                if isinstance(arm, Holdout):
+                    continue
+                default = next(letters)  # a named arm takes its letter too, as compiled
+                name = arm.name or default
+                if name in named:
+                    raise refusal(
+                        f"arm name {name!r} is used twice in this split "
+                        f"(arm {named[name]} has it too)",
+                        "give each arm its own name, or no name to get A, B, C… in order",
+                        key=["split", index, "name"] if arm.name else ["split", index],
+                    )
+                named[name] = index
             return self
 
     class update_profile(YamlModel):  # noqa: N801
@@ -250,15 +477,25 @@ def step_union(sends: Any) -> Any:
         send: Send
 
     kinds = (wait, wait_for, branch, split, update_profile, send)
-    step: Any = TypeAliasType("step", Union.__getitem__((EXIT, *kinds)))  # type: ignore[misc]
+    # Tagged apart from their keys: a tag in an error's path is no key of the document.
+    tagged = [
+        Annotated[EXIT, Tag("exit")],
+        *(Annotated[k, Tag(f"{k.__name__} step")] for k in kinds),
+    ]
+    step: Any = TypeAliasType(  # type: ignore[misc]
+        "step",
+        Annotated[
+            Union.__getitem__(tuple(tagged)), Discriminator(_step_kind), BeforeValidator(one_kind)
+        ],
+    )
     names = {
-        "Steps": Annotated[list[step], Field(min_length=1, description=STEPS)],  # type: ignore[valid-type]
-        "Arms": list[WhenArm | ElseArm],
-        "SplitArms": list[SplitArm | Holdout],
+        "Steps": step_list(step),
+        "Arms": list[by_key("else", ElseArm, WhenArm)],  # type: ignore[misc]
+        "SplitArms": list[by_key("holdout", Holdout, SplitArm)],  # type: ignore[misc]
         "ArmName": Annotated[
             Text,
-            Field(max_length=MAX_ARM_NAME_LENGTH, json_schema_extra={"not": {"const": HOLDOUT}}),
-            AfterValidator(_not_holdout),
+            Field(json_schema_extra={"maxLength": MAX_ARM_NAME_LENGTH, "not": {"const": HOLDOUT}}),
+            AfterValidator(_arm_name),
         ],
         "Send": sends,
     }

@@ -14,7 +14,7 @@ import pytest
 from app import clock
 from app.clock import ManualClock
 from app.delivery import models, service
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.settings import get_settings
 from app.sweeper import sweep_deliveries
 from app.tasks import broker

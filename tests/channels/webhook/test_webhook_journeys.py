@@ -19,7 +19,7 @@ from app.delivery import models, state
 from app.delivery.retry_state import retries_due
 from app.delivery.service import channels
 from app.journeys import catalog
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.profiles import consent
 from app.profiles.consent import suppression_reason
 from app.settings import get_settings

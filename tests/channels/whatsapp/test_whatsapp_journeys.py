@@ -17,7 +17,7 @@ from app.clock import ManualClock
 from app.db import session_scope
 from app.delivery import history, models
 from app.journeys import catalog
-from app.journeys.loader import JourneyInvalid, parse_journey
+from app.journeys.language.files import JourneyInvalid, parse_journey
 from app.ops import kpis
 from app.webhooks.models import InboundMessage
 from channels.whatsapp.content import OUTSIDE_WINDOW

@@ -18,7 +18,7 @@ from app.cli import app as cli
 from app.db import session_scope
 from app.embedded import JourneyFiles
 from app.journeys import catalog
-from app.journeys.loader import parse_journey
+from app.journeys.language.files import parse_journey
 from app.journeys.models import JourneyVersion
 from app.journeys.simulate import check
 from app.journeys.timeline import timeline
