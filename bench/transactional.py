@@ -65,7 +65,11 @@ async def _steady(base_url: str, rate: float, people: int) -> Posted:
     started: dict[str, float] = {}
     answered: dict[str, float] = {}
     refused = 0
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    # Idle connections are let go before uvicorn's 5 s keep-alive closes them: a request sent
+    # on one the server is closing fails with a ReadError.
+    limits = httpx.Limits(
+        max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS, keepalive_expiry=2
+    )
     headers = {"Authorization": f"Bearer {SEND_KEY}"}
     async with httpx.AsyncClient(
         base_url=base_url, headers=headers, limits=limits, timeout=120
