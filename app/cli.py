@@ -261,7 +261,7 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run the scheduler (production): fires due journey waits, decides A/B tests with a winner rule and re-enqueues lost work."""  # noqa: E501
+    """Run the scheduler (production): fires due journey waits, decides A/B tests with a winner rule, reads the configured ad sets' spend and re-enqueues lost work."""  # noqa: E501
     _exit_0_on_sigterm()
     _settings_or_exit(production=True)
     from app import scheduler as periodic
@@ -1001,12 +1001,13 @@ def report_experiments(
 
 
 def _report_roi(by: str, fmt: ReportFormat) -> None:
-    from app.analytics import funnel, roi
+    from app.analytics import funnel, roi, spend
     from app.db import session_scope
     from app.settings import get_settings
 
     try:
         with session_scope() as session:
+            stale = spend.stale_notes(session)
             if by == "channels":
                 text = roi.render(roi.channels(session, get_settings()), fmt.value, by)
             else:
@@ -1014,6 +1015,8 @@ def _report_roi(by: str, fmt: ReportFormat) -> None:
     except roi.CurrencyMismatch as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    for note in stale:  # beside the figures, not in them: a CSV or JSON stays readable
+        typer.echo(f"note: {note}", err=True)
     typer.echo(text, nl=fmt is not ReportFormat.csv)
 
 
@@ -1026,7 +1029,7 @@ def report_channels(
 ) -> None:
     """Per channel: messages sent, billed units (SMS segments), cost, the goal revenue credited to its messages, and ROI = (revenue - cost) / cost.
 
-    Prices: CARILLON_COST_PER_MESSAGE or CARILLON_COST_PER_THOUSAND (else the channel's own), in CARILLON_COST_CURRENCY. Exit 2 when revenue is in another currency. How to read it: docs/campaigns.md.
+    Prices: CARILLON_COST_PER_MESSAGE or CARILLON_COST_PER_THOUSAND (else the channel's own), in CARILLON_COST_CURRENCY; a channel whose ad sets are configured (CARILLON_META_AD_SETS) costs their spend as read from the ad platform, with a note on stderr when that reading fails. Exit 2 when revenue or spend is in another currency. How to read it: docs/campaigns.md.
     """  # noqa: E501 (one line per paragraph: the help text is re-wrapped to the terminal)
     _report_roi("channels", fmt)
 

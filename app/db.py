@@ -9,10 +9,11 @@ runs after the commit succeeds; a rollback drops it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
@@ -159,7 +160,16 @@ db_session = session_dependency("database unavailable: retry later")
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
-def after_commit(session: Session, fn: Callable[[], None]) -> None:
+@dataclass(frozen=True)
+class _Together:
+    """An after-commit hook run once for all the items registered under one key."""
+
+    key: Hashable
+    item: Any
+    run: Callable[[list[Any]], None]
+
+
+def after_commit(session: Session, fn: Callable[[], None] | _Together) -> None:
     """Run `fn` once the session's outermost transaction has committed.
 
     Registered inside a savepoint (`begin_nested()`), `fn` is dropped if that savepoint rolls
@@ -168,6 +178,15 @@ def after_commit(session: Session, fn: Callable[[], None]) -> None:
     """
     owner = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault("after_commit", []).append((owner, fn))
+
+
+def after_commit_together(
+    session: Session, key: Hashable, item: Any, run: Callable[[list[Any]], None]
+) -> None:
+    """Like `after_commit`, for work cheaper done for many items at once: `run` is called once
+    the outermost transaction has committed, with the items registered under `key` in it (in
+    order, those of a rolled-back savepoint left out)."""
+    after_commit(session, _Together(key, item, run))
 
 
 def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
@@ -183,9 +202,19 @@ def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool
 def _run_after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: its hooks now wait for the enclosing transaction
+    together: dict[Hashable, tuple[Callable[[list[Any]], None], list[Any]]] = {}
+    hooks: list[Callable[[], None]] = []
     for _owner, fn in session.info.pop("after_commit", []):
+        if isinstance(fn, _Together):
+            if fn.key not in together:
+                together[fn.key] = (fn.run, [])
+                hooks.append(partial(fn.run, together[fn.key][1]))
+            together[fn.key][1].append(fn.item)
+        else:
+            hooks.append(fn)
+    for hook in hooks:
         try:
-            fn()
+            hook()
         except Exception:  # the sweeper re-enqueues whatever this failed to hand over
             log.exception("after-commit hook failed")
 

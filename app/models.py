@@ -2,6 +2,7 @@
 
 from sqlalchemy import text
 
+from app.analytics.models import AdSpend, SpendRead
 from app.broadcasts.models import Broadcast, Recipient
 from app.db import Base, get_engine
 from app.delivery.models import Delivery, DeliveryEvent
@@ -12,6 +13,7 @@ from app.segments.models import ComputedTrait, Membership, SegmentVersion, Trait
 from app.webhooks.models import InboundMessage
 
 __all__ = [
+    "AdSpend",
     "Base",
     "Broadcast",
     "ComputedTrait",
@@ -28,6 +30,7 @@ __all__ = [
     "ProfileAudit",
     "Recipient",
     "SegmentVersion",
+    "SpendRead",
     "Timer",
     "Trait",
     "TraitEvent",

@@ -8,7 +8,7 @@ a lost message left behind, so losing the in-process queue on restart loses no w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import dramatiq
@@ -24,7 +24,7 @@ from dramatiq.middleware import (
 )
 from sqlalchemy.orm import Session
 
-from app.db import after_commit
+from app.db import after_commit, after_commit_together
 from app.settings import get_settings
 
 # A failed job (e.g. the database briefly down) is retried a few times; after that the row
@@ -80,17 +80,31 @@ def enqueue(session: Session, job: Job, *args: Any, delay_seconds: float = 0) ->
 
     With `delay_seconds` the broker holds the message that long (retries, deferrals); the row's
     own due time stays the truth, so an early or lost delayed message changes nothing."""
+    after_commit(session, partial(_send, job, args, delay_seconds))
 
-    def send() -> None:
-        broker = get_broker()
-        broker.declare_queue(job.queue_name)  # idempotent; a process may enqueue a job by name
-        message: dramatiq.Message[Any] = dramatiq.Message(  # before it declares the job
-            queue_name=job.queue_name,
-            actor_name=job.actor_name,
-            args=args,
-            kwargs={},
-            options={},
-        )
-        broker.enqueue(message, delay=int(delay_seconds * 1000) + 1 if delay_seconds > 0 else None)
 
-    after_commit(session, send)
+def enqueue_spread(session: Session, job: Job, arg: Any, every: int) -> None:
+    """Send `job(arg)` once `session` commits for one in `every` of the args the transaction
+    gave `job` this way (the first, then each `every`-th): for a job that takes up to `every`
+    due rows besides its own, one message per batch wakes a worker, where one per row woke
+    `every - 1` workers to find their row taken. A row whose message was not sent is taken by
+    another row's job, or handed over again by the sweeper."""
+
+    def send_every(args: list[Any]) -> None:
+        for one in args[::every]:
+            _send(job, (one,), 0)
+
+    after_commit_together(session, job, arg, send_every)
+
+
+def _send(job: Job, args: tuple[Any, ...], delay_seconds: float) -> None:
+    broker = get_broker()
+    broker.declare_queue(job.queue_name)  # idempotent; a process may enqueue a job by name
+    message: dramatiq.Message[Any] = dramatiq.Message(  # before it declares the job
+        queue_name=job.queue_name,
+        actor_name=job.actor_name,
+        args=args,
+        kwargs={},
+        options={},
+    )
+    broker.enqueue(message, delay=int(delay_seconds * 1000) + 1 if delay_seconds > 0 else None)

@@ -1,7 +1,8 @@
 """Periodic jobs: fire due journey timers, recompute computed traits whose window moved,
 backfill existing profiles into new or edited segment files, plan the broadcasts' messages
-whose turn came, decide A/B splits whose `winner:` rule is met, sweep lost queue messages,
-finish erasures whose audience removals are settled.
+whose turn came, decide A/B splits whose `winner:` rule is met, read the ad spend of the
+configured ad sets, sweep lost queue messages, finish erasures whose audience removals are
+settled.
 
 Safe to run in several processes at once: each job claims rows with SKIP LOCKED.
 """
@@ -17,8 +18,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from app import sweeper
-from app.analytics import winners
+from app import clock, sweeper
+from app.analytics import spend, winners
 from app.broadcasts import sending
 from app.db import session_scope
 from app.journeys import timers
@@ -32,6 +33,8 @@ SWEEP_INTERVAL_SECONDS = 10
 # A test is decided on hundreds of people: a minute's delay changes nothing, and each run
 # counts the arms of every undecided split.
 WINNER_INTERVAL_SECONDS = 60
+# Each ad set is read once an hour (or later, backing off); this only looks whose turn came.
+SPEND_INTERVAL_SECONDS = 60
 
 
 def fire_timers() -> None:
@@ -74,6 +77,13 @@ def decide_winners() -> None:
             winner.metric,
             winner.p_value,
         )
+
+
+def read_spend() -> None:
+    """Ad sets whose spend is due to be read (again): the days read replace the stored ones."""
+    done = spend.read_due()
+    if done:
+        log.info("ad spend: %d ad sets read", done)
 
 
 def sweep(older_than: timedelta | None = None) -> None:
@@ -127,6 +137,14 @@ def build(*, blocking: bool) -> BaseScheduler:
         "interval",
         seconds=WINNER_INTERVAL_SECONDS,
         id="experiments.decide_winners",
+        **common,
+    )
+    scheduler.add_job(
+        read_spend,
+        "interval",
+        seconds=SPEND_INTERVAL_SECONDS,
+        id="analytics.read_spend",
+        next_run_time=clock.now(),  # at start, not a minute later
         **common,
     )
     scheduler.add_job(

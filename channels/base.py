@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -208,6 +208,48 @@ class Option:
 
 
 @dataclass(frozen=True)
+class DaySpend:
+    """What the provider reports spent on one of its objects (an ad set) on one day, in the
+    ad account's currency."""
+
+    day: date
+    amount: float
+    currency: str
+
+
+class SpendUnreadable(Exception):
+    """The provider did not give the spend: its own words, whether asking again later may work
+    (throttling, an outage) and when it says to, in seconds."""
+
+    def __init__(self, reason: str, *, transient: bool, retry_after_seconds: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class SpendSource:
+    """A channel whose cost is what the ad platform reports spent, read after the fact, rather
+    than a price per unit: paid social pays for impressions the audience gets, not for adding
+    people to it.
+
+    - `key`: the content key naming what the spend buys reach to (an audience); the people a
+      journey adds under each value share that value's spend.
+    - `objects`: per value of `key`, the provider's objects whose spend counts (ad sets), as
+      configured; empty when none is.
+    - `read`: one object's spend per day from `since` to `until` (both included); raises
+      `SpendUnreadable`. It blocks on the network and never touches the database.
+    - `setting`: the variable that configures `objects`, for the notes ops read.
+    """
+
+    key: str
+    objects: Callable[[], Mapping[str, tuple[str, ...]]]
+    read: Callable[[str, date, date], list[DaySpend]]
+    setting: str
+
+
+@dataclass(frozen=True)
 class ChannelSpec:
     """What Carillon knows about a channel, declared by the channel itself.
 
@@ -270,6 +312,9 @@ class ChannelSpec:
     # How many `cost_unit`s a rendered message is billed as (an SMS's segments, as Twilio
     # counts them); None: one per message.
     units: Callable[[Mapping[str, Any]], int] | None = None
+    # Where its cost comes from when the provider reports spend instead (ad insights); used
+    # once its objects are configured, in place of a price.
+    spend: SpendSource | None = None
     attempts: int | None = None
     # Its messages carry Carillon's one-click unsubscribe link (RFC 8058).
     unsubscribe_link: bool = False

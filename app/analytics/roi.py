@@ -9,6 +9,11 @@ CARILLON_COST_CURRENCY. Revenue is the
 goal value credited last-touch to a message (app/analytics/attribution.py). Both must be in one
 currency: revenue in another is refused (`CurrencyMismatch`) rather than added up as if it were
 the same money. A channel whose price is unknown has no cost, and so no ROI.
+
+A channel costed by its ad spend (app/analytics/spend.py: the ad sets configured for its
+audiences) costs what the platform reported spent, in the ad account's currency, which must be
+CARILLON_COST_CURRENCY too. A journey's arm bears a share of each audience's spend in
+proportion to the people it added to that audience, among all the people Carillon added to it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.analytics import spend
 from app.analytics.report import amount, change
 from app.delivery import models
 from app.delivery.models import Delivery
@@ -53,6 +59,12 @@ class Figures:
     revenue: float
     currency: str
     roi: float | None  # None without a cost, or with a cost of 0
+
+
+# A row's share of each spend-costed channel's spend; None: unknown (an ad set not read yet).
+Spent = dict[str, float | None]
+# By journey and arm.
+Shares = dict[tuple[str, str | None], Spent]
 
 
 def _price(settings: Settings, channel: str) -> float | None:
@@ -101,21 +113,67 @@ def _one_currency(revenue: dict[str, float], currency: str, what: str) -> float:
     return revenue.get(currency, 0.0)
 
 
+def _spent(session: Session, settings: Settings) -> dict[str, spend.ChannelSpend]:
+    """What each spend-costed channel's ad sets spent. Spend in another currency than the
+    costs' is refused, never added up."""
+    currency = settings.cost_currency
+    found = {}
+    for channel, source in spend.sources().items():
+        found[channel] = spend.channel_spend(session, channel, source)
+        other = sorted(found[channel].currencies() - {currency})
+        if other:
+            raise CurrencyMismatch(
+                f"channel {channel}: its ad spend is in {', '.join(other)} (the ad account's "
+                f"currency) but costs are counted in {currency} (CARILLON_COST_CURRENCY); "
+                f"ROI needs one currency: set CARILLON_COST_CURRENCY={other[0]}, with prices "
+                f"and goal values in {other[0]}"
+            )
+    return found
+
+
+def _shares(session: Session, settings: Settings, found: dict[str, spend.ChannelSpend]) -> Shares:
+    """Each journey's arm's share of each audience's spend: by the people it added to the
+    audience, among everybody Carillon added to it."""
+    shares: Shares = defaultdict(dict)
+    for channel, source in spend.sources().items():
+        amounts = found[channel].in_currency(settings.cost_currency)
+        added = spend.people_added(session, channel, source.key)
+        everybody: dict[str, int] = defaultdict(int)
+        for per_target in added.values():
+            for target, people in per_target.items():
+                everybody[target] += people
+        for row, per_target in added.items():
+            shares[row][channel] = (
+                None
+                if found[channel].unread
+                else sum(
+                    amounts.get(target, 0.0) * people / everybody[target]
+                    for target, people in per_target.items()
+                )
+            )
+    return shares
+
+
 def _figures(
     settings: Settings,
     sent: dict[str, tuple[int, int]],
     revenue: dict[str, float],
     where: tuple[str | None, str | None, str | None],
     what: str,
+    spent: Spent,
 ) -> Figures:
+    """`spent`: this row's cost of each channel costed by its spend (those are priced by
+    nothing else)."""
     currency = settings.cost_currency
     units = sum(u for _, u in sent.values())
     # Nothing sent costs nothing, whatever the price; a price unknown for what was sent is.
-    prices = {channel: _price(settings, channel) for channel, (_, u) in sent.items() if u}
+    priced = {c: n for c, n in sent.items() if c not in spent}
+    prices = {channel: _price(settings, channel) for channel, (_, u) in priced.items() if u}
+    costs = [*spent.values(), *((prices.get(c) or 0.0) * u for c, (_, u) in priced.items())]
     cost = (
         None
-        if any(price is None for price in prices.values())
-        else sum((prices.get(channel) or 0.0) * u for channel, (_, u) in sent.items())
+        if any(price is None for price in (*prices.values(), *spent.values()))
+        else sum(c or 0.0 for c in costs)
     )
     total = _one_currency(revenue, currency, what)
     return Figures(
@@ -133,6 +191,9 @@ def channels(session: Session, settings: Settings) -> list[Figures]:
     """One row per installed channel, in the registry's order."""
     sent = _sent(session)
     revenue = _revenue(session, Delivery.channel)
+    whole = {
+        c: found.total(settings.cost_currency) for c, found in _spent(session, settings).items()
+    }
     rows = []
     for channel in registry.names():
         mine = {channel: sent.get((), {}).get(channel, (0, 0))}
@@ -143,15 +204,28 @@ def channels(session: Session, settings: Settings) -> list[Figures]:
                 revenue.get((channel,), {}),
                 (channel, None, None),
                 f"channel {channel}",
+                {channel: whole[channel]} if channel in whole else {},
             )
         )
     return rows
+
+
+def _share(whole: Spent, shares: Shares, keys: list[tuple[str, str | None]]) -> Spent:
+    """The spend borne by the rows of `keys` together, per spend-costed channel."""
+    found: Spent = {}
+    for channel in whole:
+        parts = [shares[key].get(channel, 0.0) for key in keys if key in shares]
+        found[channel] = None if None in parts else sum(p or 0.0 for p in parts)
+    return found
 
 
 def journeys(session: Session, settings: Settings) -> list[Figures]:
     """Per journey (every arm together), then per arm when it has a split."""
     sent = _sent(session, Delivery.journey_id, Delivery.arm)
     revenue = _revenue(session, Delivery.journey_id, Delivery.arm)
+    found = _spent(session, settings)
+    spent: Spent = {c: f.total(settings.cost_currency) for c, f in found.items()}
+    shares = _shares(session, settings, found)
     ids = sorted({key[0] for key in sent} | {key[0] for key in revenue})
     rows = []
     for journey in ids:
@@ -167,7 +241,17 @@ def journeys(session: Session, settings: Settings) -> list[Figures]:
                 for code, total in per_currency.items():
                     whole_revenue[code] += total
         what = f"journey {journey}"
-        rows.append(_figures(settings, whole, whole_revenue, (None, journey, ALL_ARMS), what))
+        mine = [key for key in shares if key[0] == journey]
+        rows.append(
+            _figures(
+                settings,
+                whole,
+                whole_revenue,
+                (None, journey, ALL_ARMS),
+                what,
+                _share(spent, shares, mine),
+            )
+        )
         for arm in arms:
             rows.append(
                 _figures(
@@ -176,6 +260,7 @@ def journeys(session: Session, settings: Settings) -> list[Figures]:
                     revenue.get((journey, arm), {}),
                     (None, journey, arm),
                     f"{what} arm {arm}",
+                    _share(spent, shares, [(journey, arm)]),
                 )
             )
     return rows

@@ -14,7 +14,8 @@ from app.delivery import history, models
 from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
 from app.journeys.models import JourneyInstance
-from app.queue import enqueue
+from app.queue import enqueue_spread
+from app.settings import get_settings
 from channels import registry
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def _queue_planned(session: Session, instance: object) -> None:
 
 
 def _queue(session: Session, delivery: Delivery) -> None:
-    enqueue(session, send_delivery(delivery.channel), delivery.id)
+    every = get_settings().delivery_batch_size  # a send job takes a batch of its channel
+    enqueue_spread(session, send_delivery(delivery.channel), delivery.id, every)
     _log_planned(delivery)
 
 

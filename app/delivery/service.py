@@ -144,7 +144,7 @@ def _candidates(
 
 def _people(session: Session, profile_ids: set[str]) -> dict[str, dict[str, Any]]:
     """The batch's people as the checks and the adapters read them (traits, addresses), in
-    three queries for the whole batch: not their segments and computed traits, which no check
+    two queries for the whole batch: not their segments and computed traits, which no check
     reads (a fallback renders its content from a view of its own)."""
     profiles = session.scalars(select(Profile).where(Profile.id.in_(profile_ids))).all()
     return views(session, profiles, {profile.id: {} for profile in profiles})

@@ -7,12 +7,11 @@ import math
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, select, true, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.analytics import attribution
-from app.db import is_postgres
+from app.db import dialect_insert, is_postgres
 from app.delivery import models as delivery
 from app.delivery import outbox
 from app.delivery import state as delivery_state
@@ -59,20 +58,26 @@ def start(
     session: Session, journey: Journey, version_id: int, profile_id: str, event: Event
 ) -> JourneyInstance | None:
     now = clock.now()
-    instance = JourneyInstance(
-        journey_id=journey.id,
-        journey_version_id=version_id,
-        profile_id=profile_id,
-        trigger_event_id=event.id,
-        status=ACTIVE,
-        cursor=journey.steps[0].path,
-        entered_at=now,
-        updated_at=now,
+    # One statement, where a savepoint around an INSERT took three: a live trip already
+    # there (another worker started the same one first) is a conflict with
+    # uq_journey_instances_live, and nothing is inserted.
+    stmt = (
+        dialect_insert(session)(JourneyInstance)
+        .values(
+            journey_id=journey.id,
+            journey_version_id=version_id,
+            profile_id=profile_id,
+            trigger_event_id=event.id,
+            status=ACTIVE,
+            cursor=journey.steps[0].path,
+            entered_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(JourneyInstance)
     )
-    try:
-        with session.begin_nested():
-            session.add(instance)
-    except IntegrityError:  # another worker started the same trip first
+    instance = session.scalars(stmt).first()
+    if instance is None:
         return None
     log.info("profile %s entered journey %s (instance %s)", profile_id, journey.id, instance.id)
     return instance
@@ -87,18 +92,32 @@ def live_instances(session: Session, profile_id: str) -> list[JourneyInstance]:
     return list(session.scalars(stmt))
 
 
-def unsent(session: Session, profile_id: str) -> list[JourneyInstance]:
-    """Trips that reached their end while a message they planned is still waiting in the
-    queue: an exit event must still stop that message."""
+def concerned(
+    session: Session, profile_id: str
+) -> tuple[list[JourneyInstance], list[JourneyInstance]]:
+    """The person's trips an event may move, in one query, locked like `live_instances`: the
+    live ones, and those that reached their end while a message they planned is still waiting
+    in the queue (an exit event must still stop that message)."""
     pending = exists().where(
         Delivery.instance_id == JourneyInstance.id,
         Delivery.status == delivery.PENDING,
         Delivery.step_path.not_like(f"%{REMOVAL_SUFFIX}"),
     )
-    stmt = select(JourneyInstance).where(
-        JourneyInstance.profile_id == profile_id, JourneyInstance.status == COMPLETED, pending
+    stmt = (
+        select(JourneyInstance)
+        .where(
+            JourneyInstance.profile_id == profile_id,
+            (JourneyInstance.status == ACTIVE) | ((JourneyInstance.status == COMPLETED) & pending),
+        )
+        .order_by(JourneyInstance.id)
     )
-    return list(session.scalars(stmt))
+    if is_postgres(session):
+        stmt = stmt.with_for_update(of=JourneyInstance)
+    found = list(session.scalars(stmt))
+    return (
+        [instance for instance in found if instance.status == ACTIVE],
+        [instance for instance in found if instance.status == COMPLETED],
+    )
 
 
 def finish(instance: JourneyInstance, status: str, reason: str) -> None:

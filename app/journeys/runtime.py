@@ -157,9 +157,10 @@ def _late_conversions(
 def on_event(session: Session, event: Event, profile: dict[str, Any]) -> None:
     """Move the trips this event concerns, then start the journeys it triggers."""
     variables = {"event": event.payload, "profile": profile}
-    for instance in lifecycle.live_instances(session, profile["id"]):
+    live, unsent = lifecycle.concerned(session, profile["id"])
+    for instance in live:
         _on_live_trip(session, instance, event, variables, profile)
-    for instance in lifecycle.unsent(session, profile["id"]):
+    for instance in unsent:
         journey = catalog.journey_of_version(session, instance.journey_version_id)
         if _exits(journey, event, variables):
             lifecycle.exit_instance(session, instance, f"exit_when: {event.name}")

@@ -6,6 +6,7 @@ POST /ops/dead-letters/{id}/replay        put one back in the outbox (idempotent
 GET  /ops/deliveries/{id}                 a delivery's story
 GET  /ops/journeys                        people per journey step
 GET  /ops/channels                        per channel results, cost, conversions
+GET  /ops/ad-spend                        reading the configured ad sets' spend: stale or not, why
 GET  /ops/segments                        segments and stages: members, backfill progress
 GET  /ops/experiments?min_per_arm=500      every split's A/B test results (app/analytics/)
 GET  /ops/experiments/{journey_id}        one journey's (404: not loaded, or no split)
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.analytics import experiments, report
+from app.analytics import experiments, report, spend
 from app.analytics.repository import UnknownExperiment
 from app.broadcasts import progress
 from app.db import DbSession
@@ -63,8 +64,13 @@ def summary(
         "broadcasts": [shown.as_dict() for shown in progress.every(session)],
         "segments": segments(session),
         "budgets": [b.as_dict() for b in budgets.standings(session)],
+        "ad_spend": ad_spend(session),
         "notes": {"channels": kpis.ENGAGEMENT_NOTE},
     }
+
+
+def ad_spend(session: Session) -> list[dict[str, Any]]:
+    return [status.as_dict() for status in spend.statuses(session)]
 
 
 def segments(session: Session) -> list[dict[str, Any]]:
@@ -106,6 +112,12 @@ def get_journeys(session: DbSession) -> list[dict[str, Any]]:
 @router.get("/channels")
 def get_channels(session: DbSession) -> list[dict[str, Any]]:
     return kpis.as_dicts(kpis.channels(session))
+
+
+@router.get("/ad-spend")
+def get_ad_spend(session: DbSession) -> list[dict[str, Any]]:
+    """Each configured ad set: up to which day its spend is read, and why not when stale."""
+    return ad_spend(session)
 
 
 @router.get("/segments")

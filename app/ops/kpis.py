@@ -10,7 +10,9 @@ webhook in their history (SendGrid's delivered/open/click, Twilio's delivered); 
 zero, for a channel no webhook has reported on yet. Conversions count trips
 with status `converted` (goals, issue #3) that received a message on the channel. Cost is
 the unit's price (CARILLON_COST_PER_MESSAGE, or CARILLON_COST_PER_THOUSAND / 1000) times the
-messages really sent (a dry run costs nothing).
+messages really sent (a dry run costs nothing); a channel costed by its ad spend costs what
+the platform reported spent (app/analytics/spend.py), unknown while an ad set was never read
+or while the spend is in another currency than CARILLON_COST_CURRENCY.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from app.analytics import spend
 from app.delivery import models as delivery
 from app.delivery.models import Delivery, DeliveryEvent
 from app.journeys import catalog
@@ -242,7 +245,12 @@ def channels(session: Session) -> list[ChannelKpis]:
             .group_by(Delivery.channel)
         )
     }
-    costs = get_settings().message_costs()
+    settings = get_settings()
+    costs = settings.message_costs()
+    spent = {
+        channel: spend.channel_spend(session, channel, source).total(settings.cost_currency)
+        for channel, source in spend.sources().items()
+    }
     engaged = engagement(session)
     revenue = _revenue(session, Delivery.channel)
     result = []
@@ -250,6 +258,9 @@ def channels(session: Session) -> list[ChannelKpis]:
         sent = counts.get((channel, delivery.SENT), 0)
         unit = costs.get(channel, registry.spec(channel).cost)
         cost = None if unit is None else unit * sent
+        if channel in spent:  # its spend, whatever it reached; per message, on average
+            cost = spent[channel]
+            unit = None if cost is None or not sent else cost / sent
         converted = conversions.get(channel, 0)
         e = engaged[channel]
         result.append(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, BigId, JSONType, UTCDateTime
 
@@ -40,6 +40,10 @@ class Identity(Base):
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Read only with the identity (`repository.find_identities`): holding the profile keeps it
+    # in the session, where the resolution that follows finds it without a query. Writes go
+    # through `profile_id`.
+    profile: Mapped[Profile] = relationship(lazy="raise", viewonly=True)
 
 
 class Trait(Base):

@@ -111,6 +111,8 @@ NOT_PERSONAL = {
     "segment_versions": "the marketers' segment files, the same for everybody",
     "broadcasts": "the marketers' broadcast files and their progress, the same for everybody",
     "split_winners": "which arm of a journey's A/B split won, counted over everybody",
+    "ad_spend": "what the ad platform reports spent per ad set and day, over everybody",
+    "spend_reads": "how reading the ad platform's spend goes, per ad set",
 }
 
 

@@ -149,7 +149,8 @@ def apply_event(session: Session, event: Event, erased_digests: set[str]) -> Pro
     """Resolve `event` to its profile, creating or merging profiles, and apply its traits;
     None when the event names an erased person (ingest drops those, but this one was stored
     while the erasure committed). The caller holds `lock_people` for it, and passes the
-    erased hashes that call returned."""
+    erased hashes that call returned. From here to the commit the transaction also holds the
+    profile's row (see `repository.touch`)."""
     previous_id = _previous_id(event)
     traits = _traits(event)
     if erased_digests and any(
@@ -164,5 +165,5 @@ def apply_event(session: Session, event: Event, erased_digests: set[str]) -> Pro
     if traits:
         repo.upsert_traits(session, profile.id, traits, event.timestamp, event.message_id)
         _claim_contacts(session, profile.id, traits)
-    profile.updated_at = clock.now()
+    repo.touch(session, profile)
     return profile

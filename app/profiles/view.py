@@ -24,16 +24,15 @@ def views(
     profiles: Sequence[Profile],
     cdp: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each profile as journeys see it, by id: four queries however many people, two when the
-    caller has their computed traits and memberships in hand already (`cdp`, by id)."""
+    """Each profile as journeys see it, by id: three queries however many people, one when
+    the caller has their computed traits and memberships in hand already (`cdp`, by id)."""
     ids = [profile.id for profile in profiles]
-    traits = repo.traits_of_people(session, ids)
-    identities = repo.identities_of_people(session, ids)
+    traits, identities = repo.traits_and_identities(session, ids)
     cdp = cdp if cdp is not None else segments.of_people(session, ids)
     return {
         profile_id: _shaped(
             profile_id,
-            {i.kind: i.value for i in identities[profile_id]},
+            identities[profile_id],
             traits[profile_id],
             cdp[profile_id],
         )

@@ -8,8 +8,8 @@ those out of the window. A windowed trait's row carries `expires_at`, when its o
 event leaves the window: the scheduler's `expiry` fires it then, like a journey timer.
 
 Work on one person is serialized by the profile row's lock: routing holds it from the moment
-it updates the profile (and takes it here again explicitly), the expiry claims it with SKIP
-LOCKED, so two workers never fold the same trait from the same old value.
+it updates the profile (`profiles.repository.touch`), the expiry claims it with SKIP LOCKED,
+so two workers never fold the same trait from the same old value.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.db import is_postgres
 from app.events.models import Event
 from app.journeys.conditions import ConditionEvalError, holds
 from app.profiles.models import Profile
@@ -56,12 +55,6 @@ class Decided:
 
     flips: list[Flip]
     person: dict[str, Any]
-
-
-def lock_person(session: Session, profile_id: str) -> None:
-    """Hold the profile row until commit (PostgreSQL; SQLite has one writer at a time)."""
-    if is_postgres(session):
-        session.execute(select(Profile.id).where(Profile.id == profile_id).with_for_update())
 
 
 def _rows(session: Session, profile_id: str) -> dict[str, ComputedTrait]:
@@ -260,7 +253,8 @@ def _holds(segment: Segment, variables: dict[str, Any]) -> bool:
 
 def on_event(session: Session, profile: Profile, event: Event) -> Decided | None:
     """The event's effect on its person's computed traits and memberships (in the routing
-    transaction, under the person's lock); None when no segment or trait concerns it."""
+    transaction, which holds the person's row since `profiles.apply_event`); None when no
+    segment or trait concerns it."""
     definitions = catalog.current(session)
     if not definitions.aggregates and not definitions.every_segment:
         return None
@@ -268,7 +262,6 @@ def on_event(session: Session, profile: Profile, event: Event) -> Decided | None
     counted = [trait for trait in feeds if _counts(trait, event)]
     if not counted and not definitions.every_segment:
         return None
-    lock_person(session, profile.id)
     rows = _rows(session, profile.id)
     for trait in counted:
         _add(session, trait, rows, event)

@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from app.settings import Settings
-from channels.base import Channel, ChannelSpec, Consent
+from channels.base import Channel, ChannelSpec, Consent, SpendSource
 from channels.meta_audience.adapter import MetaCustomAudience
-from channels.meta_audience.settings import MetaSettings
+from channels.meta_audience.insights import read_spend
+from channels.meta_audience.settings import AD_SETS, MetaSettings
 from channels.settings import read
 
 STATES = frozenset({"allowed", "denied"})
@@ -38,6 +39,10 @@ def _account(settings: Settings) -> str | None:
     return f"sha256:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else None
 
 
+def _ad_sets() -> dict[str, tuple[str, ...]]:
+    return read(MetaSettings).ad_sets()
+
+
 def _undo(content: Mapping[str, Any]) -> dict[str, Any]:
     return {"audience_id": content.get("audience_id"), "operation": "remove"}
 
@@ -63,6 +68,9 @@ SPEC = ChannelSpec(
     # Adding someone already in an audience changes nothing at Meta: a repeat is harmless.
     resend_when_abandoned=True,
     cost_unit="person",
+    # Paid social pays for the ads shown to the audience: with its ad sets configured, the
+    # channel costs what Meta's insights report they spent.
+    spend=SpendSource(key="audience_id", objects=_ad_sets, read=read_spend, setting=AD_SETS),
     settings=MetaSettings,
     attribution_window=timedelta(days=7),  # an ad is seen days after the person joins
     position=30,

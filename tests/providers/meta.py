@@ -13,14 +13,25 @@ characters); others are counted as invalid entries, as Graph does.
 Answers follow Graph: `200 {"audience_id", "session_id", "num_received", "num_invalid_entries",
 "invalid_entry_samples"}`, or an error body `{"error": {"message", "type", "code",
 "error_subcode", "fbtrace_id"}}` (Graph API "Handling Errors").
+
+It also answers the ad sets' insights (Marketing API "Ads Insights"): `GET
+/{version}/{ad_set_id}/insights` with `fields`, `time_increment=1` and `time_range={"since",
+"until"}` gives one row per day with spend, `{"spend": "12.34", "account_currency": "EUR",
+"date_start", "date_stop"}` (the spend a decimal string, a day without spend left out), `limit`
+rows a page (25 unless asked) and `paging: {"cursors": {"before", "after"}, "next": <url>}`,
+`next` only while rows remain; `expire_token()` makes every later call fail as an expired
+session does (code 190, subcode 463).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
+from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from .server import ProviderServer, RecordedRequest, Reply
 
@@ -28,6 +39,12 @@ TEST_ACCESS_TOKEN = "EAAB-test-token"
 TEST_AUDIENCE_ID = "23850000000000001"
 
 _ROUTE = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<audience>[^/]+)/users$")
+_INSIGHTS = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<object>[^/]+)/insights$")
+INSIGHTS_PAGE = 25
+EXPIRED_SESSION = (
+    "Error validating access token: Session has expired on Thursday, 03-Dec-26 02:00:00 PST. "
+    "The current time is Thursday, 03-Dec-26 03:00:00 PST."
+)
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 SINGLE_KEY_SCHEMAS = {"EMAIL_SHA256", "PHONE_SHA256", "MOBILE_ADVERTISER_ID", "UID"}
 MULTI_KEYS = {
@@ -114,6 +131,10 @@ class MetaGraphServer(ProviderServer):
         self.removed: list[dict[str, Any]] = []
         # Who is in each audience now: rows of identifiers, as added and not removed since.
         self.members: dict[str, set[tuple[str, ...]]] = {}
+        # What each ad set spent per day, as Ads Manager would report it: {day: spend}.
+        self.spend: dict[str, dict[date, str]] = {}
+        self.account_currency = "EUR"
+        self.token_expired = False
 
     def reset(self) -> None:
         super().reset()
@@ -121,6 +142,14 @@ class MetaGraphServer(ProviderServer):
             self.added.clear()
             self.removed.clear()
             self.members.clear()
+            self.spend.clear()
+            self.account_currency = "EUR"
+            self.token_expired = False
+
+    def expire_token(self) -> None:
+        """The token's session ends: every call from now on is refused with code 190."""
+        with self._condition:
+            self.token_expired = True
 
     def settings_overrides(self) -> dict[str, Any]:
         """Keyword arguments for `Settings(...)` that point the Meta channel here."""
@@ -129,6 +158,13 @@ class MetaGraphServer(ProviderServer):
     def refused_token(self, request: RecordedRequest, params: dict[str, Any]) -> Reply | None:
         """Graph's answer to a missing or wrong access token, or None when it is ours."""
         token = _token(request, params)
+        if self.token_expired and token == self.access_token:
+            why = EXPIRED_SESSION
+            return Reply.json(
+                400,
+                graph_error(190, EXPIRED_SESSION, subcode=463),
+                {"WWW-Authenticate": f'OAuth "Facebook Platform" "invalid_token" "{why}"'},
+            )
         if not token:
             return Reply.json(
                 400,
@@ -150,6 +186,9 @@ class MetaGraphServer(ProviderServer):
         params = _params(request)
         if (refused := self.refused_token(request, params)) is not None:
             return refused
+        insights = _INSIGHTS.match(request.path)
+        if insights is not None:
+            return self.insights(request, insights["object"], params)
         if route is None:
             return Reply.json(400, graph_error(2500, f"Unknown path components: {request.path}"))
         audience = route["audience"]
@@ -197,6 +236,67 @@ class MetaGraphServer(ProviderServer):
                 self.removed.append(change)
                 members -= rows
         return Reply.json(200, answer)
+
+    def insights(self, request: RecordedRequest, ad_set: str, params: dict[str, Any]) -> Reply:
+        """An ad set's spend per day, a page at a time."""
+        if request.method != "GET" or ad_set not in self.spend:
+            return unsupported_request(request.method, ad_set)
+        fields = str(params.get("fields", "")).split(",")
+        if "spend" not in fields or "account_currency" not in fields:
+            return _invalid_parameter("fields must name spend and account_currency")
+        if str(params.get("time_increment")) != "1":
+            return _invalid_parameter("time_increment must be 1 (a row per day)")
+        try:
+            window = json.loads(str(params["time_range"]))
+            since = date.fromisoformat(window["since"])
+            until = date.fromisoformat(window["until"])
+        except (KeyError, TypeError, ValueError):
+            return _invalid_parameter(
+                "param time_range must be {'since':YYYY-MM-DD,'until':YYYY-MM-DD}"
+            )
+        if since > until:
+            return _invalid_parameter("time_range: since must not be after until")
+        with self._condition:
+            days = sorted((d, v) for d, v in self.spend[ad_set].items() if since <= d <= until)
+            currency = self.account_currency
+        limit = int(params.get("limit", INSIGHTS_PAGE))
+        start = int(base64.b64decode(params["after"])) if "after" in params else 0
+        page = days[start : start + limit]
+        rows = [
+            {
+                "spend": spent,
+                "account_currency": currency,
+                "date_start": day.isoformat(),
+                "date_stop": day.isoformat(),
+            }
+            for day, spent in page
+        ]
+        cursors = {
+            "before": base64.b64encode(str(start).encode()).decode(),
+            "after": base64.b64encode(str(start + len(page)).encode()).decode(),
+        }
+        paging: dict[str, Any] = {"cursors": cursors}
+        if start + len(page) < len(days):
+            # Graph's next address repeats every parameter, the token included.
+            query = {
+                **{k: str(v) for k, v in params.items()},
+                "access_token": str(_token(request, params)),
+                "after": cursors["after"],
+            }
+            paging["next"] = f"{self.base_url}{request.path}?{urlencode(query)}"
+        return Reply.json(200, {"data": rows, "paging": paging})
+
+
+def throttled(code: int) -> tuple[int, dict[str, Any]]:
+    """Graph's answer when a rate limit is reached: 4 (the app's), 17 (the user's), 80004
+    (the ad account's ads-insights business use case)."""
+    messages = {
+        4: "(#4) Application request limit reached",
+        17: "(#17) User request limit reached",
+        80004: "(#80004) There have been too many calls to this ad-account. Wait a bit and try "
+        "again.",
+    }
+    return 400, graph_error(code, messages[code])
 
 
 def _session(value: Any) -> dict[str, Any] | Reply | None:
