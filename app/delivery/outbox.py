@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.db import dialect_insert
 from app.delivery import history, models
 from app.delivery.jobs import send_delivery
 from app.delivery.models import Delivery
@@ -84,9 +85,13 @@ def _chosen(session: Session, delivery: Delivery, note: str) -> None:
 def _queue_planned(session: Session, instance: object) -> None:
     # Registered inside a savepoint, the enqueue is dropped with it if it rolls back.
     if isinstance(instance, Delivery) and instance.status == models.PENDING:
-        every = get_settings().delivery_batch_size  # a send job takes a batch of its channel
-        enqueue_spread(session, send_delivery(instance.channel), instance.id, every)
-        _log_planned(instance)
+        _queue(session, instance)
+
+
+def _queue(session: Session, delivery: Delivery) -> None:
+    every = get_settings().delivery_batch_size  # a send job takes a batch of its channel
+    enqueue_spread(session, send_delivery(delivery.channel), delivery.id, every)
+    _log_planned(delivery)
 
 
 def _log_planned(delivery: Delivery) -> None:
@@ -113,33 +118,65 @@ def plan_without_trip(
     content: dict[str, Any],
     idempotency: tuple[str, str] | None = None,
 ) -> Delivery:
-    """Add a message that belongs to no trip to the outbox: a transactional send (`POST
-    /v1/messages`) or a broadcast's. The same row, queue and send-time checks as a journey's
-    message. `source` is (journey_id, step_path): the journey whose named message it is, the
-    inline marker or the broadcast, and `message:<name>`; `idempotency` is (hashed key,
-    request digest), which also keeps a broadcast to one message per person."""
-    now = clock.now()
-    key, digest = idempotency or (None, None)
-    delivery = Delivery(
-        instance_id=None,
-        step_path=source[1],
-        journey_id=source[0],
-        profile_id=profile_id,
-        channel=channel,
-        arm=None,
-        content=content,
-        status=models.PENDING,
-        attempts=0,
-        units=units(channel, content),
-        created_at=now,
-        enqueued_at=now,
-        updated_at=now,
-        idempotency_key=key,
-        request_digest=digest,
-    )
+    """Add a message that belongs to no trip to the outbox: a broadcast's. The same row,
+    queue and send-time checks as a journey's message. `source` is (journey_id, step_path):
+    the broadcast and `message:<name>`; `idempotency` is (hashed key, request digest), which
+    keeps a broadcast to one message per person."""
+    delivery = Delivery(**_without_trip(profile_id, source, channel, content, idempotency))
     session.add(delivery)
     session.flush()  # the id is the answer; a reused idempotency key fails here
     return delivery
+
+
+def plan_request(
+    session: Session,
+    profile_id: str,
+    source: tuple[str, str],
+    channel: str,
+    content: dict[str, Any],
+    idempotency: tuple[str, str] | None,
+) -> int | None:
+    """`plan_without_trip` for a transactional send (`POST /v1/messages`), where each
+    statement is on the answer's time: one INSERT … RETURNING, no ORM object and no savepoint.
+    `source` is the journey whose named message it is and `message:<name>`, or the inline
+    marker. With `idempotency`, ON CONFLICT DO NOTHING: None when the key was used before
+    (on PostgreSQL once the transaction that used it commits), the row's id otherwise."""
+    values = _without_trip(profile_id, source, channel, content, idempotency)
+    stmt = dialect_insert(session)(Delivery).values(values).returning(Delivery.id)
+    if idempotency is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Delivery.idempotency_key])
+    delivery_id: int | None = session.execute(stmt).scalar()
+    if delivery_id is not None:
+        _queue(session, Delivery(id=delivery_id, **values))
+    return delivery_id
+
+
+def _without_trip(
+    profile_id: str,
+    source: tuple[str, str],
+    channel: str,
+    content: dict[str, Any],
+    idempotency: tuple[str, str] | None,
+) -> dict[str, Any]:
+    now = clock.now()
+    key, digest = idempotency or (None, None)
+    return {
+        "instance_id": None,
+        "step_path": source[1],
+        "journey_id": source[0],
+        "profile_id": profile_id,
+        "channel": channel,
+        "arm": None,
+        "content": content,
+        "status": models.PENDING,
+        "attempts": 0,
+        "units": units(channel, content),
+        "created_at": now,
+        "enqueued_at": now,
+        "updated_at": now,
+        "idempotency_key": key,
+        "request_digest": digest,
+    }
 
 
 def plan_skipped(

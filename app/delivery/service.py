@@ -143,9 +143,11 @@ def _candidates(
 
 
 def _people(session: Session, profile_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The batch's people as the checks read them, in a few queries for the whole batch."""
+    """The batch's people as the checks and the adapters read them (traits, addresses), in
+    two queries for the whole batch: not their segments and computed traits, which no check
+    reads (a fallback renders its content from a view of its own)."""
     profiles = session.scalars(select(Profile).where(Profile.id.in_(profile_ids))).all()
-    return views(session, profiles)
+    return views(session, profiles, {profile.id: {} for profile in profiles})
 
 
 def _claim_batch(delivery_id: int, channel: str | None, limit: int) -> list[Message]:

@@ -68,12 +68,18 @@ class Template:
     `html`) also has every address checked (`app.journeys.links`)."""
 
     def __init__(
-        self, source: str, template: jinja2.Template, literal: str | None = None, html: bool = False
+        self,
+        source: str,
+        template: jinja2.Template,
+        literal: str | None = None,
+        html: bool = False,
+        reads: frozenset[str] = frozenset(),
     ) -> None:
         self.source = source
         self._template = template
         self.literal = literal  # the text itself when the template has no tags or variables
         self.html = html
+        self.reads = reads  # the VARIABLES it names: a send skips reading what none needs
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -104,7 +110,7 @@ def compile_template(source: str, *, html: bool) -> Template:
     env = _HTML if html else _TEXT
     try:
         ast = env.parse(source)
-        _check_variables(ast, source)
+        reads = frozenset(_check_variables(ast, source))
         _check_safety(ast, source)
         if html:
             links.check_source(source, env)
@@ -117,7 +123,8 @@ def compile_template(source: str, *, html: bool) -> Template:
         raise TemplateSyntaxError(exc.message, exc.line, exc.hint, exc.column) from None
     except RecursionError:
         raise TemplateSyntaxError("template is nested too deeply", 1) from None
-    return Template(source, template, template.render() if _is_text(ast) else None, html)
+    literal = template.render() if _is_text(ast) else None
+    return Template(source, template, literal, html, reads)
 
 
 def _is_text(ast: nodes.Template) -> bool:
@@ -129,11 +136,13 @@ def _is_text(ast: nodes.Template) -> bool:
     )
 
 
-def _check_variables(ast: nodes.Template, source: str) -> None:
-    """Refuse unknown top-level names at load time (`{{ profil.email }}`), not per send."""
-    unknown = meta.find_undeclared_variables(ast) - set(VARIABLES)
+def _check_variables(ast: nodes.Template, source: str) -> set[str]:
+    """Refuse unknown top-level names at load time (`{{ profil.email }}`), not per send;
+    the names it uses otherwise."""
+    named = meta.find_undeclared_variables(ast)
+    unknown = named - set(VARIABLES)
     if not unknown:
-        return
+        return named
     names = [(n.lineno, n.name) for n in ast.find_all(nodes.Name) if n.name in unknown]
     lineno, name = min(names, default=(1, min(unknown)))
     close = get_close_matches(name, VARIABLES, n=1)
@@ -334,6 +343,12 @@ class Versions:
             if tag in self.locales:
                 return tag, self.locales[tag]
         return None, self.default
+
+    def reads(self, name: str) -> bool:
+        """Whether a template of any locale names the variable `name`, so a sender that has
+        it to read (a person's segments) knows before picking the locale."""
+        variants = (self.default, *self.locales.values())
+        return any(name in t.reads for variant in variants for t in variant.content.values())
 
 
 def canonical_locale(tag: str) -> str:

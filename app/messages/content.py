@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from difflib import get_close_matches
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -67,6 +68,14 @@ def named(session: Session, channel: str, name: str, journey_id: str | None) -> 
     return Resolved(variants[channel], (journey.id, f"message:{name}"))
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str, html: bool) -> Template:
+    """Compiling is most of an inline request's CPU (Jinja generates and compiles Python), and
+    a shop sends the same template text with other data: compiled once per process. A
+    template is immutable once compiled."""
+    return compile_template(source, html=html)
+
+
 def inline(channel: str, given: dict[str, Any]) -> Resolved:
     """Content written in the request: the channel's content keys (those it makes itself, such
     as an e-mail's text part, may be left out) and its options, each template compiled now."""
@@ -92,7 +101,7 @@ def inline(channel: str, given: dict[str, Any]) -> Resolved:
                 f"content.{key}: expected text (a template), not {type(value).__name__}"
             )
         try:
-            content[key] = compile_template(value, html=key == "html")
+            content[key] = _compiled(value, key == "html")
         except TemplateSyntaxError as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
             raise Unprocessable(f"content.{key}: line {exc.line}: {exc.message}{hint}") from None

@@ -18,22 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import unsubscribe
 from app.db import after_commit
 from app.delivery import outbox
 from app.delivery.models import Delivery
-from app.errors import BadInput, Conflict, Gone, NotFound, Unprocessable
+from app.errors import BadInput, CarillonError, Conflict, Gone, NotFound, Unprocessable
 from app.journeys.templates import TemplateRenderError, Versions, render_variant
 from app.messages import content
 from app.messages.request import SendRequest
 from app.profiles import requests
 from app.profiles.consent import unreachable
-from app.profiles.models import USER_ID, Profile
+from app.profiles.models import USER_ID
 from app.profiles.references import Reference
-from app.profiles.view import view
 from channels import registry
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,11 @@ def idempotency(sender: str, key: str | None, raw: Any) -> tuple[str, str] | Non
 
 def _seen(session: Session, keyed: tuple[str, str]) -> Accepted | None:
     """The answer a key was given before, or None; 422 when it came with another request."""
-    row = session.scalars(select(Delivery).where(Delivery.idempotency_key == keyed[0])).first()
+    row = session.execute(
+        select(Delivery.id, Delivery.profile_id, Delivery.channel, Delivery.request_digest).where(
+            Delivery.idempotency_key == keyed[0]
+        )
+    ).first()
     if row is None:
         return None
     if row.request_digest != keyed[1]:
@@ -88,7 +90,9 @@ def _seen(session: Session, keyed: tuple[str, str]) -> Accepted | None:
     return Accepted(row.id, row.profile_id, row.channel, replayed=True)
 
 
-def _person(session: Session, request: SendRequest) -> Profile:
+def _person(session: Session, request: SendRequest, cdp: bool) -> dict[str, Any]:
+    """The person as the checks and templates see them (segments and computed traits only
+    when `cdp`: a template reads `profile`); 404 or 410."""
     user_id, email, phone = request.who()
     kind, value = (
         (USER_ID, user_id)
@@ -98,7 +102,7 @@ def _person(session: Session, request: SendRequest) -> Profile:
         else ("phone", phone)
     )
     try:
-        return requests.person_named(session, Reference(kind, str(value).strip()))
+        return requests.view_named(session, Reference(kind, str(value).strip()), cdp=cdp)
     except requests.UnknownPerson:
         raise NotFound(f"{_FIELD[kind]}: nobody is known as {value!r}") from None
     except requests.Erased as exc:
@@ -149,15 +153,29 @@ def compose(
 def send(
     session: Session, request: SendRequest, sender: str, keyed: tuple[str, str] | None
 ) -> Accepted:
-    """Plan the message in the request's transaction; it is queued once that commits. Two
-    requests racing with one key: the second one's row breaks the key's unique constraint
-    (on PostgreSQL once the first commits), its savepoint rolls back, and it answers as a
-    replay of the first."""
-    if keyed is not None and (seen := _seen(session, keyed)) is not None:
-        return _logged(session, seen, sender)
+    """Plan the message in the request's transaction; it is queued once that commits.
+
+    A key is looked up only when the row cannot be written (its INSERT does nothing on the
+    key's conflict) or the request is refused: a request repeated with its key gets its first
+    answer even if the person has since withdrawn consent. Two requests racing with one key:
+    on PostgreSQL the second one's INSERT waits for the first's commit, then answers as a
+    replay of it."""
+    try:
+        answer = _plan(session, request, keyed)
+    except (CarillonError, KeyUsed):
+        if keyed is None or (seen := _seen(session, keyed)) is None:
+            raise
+        answer = seen
+    return _logged(session, answer, sender)
+
+
+class KeyUsed(Exception):
+    """The `Idempotency-Key` has a row already: the request is answered from it."""
+
+
+def _plan(session: Session, request: SendRequest, keyed: tuple[str, str] | None) -> Accepted:
     resolved = _resolve(session, request)
-    profile = _person(session, request)
-    person = view(session, profile)
+    person = _person(session, request, resolved.versions.reads("profile"))
     _reachable(request.channel, person)
     try:
         rendered = compose(
@@ -165,16 +183,12 @@ def send(
         )
     except TemplateRenderError as exc:
         raise Unprocessable(f"the message cannot be made with this data: {exc}") from None
-    try:
-        with session.begin_nested():
-            delivery = outbox.plan_without_trip(
-                session, profile.id, resolved.source, request.channel, rendered, keyed
-            )
-    except IntegrityError:
-        if keyed is None or (seen := _seen(session, keyed)) is None:
-            raise
-        return _logged(session, seen, sender)
-    return _logged(session, Accepted(delivery.id, profile.id, request.channel), sender)
+    delivery_id = outbox.plan_request(
+        session, person["id"], resolved.source, request.channel, rendered, keyed
+    )
+    if delivery_id is None:
+        raise KeyUsed
+    return Accepted(delivery_id, person["id"], request.channel)
 
 
 def _logged(session: Session, answer: Accepted, sender: str) -> Accepted:

@@ -10,13 +10,13 @@ same as the first time and changes nothing more.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.db import session_scope
-from app.profiles import erased, erasure, person, records, references
+from app.profiles import erased, erasure, person, records, references, view
 from app.profiles.models import Profile, ProfileAudit
 from app.profiles.references import ACCEPTED, InvalidReference
 
@@ -28,6 +28,7 @@ __all__ = [
     "export",
     "person_named",
     "show",
+    "view_named",
 ]
 
 
@@ -55,14 +56,30 @@ def person_named(
 ) -> Profile:
     """The living person holding this identity; raises UnknownPerson or Erased."""
     profile = references.find(session, reference)
-    if profile is not None and profile.erased_at is not None:
-        raise Erased(profile.id, profile.erased_at)
     if profile is None:
-        gone = erased.erased_profile(session, reference.kind, reference.value)
-        if gone is not None:
-            raise Erased(gone.profile_id, gone.erased_at)
-        raise UnknownPerson(text if text is not None else reference.value)
+        _unknown(session, reference, text)
+    if profile.erased_at is not None:
+        raise Erased(profile.id, profile.erased_at)
     return profile
+
+
+def view_named(session: Session, reference: references.Reference, *, cdp: bool) -> dict[str, Any]:
+    """The living person holding this identity as templates and the send-time checks see
+    them (`view.identified`); raises UnknownPerson or Erased."""
+    found = view.identified(session, reference.kind, reference.value, cdp=cdp)
+    if found is None:
+        _unknown(session, reference, None)
+    if found.erased_at is not None:
+        raise Erased(found.profile_id, found.erased_at)
+    return found.person
+
+
+def _unknown(session: Session, reference: references.Reference, text: str | None) -> NoReturn:
+    """Nobody holds the identity: Erased when it went with an erasure, else UnknownPerson."""
+    gone = erased.erased_profile(session, reference.kind, reference.value)
+    if gone is not None:
+        raise Erased(gone.profile_id, gone.erased_at)
+    raise UnknownPerson(text if text is not None else reference.value)
 
 
 def _audit(

@@ -129,6 +129,20 @@ def test_an_unsubscribed_person_still_gets_a_receipt_by_email(
     assert [d.status for d in deliveries()] == [models.SENT]
 
 
+def test_one_inline_template_renders_each_requests_data(client: TestClient) -> None:
+    known("bob", sms_consent="opted_in", phone="+33611112222")
+    for code in ("111111", "222222"):
+        body = {
+            "phone": "+33611112222",
+            "channel": "sms",
+            "content": {"text": "Code {{ event.properties.code }}"},
+            "data": {"code": code},
+        }
+        assert post(client, body).status_code == 202
+    texts = sorted(delivery.content["text"] for delivery in deliveries())
+    assert texts == ["Code 111111", "Code 222222"]
+
+
 @pytest.mark.parametrize(
     ("channel", "traits", "reason"),
     [
@@ -200,6 +214,21 @@ def test_the_same_key_and_request_is_the_same_delivery(client: TestClient) -> No
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
+    assert len(deliveries()) == 1
+
+
+def test_a_replay_keeps_its_answer_after_the_person_opted_out(client: TestClient) -> None:
+    """The key is looked up when the request would be refused: the shop's retry of a message
+    already queued learns it was queued, not that it could not be."""
+    known("alice", sms_consent="opted_in")
+    body = receipt("alice", channel="sms")
+    first = post(client, body, **{"Idempotency-Key": "order-A-1001"})
+    known("alice", sms_consent="opted_out")
+    again = post(client, body, **{"Idempotency-Key": "order-A-1001"})
+    assert first.status_code == again.status_code == 202, again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    refused_now = post(client, body, **{"Idempotency-Key": "order-A-1002"})
+    assert refused_now.status_code == 409 and "no consent" in refused_now.json()["message"]
     assert len(deliveries()) == 1
 
 
