@@ -17,14 +17,18 @@ rule answers kept per combination of values, so a person costs what their rules 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Numeric,
+    String,
+    any_,
     cast,
     delete,
     func,
@@ -36,10 +40,11 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app import clock
-from app.db import JSONType, dialect_insert, is_postgres
+from app.db import Base, JSONType, dialect_insert, is_postgres
 from app.events.models import Event
 from app.profiles.models import Profile
 from app.profiles.view import views
@@ -93,6 +98,32 @@ class _Path:
         return func.json_extract(Event.payload, self._path)
 
 
+def among(
+    postgres: bool, column: InstrumentedAttribute[Any], ids: Sequence[str]
+) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL one array parameter, not one parameter per person (the
+    driver's cost of a statement grows with its parameters)."""
+    if postgres:
+        return column == any_(literal(list(ids), ARRAY(String)))
+    return column.in_(ids)
+
+
+def write(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """INSERT the rows (each with the same keys), skipping those already there; on PostgreSQL
+    one statement over an array a column, not one statement a row."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        session.execute(sqlite.insert(model).on_conflict_do_nothing(), rows)
+        return
+    names = list(rows[0])
+    columns = model.__table__.c
+    arrays = [literal([row[n] for row in rows], ARRAY(columns[n].type)) for n in names]
+    given = func.unnest(*arrays).table_valued(*names).render_derived()
+    stmt = postgresql.insert(model).from_select(names, select(*given.c))
+    session.execute(stmt.on_conflict_do_nothing())
+
+
 def in_sql(trait: AggregateTrait) -> bool:
     """Whether an aggregate of SQL gives exactly what folding the events one by one gives."""
     if trait.where is not None or trait.kind not in GROUPED:
@@ -100,10 +131,12 @@ def in_sql(trait: AggregateTrait) -> bool:
     return not (trait.kept_per_event and trait.of == ("timestamp",))
 
 
-def _events(trait: AggregateTrait, ids: Sequence[str], now: datetime) -> list[ColumnElement[bool]]:
+def _events(
+    postgres: bool, trait: AggregateTrait, ids: Sequence[str], now: datetime
+) -> list[ColumnElement[bool]]:
     """The routed events of these people that feed the trait (in its window, if it has one)."""
     where = [
-        Event.profile_id.in_(ids),
+        among(postgres, Event.profile_id, ids),
         Event.type == "track",
         Event.name == trait.event,
         Event.processed_at.is_not(None),
@@ -131,7 +164,7 @@ def _grouped(
     """The trait of each person of the batch who has a counted event, by SQL; the window's
     kept events copied alongside."""
     path = _Path(is_postgres(session), trait.of)
-    where = _events(trait, ids, now)
+    where = _events(is_postgres(session), trait, ids, now)
     if trait.kind != "count" and trait.of != ("timestamp",):
         where.append(path.kind != "null")  # no such value (or null): the event is skipped
     if trait.kept_per_event:
@@ -204,7 +237,7 @@ def _folded(
     the order routing folds them (their time, then arrival); the kept ones written."""
     rows = session.execute(
         select(Event.profile_id, Event.timestamp, Event.payload)
-        .where(*_events(trait, ids, now))
+        .where(*_events(is_postgres(session), trait, ids, now))
         .order_by(Event.timestamp, Event.id)
     )
     running: dict[str, tuple[Any, Any]] = {}
@@ -221,8 +254,9 @@ def _folded(
             value, state = running.get(profile_id, (None, None))
             running[profile_id] = fold(trait.kind, value, state, item, at)
     if kept:
-        session.execute(
-            insert(TraitEvent),
+        write(
+            session,
+            TraitEvent,
             [
                 {"profile_id": profile_id, "name": trait.name, "at": at, "value": item}
                 for profile_id, items in kept.items()
@@ -244,26 +278,30 @@ def rebuild(
     the `compute` traits and their memberships. The caller holds the people's locks, so no
     event of theirs is being routed meanwhile; one routed later is not among those read
     here, so nothing counts twice. No journey starts: no change is returned."""
-    now = clock.now()
+    now, postgres = clock.now(), is_postgres(session)
     traits = [definitions.aggregates[n] for n in names if n in definitions.aggregates]
     mine = [trait.name for trait in traits]
     session.execute(
-        delete(TraitEvent).where(TraitEvent.profile_id.in_(ids), TraitEvent.name.in_(mine))
+        delete(TraitEvent).where(
+            among(postgres, TraitEvent.profile_id, ids), TraitEvent.name.in_(mine)
+        )
     )
     session.execute(
-        delete(ComputedTrait).where(ComputedTrait.profile_id.in_(ids), ComputedTrait.name.in_(mine))
+        delete(ComputedTrait).where(
+            among(postgres, ComputedTrait.profile_id, ids), ComputedTrait.name.in_(mine)
+        )
     )
     others = set(names) - set(mine)
     if others:  # no longer an aggregate here: nothing of it is left to age
         session.execute(
             update(ComputedTrait)
-            .where(ComputedTrait.profile_id.in_(ids), ComputedTrait.name.in_(others))
+            .where(among(postgres, ComputedTrait.profile_id, ids), ComputedTrait.name.in_(others))
             .values(expires_at=None)
         )
     stored: dict[str, dict[str, Any]] = {profile_id: {} for profile_id in ids}
     rows = session.execute(
         select(ComputedTrait.profile_id, ComputedTrait.name, ComputedTrait.value).where(
-            ComputedTrait.profile_id.in_(ids)
+            among(postgres, ComputedTrait.profile_id, ids)
         )
     )
     for profile_id, name, value in rows:
@@ -287,7 +325,7 @@ def rebuild(
                 }
             )
     if written:
-        session.execute(insert(ComputedTrait), written)
+        write(session, ComputedTrait, written)
     _derive(session, definitions, stored, now)
     _decide(session, definitions, ids, stored, now)
 
@@ -325,29 +363,19 @@ def _decide(
 ) -> None:
     """Each person's segments and stage from their values; the memberships that changed
     deleted and inserted in bulk."""
+    postgres = is_postgres(session)
     existing: dict[str, dict[str, bool]] = {profile_id: {} for profile_id in ids}
     rows = session.execute(
         select(Membership.profile_id, Membership.segment_id, Membership.stage).where(
-            Membership.profile_id.in_(ids)
+            among(postgres, Membership.profile_id, ids)
         )
     )
     for profile_id, segment_id, stage in rows:
         existing[profile_id][segment_id] = stage
-    if any(s.when is not None and s.reads is None for s in definitions.every_segment):
-        before = {
-            profile_id: cdp_of(definitions, stored[profile_id], list(existing[profile_id].items()))
-            for profile_id in ids
-        }
-        profiles = session.scalars(select(Profile).where(Profile.id.in_(ids)))
-        people = views(session, list(profiles), before)
-    else:  # the rules read computed traits only: nothing else of the person is needed
-        people = {
-            profile_id: {"computed": computed_of(definitions, stored[profile_id])}
-            for profile_id in ids
-        }
+    decided = _inside_all(session, definitions, ids, stored, existing)
     gone, entered = [], []
     for profile_id in ids:
-        now_in = inside(definitions, people[profile_id])
+        now_in = decided[profile_id]
         was_in = existing[profile_id]
         gone += [(profile_id, s) for s in was_in if s not in now_in]
         entered += [
@@ -358,5 +386,32 @@ def _decide(
     if gone:
         pair = tuple_(Membership.profile_id, Membership.segment_id)
         session.execute(delete(Membership).where(pair.in_(gone)))
-    if entered:
-        session.execute(dialect_insert(session)(Membership).on_conflict_do_nothing(), entered)
+    write(session, Membership, entered)
+
+
+def _inside_all(
+    session: Session,
+    definitions: Definitions,
+    ids: Sequence[str],
+    stored: dict[str, dict[str, Any]],
+    existing: dict[str, dict[str, bool]],
+) -> dict[str, dict[str, bool]]:
+    """`inside` for each person. When the rules read computed traits only, people with the
+    same values share one answer (most share a handful), so a person costs one key."""
+    if any(s.when is not None and s.reads is None for s in definitions.every_segment):
+        before = {
+            profile_id: cdp_of(definitions, stored[profile_id], list(existing[profile_id].items()))
+            for profile_id in ids
+        }
+        found = session.scalars(select(Profile).where(among(is_postgres(session), Profile.id, ids)))
+        people = views(session, list(found), before)
+        return {profile_id: inside(definitions, people[profile_id]) for profile_id in ids}
+    answers: dict[str, dict[str, bool]] = {}
+    decided = {}
+    for profile_id in ids:
+        computed = computed_of(definitions, stored[profile_id])
+        key = json.dumps(computed, sort_keys=True)
+        if key not in answers:
+            answers[key] = inside(definitions, {"computed": computed})
+        decided[profile_id] = answers[key]
+    return decided
