@@ -80,7 +80,7 @@ def _people(session: Session, after: str | None, batch_size: int) -> list[tuple[
         )
     )
     live = Profile.merged_into.is_(None) & Profile.erased_at.is_(None)
-    stmt = select(Profile.id, live).where(Profile.id.in_(ids))
+    stmt = select(Profile.id, live).where(bulk.among(is_postgres(session), Profile.id, ids))
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     locked = {profile_id: bool(alive) for profile_id, alive in session.execute(stmt)}

@@ -24,12 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Numeric,
     String,
     any_,
     cast,
+    column,
     delete,
     func,
     insert,
@@ -41,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app import clock
@@ -110,16 +111,21 @@ def among(
 
 def write(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """INSERT the rows (each with the same keys), skipping those already there; on PostgreSQL
-    one statement over an array a column, not one statement a row."""
+    one statement whose rows arrive as one JSON document (the driver adapts a document far
+    faster than a parameter a value)."""
     if not rows:
         return
     if not is_postgres(session):
         session.execute(sqlite.insert(model).on_conflict_do_nothing(), rows)
         return
     names = list(rows[0])
-    columns = model.__table__.c
-    arrays = [literal([row[n] for row in rows], ARRAY(columns[n].type)) for n in names]
-    given = func.unnest(*arrays).table_valued(*names).render_derived()
+    document = cast(literal(json.dumps(rows, default=datetime.isoformat)), JSONB)
+    types = model.__table__.c
+    given = (
+        func.jsonb_to_recordset(document)
+        .table_valued(*(column(name, types[name].type) for name in names))
+        .render_derived(with_types=True)
+    )
     stmt = postgresql.insert(model).from_select(names, select(*given.c))
     session.execute(stmt.on_conflict_do_nothing())
 
