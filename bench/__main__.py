@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench [--messages 100000 --timers 1000000] [--only ingest ...]
     .venv/bin/python -m bench --only segments [--backfill-people 1000000]   # issue 14's targets
+    .venv/bin/python -m bench --only backfill [--backfill-people 1000000]   # its backfill alone
     .venv/bin/python -m bench --only broadcast [--people 20000]             # issue 15's
 
 Needs PostgreSQL and Redis (a scratch database, dropped and re-created for each measurement,
@@ -26,7 +27,7 @@ from bench.table import Line, number, render
 from tests.processes import REPO
 
 PIPELINE = ("ingest", "send", "latency", "timers", "embedded")
-PARTS = (*PIPELINE, "broadcast", "segments")
+PARTS = (*PIPELINE, "broadcast", "segments", "backfill")  # backfill: the segments' last part
 
 
 def commit() -> str:
@@ -76,6 +77,7 @@ def main() -> None:
             ("embedded", lambda: send(end_to_end.embedded, args.provider_latency_ms[0])),
             ("broadcast", lambda: broadcast.measure(args, workdir)),
             ("segments", lambda: segments.measure(args, workdir)),
+            ("backfill", lambda: segments.backfill(args, workdir)),
         ]
         for part, run in steps:
             if part in args.only:

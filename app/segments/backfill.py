@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.db import is_postgres, session_scope
 from app.profiles.models import Profile
-from app.segments import catalog, evaluation
+from app.segments import bulk, catalog
 from app.segments.loader import parse_segment
 from app.segments.models import SegmentVersion
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 5000  # measured: 1,230 people/s at 1,000 a batch, 2,700/s at 5,000 (BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
@@ -70,23 +70,25 @@ def _after(cursor: str | None) -> ColumnElement[bool]:
     return Profile.id > cursor if cursor is not None else true()
 
 
-def _people(session: Session, after: str | None, batch_size: int) -> list[Profile]:
-    """The next people after the cursor, locked; stops before the first one locked elsewhere
-    (being routed), so the cursor never passes anybody by."""
+def _people(session: Session, after: str | None, batch_size: int) -> list[tuple[str, bool]]:
+    """The next people after the cursor, locked, each with whether they are still somebody
+    (not merged away nor erased); stops before the first one locked elsewhere (being
+    routed), so the cursor never passes anybody by."""
     ids = list(
         session.scalars(
             select(Profile.id).where(_after(after)).order_by(Profile.id).limit(batch_size)
         )
     )
-    stmt = select(Profile).where(Profile.id.in_(ids)).order_by(Profile.id)
+    live = Profile.merged_into.is_(None) & Profile.erased_at.is_(None)
+    stmt = select(Profile.id, live).where(bulk.among(is_postgres(session), Profile.id, ids))
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
-    locked = {profile.id: profile for profile in session.scalars(stmt)}
+    locked = {profile_id: bool(alive) for profile_id, alive in session.execute(stmt)}
     people = []
     for profile_id in ids:
         if profile_id not in locked:
             break
-        people.append(locked[profile_id])
+        people.append((profile_id, locked[profile_id]))
     return people
 
 
@@ -101,11 +103,11 @@ def run_batch(batch_size: int = BATCH_SIZE) -> int | None:
         names = [t.name for t in definition.aggregates] + [t.name for t in definition.derived]
         definitions = catalog.current(session)
         people = _people(session, version.backfill_cursor, batch_size)
-        live = [p for p in people if p.merged_into is None and p.erased_at is None]
+        live = [profile_id for profile_id, alive in people if alive]
         if live:
-            evaluation.rebuild(session, definitions, live, names)  # no journey started
+            bulk.rebuild(session, definitions, live, names)  # no journey started
         if people:
-            version.backfill_cursor = people[-1].id
+            version.backfill_cursor = people[-1][0]
             version.backfill_done += len(people)
         if len(people) < batch_size and not _more(session, version.backfill_cursor):
             version.backfilled_at = clock.now()

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -71,10 +70,11 @@ def _row(rows: dict[str, ComputedTrait], profile_id: str, name: str) -> Computed
     return row
 
 
-def _counts(trait: AggregateTrait, event: Event) -> bool:
+def counts(trait: AggregateTrait, payload: dict[str, Any]) -> bool:
+    """Whether the trait counts an event with this payload (its `where` holds)."""
     if trait.where is None:
         return True
-    return holds(trait.where, {"event": event.payload, "profile": {}}, f"trait {trait.name}")
+    return holds(trait.where, {"event": payload, "profile": {}}, f"trait {trait.name}")
 
 
 def recount(
@@ -132,27 +132,39 @@ def _add(
         recount(session, trait, rows, str(event.profile_id))
 
 
-def derive(definitions: Definitions, rows: dict[str, ComputedTrait], profile_id: str) -> None:
-    """The `compute` traits, each after the ones it reads; one that cannot be evaluated has
-    no value (as a missing property leaves a condition unmet)."""
-    if not definitions.derived:
-        return
-    values = computed_of(definitions, {name: row.value for name, row in rows.items()})
+def derived_values(
+    definitions: Definitions, stored: dict[str, Any], profile_id: str
+) -> dict[str, Any]:
+    """Each `compute` trait's value from the stored values, each after the ones it reads; one
+    that cannot be evaluated has no value, None (as a missing property leaves a condition
+    unmet)."""
+    values = computed_of(definitions, stored)
+    found = {}
     for trait in definitions.derived:
         try:
             value = trait.expression.value({"profile": {"computed": values}, "event": {}})
         except ConditionEvalError as exc:
             log.info("trait %s of %s has no value: %s", trait.name, profile_id, exc)
             value = None
-        row = rows.get(trait.name)
-        if row is None and value is None:
-            continue
-        if row is None or row.value != value:
-            _row(rows, profile_id, trait.name).value = value
+        found[trait.name] = value
         if value is None:
             values.pop(trait.name, None)
         else:
             values[trait.name] = value
+    return found
+
+
+def derive(definitions: Definitions, rows: dict[str, ComputedTrait], profile_id: str) -> None:
+    """The `compute` traits again, a row changed only where its value did."""
+    if not definitions.derived:
+        return
+    stored = {name: row.value for name, row in rows.items()}
+    for name, value in derived_values(definitions, stored, profile_id).items():
+        row = rows.get(name)
+        if row is None and value is None:
+            continue
+        if row is None or row.value != value:
+            _row(rows, profile_id, name).value = value
 
 
 def memberships(
@@ -193,14 +205,14 @@ def decide(
     decided = {}
     for profile_id in ids:
         person = people[profile_id]
-        inside = _inside(definitions, person)
+        now_in = inside(definitions, person)
         flips = []
         for segment_id, row in existing[profile_id].items():
-            if segment_id not in inside:
+            if segment_id not in now_in:
                 session.delete(row)
                 if segment_id in known:  # a segment whose file is gone: no one "leaves" it
                     flips.append(Flip(segment_id, "exit", row.stage))
-        for segment_id, is_stage in inside.items():
+        for segment_id, is_stage in now_in.items():
             if segment_id not in existing[profile_id]:
                 session.add(
                     Membership(
@@ -208,13 +220,13 @@ def decide(
                     )
                 )
                 flips.append(Flip(segment_id, "enter", is_stage))
-        person.update(cdp_of(definitions, stored[profile_id], list(inside.items())))
+        person.update(cdp_of(definitions, stored[profile_id], list(now_in.items())))
         decided[profile_id] = Decided(flips, person)
     session.flush()
     return decided
 
 
-def _inside(definitions: Definitions, person: dict[str, Any]) -> dict[str, bool]:
+def inside(definitions: Definitions, person: dict[str, Any]) -> dict[str, bool]:
     """The segments (False) and the one stage (True) whose `when` holds for the person."""
     variables = {"profile": person, "event": {}}
     inside = {s.id: False for s in definitions.segments if _holds(s, variables)}
@@ -259,7 +271,7 @@ def on_event(session: Session, profile: Profile, event: Event) -> Decided | None
     if not definitions.aggregates and not definitions.every_segment:
         return None
     feeds = definitions.by_event.get(event.name or "", ()) if event.type == "track" else ()
-    counted = [trait for trait in feeds if _counts(trait, event)]
+    counted = [trait for trait in feeds if counts(trait, event.payload)]
     if not counted and not definitions.every_segment:
         return None
     rows = _rows(session, profile.id)
@@ -277,94 +289,22 @@ def recompute(
     """The named windowed traits of one person again (their window moved), then what depends
     on them. The caller holds the person's lock."""
     rows = _rows(session, profile.id)
-    _age(definitions, rows, profile.id, names, partial(recount, session))
+    for name in names:
+        trait = definitions.aggregates.get(name)
+        if trait is not None and trait.kept_per_event:
+            recount(session, trait, rows, profile.id)
+        elif name in rows:
+            rows[name].expires_at = None  # its definition changed or went: nothing to age
+    derive(definitions, rows, profile.id)
     _persist(session, rows)
     return memberships(session, definitions, profile, rows)
 
 
-def _age(
-    definitions: Definitions,
-    rows: dict[str, ComputedTrait],
-    profile_id: str,
-    names: Iterable[str],
-    count: Callable[[AggregateTrait, dict[str, ComputedTrait], str], None],
-) -> None:
-    """Each named kept-per-event trait counted again (`count`), nothing left to age on the
-    others, then the traits that read them."""
-    for name in names:
-        trait = definitions.aggregates.get(name)
-        if trait is not None and trait.kept_per_event:
-            count(trait, rows, profile_id)
-        elif name in rows:
-            rows[name].expires_at = None  # its definition changed or went: nothing to age
-    derive(definitions, rows, profile_id)
-
-
-def rebuild(
-    session: Session, definitions: Definitions, profiles: Sequence[Profile], names: list[str]
-) -> None:
-    """The named traits of these people from scratch, from their stored (routed) events, then
-    what depends on them and their memberships: a new or edited segment file's backfill. The
-    caller holds the people's locks, so no event of theirs is being routed meanwhile; an event
-    routed later is not among those read here, so nothing counts twice.
-
-    A batch of people costs a handful of statements, not a handful per person: their events
-    are read together, their kept values counted from what was just read (not read back), and
-    the rows written in one flush. No journey starts (the flips are not returned)."""
-    traits = [definitions.aggregates[n] for n in names if n in definitions.aggregates]
-    mine = [trait.name for trait in traits]
-    ids = [profile.id for profile in profiles]
-    ours = (TraitEvent.profile_id.in_(ids), TraitEvent.name.in_(mine))
-    session.execute(delete(TraitEvent).where(*ours))
-    session.execute(
-        delete(ComputedTrait).where(ComputedTrait.profile_id.in_(ids), ComputedTrait.name.in_(mine))
-    )
-    rows: dict[str, dict[str, ComputedTrait]] = {profile_id: {} for profile_id in ids}
-    for row in session.scalars(select(ComputedTrait).where(ComputedTrait.profile_id.in_(ids))):
-        rows[row.profile_id][row.name] = row
-    feeds: dict[str, list[AggregateTrait]] = {}
-    for trait in traits:
-        feeds.setdefault(trait.event, []).append(trait)
-    events = session.scalars(
-        select(Event)
-        .where(
-            Event.profile_id.in_(ids),
-            Event.type == "track",
-            Event.name.in_(feeds),
-            Event.processed_at.is_not(None),
-        )
-        .order_by(Event.timestamp, Event.id)
-    )
-    kept: dict[tuple[str, str], list[tuple[datetime, Any]]] = {}
-    for event in events:
-        profile_id = str(event.profile_id)
-        for trait in feeds[event.name or ""]:
-            if _counts(trait, event):
-                taken = _take(session, trait, rows[profile_id], event)
-                if taken is not None:
-                    kept.setdefault((profile_id, trait.name), []).append((taken.at, taken.value))
-    for profile_id in ids:
-        _age(definitions, rows[profile_id], profile_id, names, partial(_settle_kept, kept))
-        _persist(session, rows[profile_id], flush=False)
-    session.flush()
-    decide(session, definitions, profiles, rows)
-
-
-def _settle_kept(
-    kept: dict[tuple[str, str], list[tuple[datetime, Any]]],
-    trait: AggregateTrait,
-    rows: dict[str, ComputedTrait],
-    profile_id: str,
-) -> None:
-    _settle(trait, rows, profile_id, kept.get((profile_id, trait.name), []))
-
-
-def _persist(session: Session, rows: dict[str, ComputedTrait], *, flush: bool = True) -> None:
+def _persist(session: Session, rows: dict[str, ComputedTrait]) -> None:
     for row in rows.values():
         if row not in session:
             session.add(row)
-    if flush:
-        session.flush()
+    session.flush()
 
 
 def merge(session: Session, source_id: str, target_id: str) -> None:
