@@ -8,17 +8,14 @@ deduplication, no queue, nothing but parsing and storing. Its own uvicorn proces
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from fastapi import FastAPI, Request, Response
+from fastapi import Request
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
+
+from bench.bare_app import bare_app
 
 CONNECTIONS = 4  # as many as the benchmark's client threads
 TABLE = """CREATE TABLE IF NOT EXISTS bare_events (
@@ -42,28 +39,7 @@ class Batch(BaseModel):
     batch: list[Event]
 
 
-pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
-
-
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    url = os.environ["BENCH_DATABASE_URL"]
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await psycopg.AsyncConnection.connect(url, autocommit=True))
-    connection = await pool.get()
-    await connection.execute(TABLE)
-    pool.put_nowait(connection)
-    yield
-    while not pool.empty():
-        await (await pool.get()).close()
-
-
-app = FastAPI(lifespan=lifespan)
-
-
-@app.get("/healthz")
-async def healthz() -> Response:
-    return Response(status_code=200)
+app, pool = bare_app(TABLE, CONNECTIONS)
 
 
 @app.post("/v1/batch")

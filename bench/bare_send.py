@@ -7,17 +7,14 @@ no person, no consent, no rendering, no queue. Its own uvicorn process, like `ca
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-from fastapi import FastAPI, Request, Response
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
+
+from bench.bare_app import bare_app
 
 CONNECTIONS = 10  # as many as `carillon api`'s pool keeps
 TABLE = """CREATE TABLE IF NOT EXISTS bare_messages (
@@ -35,28 +32,7 @@ class Message(BaseModel):
     content: dict[str, Any]
 
 
-pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
-
-
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    url = os.environ["BENCH_DATABASE_URL"]
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await psycopg.AsyncConnection.connect(url, autocommit=True))
-    connection = await pool.get()
-    await connection.execute(TABLE)
-    pool.put_nowait(connection)
-    yield
-    while not pool.empty():
-        await (await pool.get()).close()
-
-
-app = FastAPI(lifespan=lifespan)
-
-
-@app.get("/healthz")
-async def healthz() -> Response:
-    return Response(status_code=200)
+app, pool = bare_app(TABLE, CONNECTIONS)
 
 
 @app.post("/v1/messages")
