@@ -50,16 +50,22 @@ def arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def fresh_services(args: argparse.Namespace) -> dict[str, str]:
-    """Re-create the scratch database with Carillon's schema and empty Redis; returns the
-    environment that points Carillon at them."""
+def scratch_database(args: argparse.Namespace) -> str:
+    """Drop and re-create `--database` on the `--admin-url` server; its URL for Carillon."""
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{args.database}"')
-    redis.Redis.from_url(args.redis_url).flushdb()
     base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{args.database}"
+
+
+def fresh_services(args: argparse.Namespace) -> dict[str, str]:
+    """Re-create the scratch database with Carillon's schema and empty Redis; returns the
+    environment that points Carillon at them."""
+    database_url = scratch_database(args)
+    redis.Redis.from_url(args.redis_url).flushdb()
     env = {
-        "CARILLON_DATABASE_URL": f"{base}/{args.database}",
+        "CARILLON_DATABASE_URL": database_url,
         "CARILLON_REDIS_URL": args.redis_url,
         **quiet_settings(),
         # The production roles refuse to start without the shared signing key.

@@ -24,14 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import psycopg
 
 from app.db import session_scope
 from app.delivery import outbox, service
 from app.migrate import upgrade
 from app.profiles.models import Profile, Trait
 from app.settings import get_settings
-from bench.common import arguments, load_average, machine, quiet_settings
+from bench.common import arguments, load_average, machine, quiet_settings, scratch_database
 from tests.providers.meta import TEST_AUDIENCE_ID, MetaGraphServer
 from tests.providers.sendgrid import SendGridServer
 from tests.providers.server import ProviderServer, RecordedRequest, Reply
@@ -118,14 +117,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     Slow.latency = args.latency_ms / 1000
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    database_url = scratch_database(args)
     with SlowSendGrid() as sendgrid, SlowMeta() as meta:
         os.environ.update(
             {
-                "CARILLON_DATABASE_URL": f"{base}/{args.database}",
+                "CARILLON_DATABASE_URL": database_url,
                 "CARILLON_SECRET_KEY": secrets.token_urlsafe(32),
                 "CARILLON_DELIVERY_BATCH_SIZE": str(args.messages),
                 "SENDGRID_API_KEY": sendgrid.api_key,

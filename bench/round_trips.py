@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from sqlalchemy import event, select
 
 from app.db import get_engine, session_scope
@@ -37,7 +36,14 @@ from app.journeys import catalog
 from app.migrate import upgrade
 from app.segments import catalog as segment_files
 from app.settings import get_settings
-from bench.common import arguments, load_average, machine, plain_url, quiet_settings
+from bench.common import (
+    arguments,
+    load_average,
+    machine,
+    plain_url,
+    quiet_settings,
+    scratch_database,
+)
 from tests.processes import REPO
 
 BATCH = 100  # events per /v1/batch request
@@ -110,14 +116,11 @@ def main() -> None:
         "--statements", type=int, default=0, metavar="N", help="list each stage's N most run"
     )
     args = parser.parse_args()
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    database_url = scratch_database(args)
     # Settings are read from the environment on first use, and cached.
     os.environ.update(
         {
-            "CARILLON_DATABASE_URL": f"{base}/{args.database}",
+            "CARILLON_DATABASE_URL": database_url,
             "CARILLON_SECRET_KEY": secrets.token_urlsafe(32),
             **quiet_settings(),
         }

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 
-import psycopg
 from fastapi.testclient import TestClient
 
 from app.db import get_engine, session_scope
@@ -28,7 +27,7 @@ from app.migrate import upgrade
 from app.segments import catalog as segment_files
 from app.settings import get_settings
 from bench import direct
-from bench.common import arguments, load_average, machine, quiet_settings
+from bench.common import arguments, load_average, machine, quiet_settings, scratch_database
 from bench.round_trips import counted, line, shapes
 from tests.processes import REPO
 
@@ -58,13 +57,10 @@ def main() -> None:
         "--statements", type=int, default=0, metavar="N", help="list each case's N most run"
     )
     args = parser.parse_args()
-    with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    base = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    database_url = scratch_database(args)
     os.environ.update(
         {
-            "CARILLON_DATABASE_URL": f"{base}/{args.database}",
+            "CARILLON_DATABASE_URL": database_url,
             "CARILLON_SECRET_KEY": secrets.token_urlsafe(32),
             "CARILLON_SEND_KEYS": f"bench={SEND_KEY}",
             **quiet_settings(),
