@@ -9,6 +9,7 @@ set SMS consent for the person whose phone identity sent it, HELP is answered in
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -85,21 +86,37 @@ def parse_status(params: dict[str, str]) -> StatusCallback:
 
 def apply_status(session: Session, callback: StatusCallback) -> bool:
     """True when recorded now; False for a replay, an unknown status or someone else's SMS."""
+    return record_status(session, callback, "sms", SOURCE, {})
+
+
+def record_status(
+    session: Session,
+    callback: StatusCallback,
+    channel: str,
+    source: str,
+    error_words: Mapping[str, str],
+) -> bool:
+    """A Twilio status callback in the history of the `channel` delivery it is about, once
+    (its MessageSid and status are the key), its error code spelled out by `error_words`;
+    what SMS and WhatsApp, both Twilio's Messages API, share."""
     if callback.status not in STATUSES:
-        log.info("twilio status %r for %s skipped: unknown", callback.status, callback.message_sid)
+        log.info("%s status %r for %s skipped", channel, callback.status, callback.message_sid)
         return False
     delivery = session.scalars(
         select(Delivery).where(
-            Delivery.provider_message_id == callback.message_sid, Delivery.channel == "sms"
+            Delivery.provider_message_id == callback.message_sid, Delivery.channel == channel
         )
     ).first()
     if delivery is None:
-        log.info("twilio status for %s skipped: no SMS delivery of ours", callback.message_sid)
+        log.info("%s status for %s skipped: no delivery of ours", channel, callback.message_sid)
         return False
-    detail = f"ErrorCode {callback.error_code}" if callback.error_code else None
+    detail = None
+    if callback.error_code:
+        words = error_words.get(callback.error_code)
+        detail = f"ErrorCode {callback.error_code}" + (f": {words}" if words else "")
     external_id = f"{callback.message_sid}:{callback.status}"
     return history.record(
-        session, delivery.id, callback.status, detail, SOURCE, clock.now(), external_id
+        session, delivery.id, callback.status, detail, source, clock.now(), external_id
     )
 
 

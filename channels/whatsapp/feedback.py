@@ -13,12 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.delivery import history
-from app.delivery.models import Delivery
 from app.profiles import consent
 from channels.sms import feedback as sms
 from channels.sms.feedback import Malformed, StatusCallback
@@ -49,25 +46,7 @@ ERROR_WORDS = {
 def apply_status(session: Session, callback: StatusCallback) -> bool:
     """True when recorded now; False for a replay, an unknown status or a message that is not
     one of our WhatsApp deliveries."""
-    if callback.status not in sms.STATUSES:
-        log.info("whatsapp status %r for %s skipped", callback.status, callback.message_sid)
-        return False
-    delivery = session.scalars(
-        select(Delivery).where(
-            Delivery.provider_message_id == callback.message_sid, Delivery.channel == CHANNEL
-        )
-    ).first()
-    if delivery is None:
-        log.info("whatsapp status for %s skipped: no delivery of ours", callback.message_sid)
-        return False
-    detail = None
-    if callback.error_code:
-        words = ERROR_WORDS.get(callback.error_code)
-        detail = f"ErrorCode {callback.error_code}" + (f": {words}" if words else "")
-    external_id = f"{callback.message_sid}:{callback.status}"
-    return history.record(
-        session, delivery.id, callback.status, detail, SOURCE, clock.now(), external_id
-    )
+    return sms.record_status(session, callback, CHANNEL, SOURCE, ERROR_WORDS)
 
 
 @dataclass(frozen=True)
